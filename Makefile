@@ -1,0 +1,58 @@
+# lambdamesh — the README's commands. Every target installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# python3.13 may be a pyenv shim that is not active; find a real 3.13 interpreter.
+PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+VENV := .venv
+UV := $(VENV)/bin/uv
+RUN := $(VENV)/bin
+
+.PHONY: help setup demo up down status test lint typecheck unit e2e bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 not found; install it (e.g. 'pyenv install 3.13') or pass PYTHON313=/path/to/python3.13" >&2; exit 1; }
+	@test -x $(UV) || { echo "==> creating $(VENV) with $(PYTHON313)"; "$(PYTHON313)" -m venv $(VENV) && $(VENV)/bin/pip install -q --disable-pip-version-check "uv==0.13.9"; }
+	@echo "==> installing locked dependencies into $(VENV)"
+	@UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --quiet --python $(VENV)/bin/python
+	@touch $@
+
+setup: $(VENV)/.synced ## create .venv and the embedded LocalStack's virtualenv
+	@$(RUN)/lambdamesh install
+
+up: setup ## start the embedded LocalStack (or use LAMBDAMESH_ENDPOINT)
+	@$(RUN)/lambdamesh up
+
+down: $(VENV)/.synced ## stop what 'make up' started
+	@$(RUN)/lambdamesh down
+
+status: $(VENV)/.synced ## show the emulator's state
+	@$(RUN)/lambdamesh status
+
+demo: setup ## run the whole system on the embedded LocalStack and trace an order
+	@$(RUN)/lambdamesh demo
+
+lint: $(VENV)/.synced ## ruff
+	@$(RUN)/ruff check .
+	@$(RUN)/ruff format --check .
+
+typecheck: $(VENV)/.synced ## mypy --strict
+	@$(RUN)/mypy
+
+test: setup lint typecheck ## ruff, mypy --strict, unit and e2e tests
+	@$(RUN)/pytest
+
+bench: setup ## benchmarks with figures and ratios against a floor measured in the same run
+	@$(RUN)/pytest tests/benchmarks -s -p no:randomly --timeout 1800
+
+lock: $(VENV)/.synced ## re-resolve uv.lock and the emulator's requirements
+	@$(UV) lock --python $(VENV)/bin/python
+	@$(UV) pip compile --quiet --no-header --annotation-style line --python-version 3.13 \
+		infra/emulator/requirements.in -o infra/emulator/requirements.txt
+
+clean: down ## remove virtualenvs and emulator state
+	rm -rf $(VENV) .lambdamesh

@@ -1,0 +1,1 @@
+"""lambdamesh: the project's command line, deploy tooling and embedded LocalStack launcher."""

@@ -1,0 +1,73 @@
+"""Killing the embedded LocalStack leaves no function process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from lambdamesh.emulator.clients import emulator_client
+from lambdamesh.emulator.install import ensure_emulator_installed
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.emulator.process import EmbeddedLocalStack
+
+from tests.conftest import free_port
+from tests.e2e.lambda_support import create_function, invoke, wait_until
+
+PID_OF_PROCESS = """
+    import os
+
+    def handler(event, context):
+        return os.getpid()
+"""
+
+
+@pytest.fixture
+def own_emulator() -> Iterator[EmbeddedLocalStack]:
+    """A LocalStack of this test's own: it is going to be killed."""
+    if os.environ.get("LAMBDAMESH_ENDPOINT"):
+        pytest.skip("kills the emulator it starts; not applicable to an external LocalStack")
+    paths = ProjectPaths.discover()
+    ensure_emulator_installed(paths)
+    port = free_port()
+    run_dir = paths.test_runs / f"orphans-{port}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    embedded = EmbeddedLocalStack(port, run_dir, paths=paths)
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_sigkill_of_localstack_ends_its_function_processes(own_emulator: EmbeddedLocalStack) -> None:
+    # GIVEN two warm functions, each with its own process
+    lambda_client = emulator_client(own_emulator.endpoint_url, "lambda")
+    function_pids = []
+    for _ in range(2):
+        name = create_function(lambda_client, PID_OF_PROCESS)
+        pid, error = invoke(lambda_client, name)
+        assert error is None
+        function_pids.append(pid)
+    localstack_pid = own_emulator.pid
+    assert localstack_pid is not None
+    assert all(psutil.pid_exists(pid) for pid in function_pids)
+    # WHEN LocalStack alone is killed without a chance to clean up
+    os.kill(localstack_pid, signal.SIGKILL)
+    # THEN every function process exits by itself
+    def all_gone() -> bool | None:
+        alive = [pid for pid in function_pids if _alive(pid)]
+        return True if not alive else None
+
+    wait_until(all_gone, timeout_s=15)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -8,6 +8,8 @@ PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python
 VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(VENV)/bin
+EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
+SERVICES := users catalog reviews orders
 
 .PHONY: help setup demo up down status test lint typecheck unit e2e bench lock clean
 
@@ -40,8 +42,12 @@ lint: $(VENV)/.synced ## ruff
 	@$(RUN)/ruff check .
 	@$(RUN)/ruff format --check .
 
-typecheck: $(VENV)/.synced ## mypy --strict
+typecheck: setup ## mypy --strict (the LocalStack plugins against LocalStack itself)
 	@$(RUN)/mypy
+	@for service in $(SERVICES); do \
+		MYPYPATH=functions/$$service $(RUN)/mypy functions/$$service/app.py $$(find functions/$$service/chalicelib -name '*.py') || exit 1; \
+	done
+	@$(RUN)/mypy --python-executable $(EMULATOR_PYTHON) infra/localstack-plugins/lambdamesh_localstack
 
 test: setup lint typecheck ## ruff, mypy --strict, unit and e2e tests
 	@$(RUN)/pytest

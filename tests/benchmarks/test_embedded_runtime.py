@@ -65,7 +65,7 @@ def _report(label: str, samples: list[float], floor: list[float] | None = None) 
     median, p90 = statistics.median(samples), _percentile(samples, 0.9)
     line = f"  {label:<34} median {median:8.1f} ms   p90 {p90:8.1f} ms   n={len(samples)}"
     if floor:
-        line += f"   ×{median / statistics.median(floor):.2f} of floor"
+        line += f"   x{median / statistics.median(floor):.2f} of floor"
     print(line)
 
 

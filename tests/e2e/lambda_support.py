@@ -41,7 +41,8 @@ def wait_until[T](
         if result is not None:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout_s} s waiting for {probe.__name__}")
+            what = getattr(probe, "__name__", repr(probe))
+            raise AssertionError(f"gave up after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
 
 

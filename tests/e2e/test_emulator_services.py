@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -52,9 +53,9 @@ def test_api_gateway_rest_proxy_integration_answers_over_http(emulator: Any) -> 
     function_arn = lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     api_id = apigateway.create_rest_api(name=unique_name("api"))["id"]
     root_id = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
-    resource_id = apigateway.create_resource(restApiId=api_id, parentId=root_id, pathPart="{proxy+}")[
-        "id"
-    ]
+    resource_id = apigateway.create_resource(
+        restApiId=api_id, parentId=root_id, pathPart="{proxy+}"
+    )["id"]
     apigateway.put_method(
         restApiId=api_id, resourceId=resource_id, httpMethod="ANY", authorizationType="NONE"
     )
@@ -101,14 +102,18 @@ def test_sns_fans_out_to_every_subscribed_queue(emulator: Any) -> None:
     )
     # THEN each queue receives it, body and attributes intact
     for queue_url in queue_urls:
-        message = wait_until(lambda url=queue_url: receive_one(sqs, url))
+        message = wait_until(functools.partial(receive_one, sqs, queue_url))
         assert json.loads(message["Body"]) == {"type": "order.placed"}
         assert message["MessageAttributes"]["type"]["StringValue"] == "order.placed"
 
 
 def test_sns_invokes_a_subscribed_function(emulator: Any) -> None:
     # GIVEN a function subscribed to a topic, forwarding what it receives to a queue
-    sns, sqs, lambda_client = emulator.client("sns"), emulator.client("sqs"), emulator.client("lambda")
+    sns, sqs, lambda_client = (
+        emulator.client("sns"),
+        emulator.client("sqs"),
+        emulator.client("lambda"),
+    )
     sink_url = sqs.create_queue(QueueName=unique_name("sink"))["QueueUrl"]
     name = create_function(lambda_client, FORWARDER, environment={"SINK_URL": sink_url})
     function_arn = lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
@@ -144,7 +149,9 @@ def test_sqs_event_source_mapping_drives_a_function(emulator: Any) -> None:
     assert record["body"] == "payment please"
 
 
-def test_awslocal_invokes_a_function_on_the_embedded_endpoint(emulator: Any, tmp_path: Path) -> None:
+def test_awslocal_invokes_a_function_on_the_embedded_endpoint(
+    emulator: Any, tmp_path: Path
+) -> None:
     # GIVEN a deployed function and awslocal pointed at the embedded endpoint
     name = create_function(
         emulator.client("lambda"),

@@ -44,7 +44,9 @@ def own_emulator() -> Iterator[EmbeddedLocalStack]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def test_sigkill_of_localstack_ends_its_function_processes(own_emulator: EmbeddedLocalStack) -> None:
+def test_sigkill_of_localstack_ends_its_function_processes(
+    own_emulator: EmbeddedLocalStack,
+) -> None:
     # GIVEN two warm functions, each with its own process
     lambda_client = emulator_client(own_emulator.endpoint_url, "lambda")
     function_pids = []
@@ -58,6 +60,7 @@ def test_sigkill_of_localstack_ends_its_function_processes(own_emulator: Embedde
     assert all(psutil.pid_exists(pid) for pid in function_pids)
     # WHEN LocalStack alone is killed without a chance to clean up
     os.kill(localstack_pid, signal.SIGKILL)
+
     # THEN every function process exits by itself
     def all_gone() -> bool | None:
         alive = [pid for pid in function_pids if _alive(pid)]

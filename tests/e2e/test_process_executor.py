@@ -49,7 +49,9 @@ def echo_function(lambda_client: Any) -> str:
     return create_function(lambda_client, ECHO)
 
 
-def test_function_returns_its_result_with_lambda_context(lambda_client: Any, echo_function: str) -> None:
+def test_function_returns_its_result_with_lambda_context(
+    lambda_client: Any, echo_function: str
+) -> None:
     # GIVEN a deployed Python function
     # WHEN it is invoked with an event
     payload, error = invoke(lambda_client, echo_function, {"order": 42})

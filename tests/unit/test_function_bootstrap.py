@@ -1,4 +1,4 @@
-"""The function-side runtime of the ``process`` executor, speaking LocalStack's runtime-init protocol.
+"""The ``process`` executor's function-side runtime, speaking LocalStack's runtime-init protocol.
 
 The executor endpoint is played by a small HTTP server recording what the runtime posts; the
 runtime itself is the real bootstrap in a real subprocess.
@@ -48,7 +48,7 @@ def _handler_class(endpoint: RecordingEndpoint) -> type[http.server.BaseHTTPRequ
             self.send_response(202)
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler
@@ -69,7 +69,7 @@ class RunningRuntime:
                 "trace-id": "Root=1-0-0",
             }
         ).encode()
-        request = urllib.request.Request(  # noqa: S310 - loopback
+        request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/invoke", data=body, method="POST"
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
@@ -218,7 +218,7 @@ def test_python_runtimes_are_parsed(runtime: str, expected: tuple[int, int] | No
 
 
 def test_non_python_runtime_is_refused_with_the_docker_alternative() -> None:
-    with pytest.raises(UnsupportedRuntimeError, match="localstack-compose.yml"):
+    with pytest.raises(UnsupportedRuntimeError, match=r"localstack-compose\.yml"):
         find_interpreter("provided.al2023")
 
 

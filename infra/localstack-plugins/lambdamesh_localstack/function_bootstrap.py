@@ -5,8 +5,8 @@ library only (it must work on every Python the executor maps a runtime to, with 
 function's package and boto3 importable). It speaks LocalStack's runtime-init protocol:
 
 1. listen on ``127.0.0.1`` (an ephemeral port, loopback only) for ``POST /invoke``;
-2. import the handler, then post ``{LOCALSTACK_RUNTIME_ENDPOINT}/status/{LOCALSTACK_RUNTIME_ID}/ready``
-   with the chosen port;
+2. import the handler, then post
+   ``{LOCALSTACK_RUNTIME_ENDPOINT}/status/{LOCALSTACK_RUNTIME_ID}/ready`` with the chosen port;
 3. per invocation: run the handler, post its logs (with Lambda's START/END/REPORT lines) to
    ``/invocations/{id}/logs`` and its result to ``/response`` or ``/error``.
 
@@ -20,6 +20,7 @@ so when LocalStack exits or is killed, no function process is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import importlib
@@ -122,7 +123,7 @@ class InvokeHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(202)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep the function's log free of access lines."""
 
 
@@ -208,10 +209,8 @@ class LogFile:
     @staticmethod
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
 
 
 def _exit_when_parent_goes() -> None:
@@ -262,7 +261,9 @@ class Runtime:
         _post_json(f"/invocations/{request_id}/logs", {"logs": self.log.read_from(offset)})
         _post(f"/invocations/{request_id}/{outcome}", body)
 
-    def _run(self, invocation: dict[str, Any], request_id: str, started: float) -> tuple[str, bytes]:
+    def _run(
+        self, invocation: dict[str, Any], request_id: str, started: float
+    ) -> tuple[str, bytes]:
         if self.init_error is not None:
             return "error", json.dumps({**self.init_error, "requestId": request_id}).encode()
         deadline = time.monotonic() + self.timeout_s - (time.perf_counter() - started)

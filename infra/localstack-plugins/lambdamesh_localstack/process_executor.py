@@ -58,7 +58,7 @@ RUNTIME_LIBRARY_ENV = "LAMBDAMESH_LAMBDA_RUNTIME_PATH"
 LOG_TAIL_BYTES = 64 * 1024
 
 
-class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):  # type: ignore[misc]
+class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     """plux entry point ``localstack.lambda.runtime_executor:process``."""
 
     name = "process"
@@ -67,7 +67,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):  # type: ignore[misc]
         return ProcessRuntimeExecutor
 
 
-class ProcessExecutorEndpoint(ExecutorEndpoint):  # type: ignore[misc]
+class ProcessExecutorEndpoint(ExecutorEndpoint):
     """LocalStack's executor endpoint, taught three things a host process needs.
 
     The runtime reports its ephemeral port with ``ready``; a recycled process reports ``ready``
@@ -91,17 +91,19 @@ class ProcessExecutorEndpoint(ExecutorEndpoint):  # type: ignore[misc]
     def _complete(self, request: Request, req_id: str, *, is_error: bool) -> Response:
         future = self.invocation_future
         if future is not None and not future.done():
-            future.set_result(InvocationResult(req_id, request.data, is_error=is_error, logs=self.logs))
+            future.set_result(
+                InvocationResult(req_id, request.data, is_error=is_error, logs=self.logs)
+            )
         return Response(status=HTTPStatus.ACCEPTED)
 
     def renew_startup(self) -> None:
         self.startup_future = Future()
 
 
-class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
+class ProcessRuntimeExecutor(RuntimeExecutor):
     """One execution environment as one subprocess of the function's Python runtime."""
 
-    def __init__(self, id: str, function_version: FunctionVersion) -> None:  # noqa: A002
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id=id, function_version=function_version)
         self.executor_endpoint = ProcessExecutorEndpoint(
             self.id, container_address=LOOPBACK, container_port=None
@@ -125,7 +127,12 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
 
     def _process_environment(self, env_vars: dict[str, str]) -> dict[str, str]:
         """Lambda's variables for this function, with host paths where AWS has fixed ones."""
-        code_dir = self.function_version.config.code.get_unzipped_code_location()
+        code = self.function_version.config.code
+        if code is None:  # prepare_version refuses image functions, the only ones without code
+            raise LambdaRuntimeException(
+                f"function {self.function_version.qualified_arn} has no code"
+            )
+        code_dir = code.get_unzipped_code_location()
         env = {key: str(value) for key, value in env_vars.items()}
         env.update(
             LAMBDA_TASK_ROOT=str(code_dir),
@@ -173,7 +180,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         if future is not None and not future.done():
             document = {"errorMessage": message, "errorType": "Runtime.ExitError"}
             future.set_result(
-                InvocationResult("", json.dumps(document).encode(), is_error=True, logs=self.get_logs())
+                InvocationResult(
+                    "", json.dumps(document).encode(), is_error=True, logs=self.get_logs()
+                )
             )
 
     def _ensure_running(self) -> None:
@@ -219,10 +228,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         url = f"http://{LOOPBACK}:{endpoint.container_port}/invoke"
         response = endpoint._perform_invoke(url, {"http": "", "https": ""}, payload)
         if not response.ok:
-            raise LambdaRuntimeException(f"Function process refused the invocation: {response.status_code}")
+            raise LambdaRuntimeException(
+                f"Function process refused the invocation: {response.status_code}"
+            )
         remaining = timeout_s - (time.monotonic() - started)
         try:
-            result: InvocationResult = endpoint.invocation_future.result(timeout=max(remaining, 0.0))
+            result: InvocationResult = endpoint.invocation_future.result(
+                timeout=max(remaining, 0.0)
+            )
         except FutureTimeoutError:
             return self._timed_out(payload["invoke-id"], timeout_s, offset)
         return result

@@ -1,0 +1,101 @@
+"""A LocalStack gateway server that listens exactly where ``GATEWAY_LISTEN`` says.
+
+LocalStack 4.14's twisted server ignores the host of IPv4 entries in
+``GATEWAY_LISTEN`` and binds ``0.0.0.0``. This server is the same twisted
+server with the interface passed through, and it refuses non-loopback
+addresses (see :mod:`lambdamesh_localstack.listen_addresses`).
+
+Selected with ``GATEWAY_SERVER=loopback``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from lambdamesh_localstack.listen_addresses import (
+    non_loopback_allowed,
+    refuse_non_loopback,
+    resolve_bind_addresses,
+)
+from localstack import config
+from localstack.aws.serving.twisted import TLSMultiplexerFactory
+from localstack.runtime.server.core import RuntimeServer, RuntimeServerPlugin
+from localstack.runtime.server.twisted import TwistedRuntimeServer
+from rolo.gateway import Gateway
+from rolo.serving.twisted import TwistedGateway
+from twisted.internet import reactor, ssl
+
+LOG = logging.getLogger(__name__)
+
+
+class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
+    """LocalStack's twisted gateway server, bound to the listed interfaces only."""
+
+    def register(
+        self,
+        gateway: Gateway,
+        listen: list[config.HostAndPort],
+        ssl_creds: tuple[str, str] | None = None,
+    ) -> None:
+        """Serve ``gateway`` on every address of ``listen``, and nowhere else.
+
+        Parameters
+        ----------
+        gateway
+            The LocalStack gateway to serve.
+        listen
+            Parsed ``GATEWAY_LISTEN``; host names are resolved to all their addresses.
+        ssl_creds
+            Certificate and key file, for serving HTTP and HTTPS on one port.
+
+        Raises
+        ------
+        lambdamesh_localstack.listen_addresses.NonLoopbackListenError
+            If an address is not loopback and ``LAMBDAMESH_ALLOW_NON_LOOPBACK`` is not ``1``.
+        """
+        addresses = resolve_bind_addresses((entry.host, entry.port) for entry in listen)
+        exposed = refuse_non_loopback(addresses, allowed=non_loopback_allowed(os.environ))
+        for address in exposed:
+            LOG.warning(
+                "listening on non-loopback address %s: anyone who can reach it can run code "
+                "on this machine",
+                address,
+            )
+
+        factory = self._protocol_factory(gateway, ssl_creds)
+        for address in addresses:
+            # The parent class binds IPv4 without ``interface`` (so on 0.0.0.0); passing the
+            # address is the point of this class. ``listenTCP`` rather than the parent's
+            # server endpoints: it raises CannotListenError here and now (e.g. the port is
+            # taken), where an endpoint would only log it from a Deferred and the runtime
+            # would go on to report "Ready" on a port something else holds.
+            # zope interface methods have no ``self``: without the mypy-zope plugin mypy
+            # shifts listenTCP's parameters and cannot see that the factories implement
+            # IProtocolFactory (the same applies to TLSMultiplexerFactory below).
+            reactor.listenTCP(address.port, factory, interface=address.host)  # type: ignore[arg-type]
+            LOG.debug("gateway listening on %s", address)
+
+    @staticmethod
+    def _protocol_factory(
+        gateway: Gateway, ssl_creds: tuple[str, str] | None
+    ) -> TwistedGateway | TLSMultiplexerFactory:
+        # Same construction as TwistedRuntimeServer.register, which does not expose it
+        # separately: plain HTTP and TLS are multiplexed on the one port.
+        site = TwistedGateway(gateway)
+        if not ssl_creds:
+            return site
+        cert_file_name, key_file_name = ssl_creds
+        context_factory = ssl.DefaultOpenSSLContextFactory(key_file_name, cert_file_name)
+        context_factory.getContext().use_certificate_chain_file(cert_file_name)
+        return TLSMultiplexerFactory(context_factory, False, site)  # type: ignore[arg-type]
+
+
+class LoopbackRuntimeServerPlugin(RuntimeServerPlugin):
+    """Plugin ``localstack.runtime.server:loopback``: a :class:`LoopbackTwistedRuntimeServer`."""
+
+    name = "loopback"
+
+    def load(self, *args: object, **kwargs: object) -> RuntimeServer:
+        """Create the server; LocalStack calls ``register`` and ``run`` on it."""
+        return LoopbackTwistedRuntimeServer()

@@ -1,0 +1,96 @@
+"""Shared fixtures: the embedded LocalStack for end-to-end tests.
+
+``emulator`` starts one LocalStack per test session, the first time an e2e test
+asks for it, on a free port with a run directory of its own; unit tests never
+start it. With ``$LAMBDAMESH_ENDPOINT`` set, the LocalStack there is used as is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lambdamesh.emulator.clients import emulator_client
+from lambdamesh.emulator.install import ensure_emulator_installed
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.emulator.process import EmbeddedLocalStack, ExternalLocalStack
+from lambdamesh.emulator.settings import DEFAULT_HOST
+
+ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
+E2E_DIR = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/e2e`` with ``e2e`` (select with ``-m 'not e2e'``)."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class RunningEmulator:
+    """The LocalStack e2e tests talk to.
+
+    Attributes
+    ----------
+    endpoint_url
+        Its base URL, e.g. ``http://127.0.0.1:45123``.
+    port
+        Its gateway port.
+    pid
+        LocalStack's process id; ``None`` for an external LocalStack.
+    home
+        Its run directory (``localstack.log``, state, tmp); ``None`` for an external one.
+    """
+
+    endpoint_url: str
+    port: int
+    pid: int | None
+    home: Path | None
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for ``service_name`` (region us-east-1, test credentials)."""
+        return emulator_client(self.endpoint_url, service_name)
+
+
+def _external(endpoint: str) -> RunningEmulator:
+    external = ExternalLocalStack(endpoint)
+    health = external.wait_healthy(timeout=30)
+    if not health.healthy:
+        pytest.fail(f"${ENDPOINT_ENV}={endpoint}: LocalStack is not healthy there")
+    port = external.status()["port"] or 4566
+    return RunningEmulator(external.endpoint_url, port, None, None)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[RunningEmulator]:
+    """One LocalStack for the whole session: embedded and started here, or external."""
+    endpoint = os.environ.get(ENDPOINT_ENV, "").strip()
+    if endpoint:
+        yield _external(endpoint)
+        return
+    paths = ProjectPaths.discover()
+    ensure_emulator_installed(paths)
+    port = free_port()
+    run_dir = paths.test_runs / str(port)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    embedded = EmbeddedLocalStack(port, run_dir, paths=paths)
+    try:
+        result = embedded.start()
+        yield RunningEmulator(embedded.endpoint_url, port, result.pid, embedded.home)
+    finally:
+        embedded.stop()

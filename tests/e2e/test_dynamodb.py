@@ -1,0 +1,239 @@
+"""DynamoDB and DynamoDB Streams on the embedded runtime (served by moto, no Java)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.e2e.lambda_support import create_function, unique_name, wait_until
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.literals import StreamViewTypeType
+    from mypy_boto3_dynamodb.type_defs import StreamSpecificationTypeDef
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_lambda import LambdaClient
+
+DELIVERY_TIMEOUT_SECONDS = 60.0
+
+# Writes every stream record it receives, verbatim, into the sink table, keyed by the
+# source item's key: the test reads back exactly what Lambda was given.
+RECORDER = """
+    import json
+    import os
+
+    import boto3
+
+    SINK = boto3.resource("dynamodb").Table(os.environ["SINK_TABLE"])
+
+
+    def handler(event, context):
+        for record in event["Records"]:
+            key = record["dynamodb"]["Keys"]["pk"]["S"]
+            SINK.put_item(Item={"pk": f"{key}#{record['eventName']}", "record": json.dumps(record)})
+"""
+
+
+@pytest.fixture
+def dynamodb(emulator: Any) -> DynamoDBClient:
+    client: DynamoDBClient = emulator.client("dynamodb")
+    return client
+
+
+@pytest.fixture
+def table(dynamodb: DynamoDBClient) -> Iterator[str]:
+    name = _create_table(dynamodb, "items")
+    yield name
+    dynamodb.delete_table(TableName=name)
+
+
+def test_conditional_put_on_existing_item_fails_with_conditional_check_failed(
+    dynamodb: DynamoDBClient, table: str
+) -> None:
+    # GIVEN an item exists
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "order-1"}, "state": {"S": "placed"}})
+
+    # WHEN it is written again on condition that it does not exist
+    with pytest.raises(ClientError) as raised:
+        dynamodb.put_item(
+            TableName=table,
+            Item={"pk": {"S": "order-1"}, "state": {"S": "overwritten"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    # THEN the write is refused with ConditionalCheckFailedException and the item is unchanged
+    assert raised.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "order-1"}})["Item"]
+    assert item["state"] == {"S": "placed"}
+
+
+def test_transaction_with_a_failing_condition_is_cancelled_with_reasons_and_writes_nothing(
+    dynamodb: DynamoDBClient, table: str
+) -> None:
+    # GIVEN an item whose condition will fail
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "stock-1"}, "count": {"N": "0"}})
+
+    # WHEN a transaction puts a new item and decrements the empty stock on condition count > 0
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "reservation-1"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "stock-1"}},
+                        "UpdateExpression": "SET #c = #c - :one",
+                        "ConditionExpression": "#c > :zero",
+                        "ExpressionAttributeNames": {"#c": "count"},
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                    }
+                },
+            ]
+        )
+
+    # THEN it is cancelled, with one reason per item, and the first put did not happen
+    error = raised.value.response
+    assert error["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [reason["Code"] for reason in error.get("CancellationReasons", [])]
+    assert reasons == ["None", "ConditionalCheckFailed"]
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "reservation-1"}})
+
+
+def test_stream_records_read_through_the_streams_api_have_the_aws_shape(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a NEW_AND_OLD_IMAGES stream on a table where an item is inserted, changed, deleted
+    streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")
+    source = _create_table(dynamodb, "history", stream_view_type="NEW_AND_OLD_IMAGES")
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0][
+        "ShardId"
+    ]
+    key = {"pk": {"S": "cart-7"}}
+    dynamodb.put_item(TableName=source, Item={**key, "items": {"N": "1"}})
+    dynamodb.put_item(TableName=source, Item={**key, "items": {"N": "2"}})
+    dynamodb.delete_item(TableName=source, Key=key)
+
+    # WHEN the shard is read from its oldest record, then once more from where that read ended
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    first = streams.get_records(ShardIterator=iterator)
+    second = streams.get_records(ShardIterator=first["NextShardIterator"])
+
+    # THEN the three changes come in order, with only the images AWS sends for each,
+    # and the next read is empty but still hands out an iterator (the shard is open)
+    changes = [
+        (record["eventName"], sorted(record["dynamodb"].keys() & {"NewImage", "OldImage"}))
+        for record in first["Records"]
+    ]
+    assert changes == [
+        ("INSERT", ["NewImage"]),
+        ("MODIFY", ["NewImage", "OldImage"]),
+        ("REMOVE", ["OldImage"]),
+    ]
+    assert first["Records"][1]["dynamodb"]["OldImage"]["items"] == {"N": "1"}
+    assert second["Records"] == []
+    assert second["NextShardIterator"]
+    dynamodb.delete_table(TableName=source)
+
+
+def test_a_malformed_shard_iterator_is_a_validation_error(emulator: Any) -> None:
+    # GIVEN an iterator the service never handed out
+    streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")
+
+    # WHEN records are read with it
+    with pytest.raises(ClientError) as raised:
+        streams.get_records(ShardIterator="not-an-iterator")
+
+    # THEN the request is refused as invalid (not an internal error)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a table with a NEW_AND_OLD_IMAGES stream mapped to a function that records
+    # every stream record it receives into a sink table
+    lambda_client: LambdaClient = emulator.client("lambda")
+    source = _create_table(dynamodb, "orders", stream_view_type="NEW_AND_OLD_IMAGES")
+    sink = _create_table(dynamodb, "received")
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    function = create_function(
+        lambda_client,
+        RECORDER,
+        name=unique_name("stream-recorder"),
+        environment={"SINK_TABLE": sink},
+    )
+    mapping = lambda_client.create_event_source_mapping(
+        FunctionName=function,
+        EventSourceArn=stream_arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=10,
+        MaximumRetryAttempts=2,
+    )["UUID"]
+    try:
+        _wait_until_mapping_enabled(lambda_client, mapping)
+
+        # WHEN an item is inserted into the source table
+        dynamodb.put_item(TableName=source, Item={"pk": {"S": "order-42"}, "total": {"N": "1999"}})
+
+        # THEN the function receives the INSERT record with the new image and no old image
+        record = _wait_for_recorded(dynamodb, sink, "order-42#INSERT")
+        assert record["eventName"] == "INSERT"
+        assert record["eventSource"] == "aws:dynamodb"
+        assert record["eventSourceARN"] == stream_arn
+        assert record["dynamodb"]["Keys"] == {"pk": {"S": "order-42"}}
+        assert record["dynamodb"]["NewImage"] == {"pk": {"S": "order-42"}, "total": {"N": "1999"}}
+        assert "OldImage" not in record["dynamodb"]
+        assert record["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=mapping)
+        lambda_client.delete_function(FunctionName=function)
+        for name in (source, sink):
+            dynamodb.delete_table(TableName=name)
+
+
+def _create_table(
+    dynamodb: DynamoDBClient, prefix: str, stream_view_type: StreamViewTypeType | None = None
+) -> str:
+    name = unique_name(prefix)
+    stream: StreamSpecificationTypeDef = (
+        {"StreamEnabled": True, "StreamViewType": stream_view_type}
+        if stream_view_type
+        else {"StreamEnabled": False}
+    )
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification=stream,
+    )
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+    return name
+
+
+def _wait_until_mapping_enabled(lambda_client: LambdaClient, mapping: str) -> None:
+    def enabled() -> bool | None:
+        state = lambda_client.get_event_source_mapping(UUID=mapping).get("State")
+        return True if state == "Enabled" else None
+
+    wait_until(enabled, timeout_s=60.0)
+
+
+def _wait_for_recorded(dynamodb: DynamoDBClient, sink: str, key: str) -> dict[str, Any]:
+    def recorded() -> dict[str, Any] | None:
+        item = dynamodb.get_item(TableName=sink, Key={"pk": {"S": key}}, ConsistentRead=True)
+        if "Item" not in item:
+            return None
+        record: dict[str, Any] = json.loads(item["Item"]["record"]["S"])
+        return record
+
+    return wait_until(recorded, timeout_s=DELIVERY_TIMEOUT_SECONDS, interval_s=0.2)

@@ -1,0 +1,88 @@
+"""The catalog service: ``GET /products``, ``GET /products/{product_id}``, RPC ``GetProduct``.
+
+Two more functions besides the API: ``rpc`` serves the typed RPC other services invoke
+directly, and ``seed`` adds the starting assortment (the deploy step invokes it once per
+deployment; it never overwrites a product, so running it again is harmless).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from chalice.app import Chalice
+from chalicelib.domain import Catalog, ProductQuery
+from chalicelib.settings import CatalogSettings
+from chalicelib.wiring import build_catalog
+from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.catalog import (
+    GetProductRequest,
+    GetProductResponse,
+    Product,
+    ProductList,
+)
+from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.errors import invalid_request_from
+from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.logging import bind_invocation, get_logger
+from lambdamesh_toolkit.rpc import RpcServer
+from pydantic import ValidationError
+
+app = Chalice(app_name="lambdamesh-catalog")
+logger = get_logger("catalog")
+api = HttpApi(app, logger)
+rpc = RpcServer("catalog", logger=logger)
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The catalog, built on first use and kept by the warm container.
+
+    Built lazily rather than at import so that ``chalice package`` (which imports this
+    module to find the routes) needs no environment.
+    """
+    return build_catalog(load_settings(CatalogSettings))
+
+
+@app.route("/products", methods=["GET"])
+@api.endpoint()
+def list_products() -> ProductList:
+    """A page of products (``?limit=1..100&next_token=...``)."""
+    try:
+        query = ProductQuery.model_validate(api.request.query_params or {})
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
+    return catalog().list_products(query)
+
+
+@app.route("/products/{product_id}", methods=["GET"])
+@api.endpoint()
+def get_product(product_id: str) -> Product:
+    """The product with this id (404 when there is none)."""
+    return catalog().get_product(product_id)
+
+
+@rpc.method("GetProduct", GetProductRequest)
+def get_product_rpc(request: GetProductRequest) -> GetProductResponse:
+    """RPC ``GetProduct``: the product, or a ``not_found`` error."""
+    product = catalog().get_product(request.product_id)
+    # One line per call, so the caller's correlation id can be followed into this service.
+    logger.info("rpc GetProduct served", extra={"product_id": product.id})
+    return GetProductResponse(product=product)
+
+
+@app.lambda_function(name="rpc")
+def rpc_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The RPC entry point: an ``RpcRequest`` in, an ``RpcResponse`` out."""
+    return rpc.handle(event, context)
+
+
+@app.lambda_function(name="seed")
+def seed_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Add the seed products that are missing; report what was added and what was there."""
+    given = event.get("correlation_id") if isinstance(event, dict) else None
+    correlation_id = use_correlation_id(given if isinstance(given, str) else None)
+    bind_invocation(logger, correlation_id, getattr(context, "aws_request_id", None))
+    report = catalog().seed()
+    logger.info("catalog seeded", extra={"added": report.added, "present": report.present})
+    return {"added": list(report.added), "present": list(report.present)}

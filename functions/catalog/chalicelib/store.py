@@ -1,0 +1,86 @@
+"""DynamoDB adapter for the catalog: one item per product, key ``id`` (string)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+from lambdamesh_toolkit.contracts.catalog import Product
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+
+class DynamoProductRepository:
+    """Products in a DynamoDB table.
+
+    Parameters
+    ----------
+    client
+        A DynamoDB client.
+    table_name
+        The products table (key ``id``).
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, product_id: str) -> Product | None:
+        """The product with this id, or ``None``."""
+        answer = self._client.get_item(TableName=self._table, Key={"id": {"S": product_id}})
+        item = answer.get("Item")
+        return None if item is None else _product_from_item(item)
+
+    def page(self, limit: int, after: str | None) -> tuple[list[Product], str | None]:
+        """Up to ``limit`` products after product ``after``, and the id to continue after.
+
+        A scan, in the table's order: a catalog has no query that narrows it, and the
+        order is stable for a given set of products, which is what paging needs.
+        """
+        if after is None:
+            answer = self._client.scan(TableName=self._table, Limit=limit)
+        else:
+            answer = self._client.scan(
+                TableName=self._table, Limit=limit, ExclusiveStartKey={"id": {"S": after}}
+            )
+        products = [_product_from_item(item) for item in answer.get("Items", [])]
+        last_key = answer.get("LastEvaluatedKey")
+        return products, None if last_key is None else last_key["id"]["S"]
+
+    def add_if_absent(self, product: Product) -> bool:
+        """Store the product unless its id exists; whether it was stored."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_item_from_product(product),
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _item_from_product(product: Product) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "id": {"S": product.id},
+        "name": {"S": product.name},
+        "description": {"S": product.description},
+        "price_cents": {"N": str(product.price_cents)},
+        "currency": {"S": product.currency},
+        "stock": {"N": str(product.stock)},
+    }
+
+
+def _product_from_item(item: dict[str, AttributeValueTypeDef]) -> Product:
+    return Product(
+        id=item["id"]["S"],
+        name=item["name"]["S"],
+        description=item["description"]["S"],
+        price_cents=int(item["price_cents"]["N"]),
+        currency=item["currency"]["S"],
+        stock=int(item["stock"]["N"]),
+    )

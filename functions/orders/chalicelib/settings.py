@@ -1,0 +1,34 @@
+"""The orders functions' settings, read from the environment on first use."""
+
+from __future__ import annotations
+
+from lambdamesh_toolkit.config import EnvSettings
+from pydantic import Field
+
+
+class OrdersSettings(EnvSettings):
+    """Where orders' tables and dependencies are, and how long to wait for the latter.
+
+    Attributes
+    ----------
+    orders_table
+        ``ORDERS_TABLE``.
+    idempotency_table
+        ``ORDER_IDEMPOTENCY_TABLE``: the ``Idempotency-Key`` claims.
+    users_api_url
+        ``USERS_API_URL``: the users API stage URL.
+    catalog_rpc_function
+        ``CATALOG_RPC_FUNCTION``: name or ARN of the catalog's RPC function.
+    users_connect_timeout_s, users_read_timeout_s
+        ``USERS_API_CONNECT_TIMEOUT_S`` / ``USERS_API_READ_TIMEOUT_S``, per attempt.
+    catalog_timeout_s
+        ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProduct`` invocation may take.
+    """
+
+    orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
+    idempotency_table: str = Field(alias="ORDER_IDEMPOTENCY_TABLE", min_length=1)
+    users_api_url: str = Field(alias="USERS_API_URL", min_length=1)
+    catalog_rpc_function: str = Field(alias="CATALOG_RPC_FUNCTION", min_length=1)
+    users_connect_timeout_s: float = Field(1.0, alias="USERS_API_CONNECT_TIMEOUT_S", gt=0)
+    users_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
+    catalog_timeout_s: float = Field(3.0, alias="CATALOG_RPC_TIMEOUT_S", gt=0)

@@ -1,0 +1,74 @@
+"""Builds the order desk from settings: the one place that knows every adapter."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lambdamesh_toolkit.http_client import ServiceHttpClient
+from lambdamesh_toolkit.rpc import RpcClient
+
+from .catalog_client import CatalogRpcLookup, RpcCaller
+from .domain import OrderDesk
+from .store import DynamoOrderRepository
+from .users_client import HttpGetter, UsersHttpDirectory
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from .settings import OrdersSettings
+
+USERS_DEPENDENCY = "users-api"
+"""The users API's name in errors, logs, and the circuit breaker table."""
+CATALOG_DEPENDENCY = "catalog-rpc"
+"""The catalog RPC's name; reviews use the same name, so both share one circuit."""
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """A DynamoDB client with short timeouts (a request must fail fast, not hang)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        config=Config(
+            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
+        ),
+    )
+
+
+def build_order_desk(
+    settings: OrdersSettings,
+    *,
+    users_http: HttpGetter | None = None,
+    catalog_rpc: RpcCaller | None = None,
+    dynamodb: DynamoDBClient | None = None,
+) -> OrderDesk:
+    """The order desk wired to its adapters.
+
+    Parameters
+    ----------
+    settings
+        The functions' settings.
+    users_http, catalog_rpc, dynamodb
+        Replacements for the default clients (tests pass doubles); by default the users
+        API and the catalog are reached through the toolkit's clients, with their
+        timeouts, retries and the shared circuit breaker.
+    """
+    if users_http is None:
+        users_http = ServiceHttpClient(
+            settings.users_api_url,
+            USERS_DEPENDENCY,
+            connect_timeout_s=settings.users_connect_timeout_s,
+            read_timeout_s=settings.users_read_timeout_s,
+        )
+    if catalog_rpc is None:
+        catalog_rpc = RpcClient(
+            settings.catalog_rpc_function, CATALOG_DEPENDENCY, timeout_s=settings.catalog_timeout_s
+        )
+    return OrderDesk(
+        users=UsersHttpDirectory(users_http, USERS_DEPENDENCY),
+        catalog=CatalogRpcLookup(catalog_rpc),
+        repository=DynamoOrderRepository(
+            dynamodb or dynamodb_client(), settings.orders_table, settings.idempotency_table
+        ),
+    )

@@ -1,0 +1,62 @@
+"""The catalog as reviews see it: ``GetProduct`` over the catalog's typed RPC."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
+from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
+from pydantic import BaseModel, ValidationError
+
+
+class RpcCaller(Protocol):
+    """What this adapter needs of an RPC client (``lambdamesh_toolkit.rpc.RpcClient``)."""
+
+    def call[T: BaseModel](self, method: str, request: BaseModel, response_type: type[T]) -> T:
+        """Call ``method`` with ``request``; the typed response, or a ``ServiceError``."""
+        ...
+
+
+class CatalogRpcLookup:
+    """Looks products up in the catalog by RPC.
+
+    Parameters
+    ----------
+    rpc
+        A client for the catalog's RPC function (timeouts, retries and breaker included).
+    """
+
+    def __init__(self, rpc: RpcCaller) -> None:
+        self._rpc = rpc
+
+    def get_product(self, product_id: str) -> Product | None:
+        """The product, or ``None`` when the catalog has none.
+
+        Raises
+        ------
+        DependencyUnavailable
+            When the catalog cannot be reached (timeouts, retries exhausted, breaker open).
+        """
+        try:
+            request = GetProductRequest(product_id=product_id)
+        except ValidationError:
+            # Not a well-formed product id (e.g. from a URL path): no such product exists.
+            return None
+        try:
+            answer = self._rpc.call("GetProduct", request, GetProductResponse)
+        except NotFound:
+            return None
+        except DependencyUnavailable as error:
+            raise _with_retry_hint(error) from error
+        return answer.product
+
+
+DEFAULT_RETRY_AFTER_S = 1.0
+"""The ``Retry-After`` hint when the client gave none (retries exhausted, not a breaker)."""
+
+
+def _with_retry_hint(error: DependencyUnavailable) -> DependencyUnavailable:
+    """``error``, with a retry hint if it had none: a 503 always tells when to come back."""
+    if error.retry_after_s is not None:
+        return error
+    return DependencyUnavailable(error.dependency, DEFAULT_RETRY_AFTER_S, reason=error.reason)

@@ -1,0 +1,59 @@
+"""Builds the review book from settings: the one place that knows every adapter."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lambdamesh_toolkit.rpc import RpcClient
+
+from .catalog_client import CatalogRpcLookup, RpcCaller
+from .domain import ReviewBook
+from .store import DynamoReviewRepository
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from .settings import ReviewsSettings
+
+CATALOG_DEPENDENCY = "catalog-rpc"
+"""The catalog RPC's name; orders use the same name, so both share one circuit."""
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """A DynamoDB client with short timeouts (a request must fail fast, not hang)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        config=Config(
+            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
+        ),
+    )
+
+
+def build_review_book(
+    settings: ReviewsSettings,
+    *,
+    catalog_rpc: RpcCaller | None = None,
+    dynamodb: DynamoDBClient | None = None,
+) -> ReviewBook:
+    """The review book wired to its adapters.
+
+    Parameters
+    ----------
+    settings
+        The functions' settings.
+    catalog_rpc, dynamodb
+        Replacements for the default clients (tests pass doubles); by default the catalog
+        is reached through the toolkit's RPC client, with its timeout, retries and the
+        shared circuit breaker.
+    """
+    if catalog_rpc is None:
+        catalog_rpc = RpcClient(
+            settings.catalog_rpc_function, CATALOG_DEPENDENCY, timeout_s=settings.catalog_timeout_s
+        )
+    return ReviewBook(
+        catalog=CatalogRpcLookup(catalog_rpc),
+        repository=DynamoReviewRepository(dynamodb or dynamodb_client(), settings.reviews_table),
+    )

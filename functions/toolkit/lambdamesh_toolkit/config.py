@@ -1,0 +1,107 @@
+"""Typed settings read from the environment once, at cold start.
+
+A service declares its settings as a subclass of :class:`EnvSettings` whose
+field aliases are the environment variable names, and loads it at module level
+with :func:`load_settings`. A missing or malformed variable fails the cold start
+with a message naming the variable, instead of a ``KeyError`` deep inside the
+first request::
+
+    class OrdersSettings(EnvSettings):
+        orders_table: str = Field(alias="ORDERS_TABLE")
+        users_api_url: str = Field(alias="USERS_API_URL")
+        users_api_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
+
+    SETTINGS = load_settings(OrdersSettings)
+
+pydantic (already in every function) does the parsing and validation, which
+is why ``pydantic-settings`` is not added to each Lambda package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CIRCUIT_BREAKER_TABLE_ENV = "CIRCUIT_BREAKER_TABLE"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment lacks a variable the function needs, or holds a bad value."""
+
+
+class EnvSettings(BaseModel):
+    """Base of settings models: field aliases are environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+
+class ResilienceSettings(EnvSettings):
+    """Circuit breaker and retry tunables shared by every synchronous client.
+
+    Attributes
+    ----------
+    circuit_breaker_table : str
+        ``CIRCUIT_BREAKER_TABLE``: the shared DynamoDB table of breaker state.
+    failure_threshold : int
+        ``CIRCUIT_BREAKER_FAILURE_THRESHOLD``: consecutive failed attempts (in
+        one warm container) that open the circuit.
+    recovery_timeout_s : int
+        ``CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S``: seconds an open circuit waits
+        before letting one probe through.
+    success_threshold : int
+        ``CIRCUIT_BREAKER_SUCCESS_THRESHOLD``: good probes that close it again.
+    """
+
+    circuit_breaker_table: str = Field(alias="CIRCUIT_BREAKER_TABLE", min_length=1)
+    failure_threshold: int = Field(5, alias="CIRCUIT_BREAKER_FAILURE_THRESHOLD", ge=1)
+    recovery_timeout_s: int = Field(10, alias="CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S", ge=1)
+    success_threshold: int = Field(1, alias="CIRCUIT_BREAKER_SUCCESS_THRESHOLD", ge=1)
+
+
+def load_settings[SettingsT: EnvSettings](
+    settings_type: type[SettingsT],
+    environ: Mapping[str, str] | None = None,
+) -> SettingsT:
+    """Read ``settings_type`` from the environment.
+
+    Parameters
+    ----------
+    settings_type : type[EnvSettings]
+        The settings model; each field's alias is its variable name.
+    environ : Mapping[str, str] | None
+        The variables to read (default: ``os.environ``).
+
+    Returns
+    -------
+    EnvSettings
+        The validated settings.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming every missing variable and every malformed one at once.
+    """
+    source = os.environ if environ is None else environ
+    try:
+        return settings_type.model_validate(dict(source))
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(settings_type, exc)) from None
+
+
+def _describe(settings_type: type[EnvSettings], exc: ValidationError) -> str:
+    missing: list[str] = []
+    invalid: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "missing":
+            missing.append(name)
+        else:
+            invalid.append(f"{name} ({error['msg']})")
+    parts = []
+    if missing:
+        parts.append("missing environment variable(s): " + ", ".join(missing))
+    if invalid:
+        parts.append("invalid environment variable(s): " + "; ".join(invalid))
+    return f"{settings_type.__name__}: " + "; ".join(parts)

@@ -1,0 +1,64 @@
+"""Contracts of the orders service."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field
+
+from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
+
+MAX_ORDER_ITEMS = 50
+
+
+class OrderStatus(StrEnum):
+    """Where an order is in its saga."""
+
+    PLACED = "placed"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+class OrderItemRequest(Contract):
+    """One line of ``CreateOrder``."""
+
+    contract_name: ClassVar[str] = "orders.OrderItemRequest"
+
+    product_id: Identifier
+    quantity: Annotated[int, Field(ge=1, le=1000)]
+
+
+class CreateOrder(Contract):
+    """Body of ``POST /orders``."""
+
+    contract_name: ClassVar[str] = "orders.CreateOrder"
+
+    user_id: Identifier
+    items: Annotated[list[OrderItemRequest], Field(min_length=1, max_length=MAX_ORDER_ITEMS)]
+
+
+class OrderLine(Contract):
+    """A priced line of an accepted order."""
+
+    contract_name: ClassVar[str] = "orders.OrderLine"
+
+    product_id: Identifier
+    name: ShortText
+    quantity: Annotated[int, Field(ge=1)]
+    unit_price_cents: Cents
+    line_total_cents: Cents
+
+
+class Order(Contract):
+    """An order as the orders service answers it."""
+
+    contract_name: ClassVar[str] = "orders.Order"
+
+    id: Identifier
+    user_id: Identifier
+    lines: list[OrderLine]
+    total_cents: Cents
+    currency: Currency
+    status: OrderStatus
+    created_at: AwareDatetime

@@ -1,0 +1,45 @@
+"""Contracts of the reviews service."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from lambdamesh_toolkit.contracts.base import Contract, Identifier, ShortText
+from lambdamesh_toolkit.contracts.catalog import Product
+
+Rating = Annotated[int, Field(ge=1, le=5)]
+ReviewText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class CreateReview(Contract):
+    """Body of ``POST /products/{product_id}/reviews``."""
+
+    contract_name: ClassVar[str] = "reviews.CreateReview"
+
+    author: ShortText
+    rating: Rating
+    text: ReviewText
+
+
+class Review(Contract):
+    """A stored review of one product."""
+
+    contract_name: ClassVar[str] = "reviews.Review"
+
+    id: Identifier
+    product_id: Identifier
+    author: ShortText
+    rating: Rating
+    text: ReviewText
+    created_at: AwareDatetime
+
+
+class ProductReviews(Contract):
+    """Body of ``GET /products/{product_id}/reviews``: the product and its reviews."""
+
+    contract_name: ClassVar[str] = "reviews.ProductReviews"
+
+    product: Product
+    reviews: list[Review]

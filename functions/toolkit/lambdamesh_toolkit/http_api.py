@@ -1,0 +1,203 @@
+"""Helpers that keep Chalice route handlers thin.
+
+A handler does three things: parse the body into a contract, call the
+domain, return a contract. This module does the rest::
+
+    api = HttpApi(app, logger)
+
+    @app.route("/users", methods=["POST"])
+    @api.endpoint(status=201)
+    def create_user() -> User:
+        command = api.parse_body(CreateUser)
+        return users.create(command)
+
+* the correlation id is read from ``X-Correlation-Id`` (or started) and bound
+  to the logger, with the Lambda request id, before the handler runs;
+* a body that is not JSON or breaks the contract answers 400 naming the field;
+* a :class:`~lambdamesh_toolkit.errors.ServiceError` answers its status with
+  the JSON error body (``Retry-After`` for 503);
+* every answer carries ``X-Correlation-Id``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from chalice.app import Chalice, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from lambdamesh_toolkit.correlation import (
+    CORRELATION_HEADER,
+    correlation_from_http_headers,
+    current_correlation_id,
+    use_correlation_id,
+)
+from lambdamesh_toolkit.errors import InvalidRequest, ServiceError, invalid_request_from
+from lambdamesh_toolkit.logging import bind_invocation
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+JSON_CONTENT_TYPE = "application/json"
+#: Answer bodies a handler may return besides a ``Response``.
+Answer = BaseModel | Mapping[str, Any] | list[Any] | None
+
+
+def parse_body[ModelT: BaseModel](request: Request, model_type: type[ModelT]) -> ModelT:
+    """Validate the request body as ``model_type``.
+
+    Parameters
+    ----------
+    request : chalice.app.Request
+        The current request.
+    model_type : type[BaseModel]
+        The contract of the body.
+
+    Returns
+    -------
+    BaseModel
+        The validated body.
+
+    Raises
+    ------
+    InvalidRequest
+        Empty body, invalid JSON (``field="body"``), or a contract violation
+        naming the first field at fault (``items[0].quantity``).
+    """
+    raw = request.raw_body
+    if not raw:
+        raise InvalidRequest("body", "a JSON body is required")
+    try:
+        return model_type.model_validate_json(raw)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
+
+
+def json_response(
+    body: Answer, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """Build a JSON ``Response`` carrying the correlation id.
+
+    Parameters
+    ----------
+    body : BaseModel | Mapping | list | None
+        A contract (serialised with its aliases and JSON types), plain JSON
+        data, or ``None`` for an empty body (e.g. 204).
+    status : int
+        HTTP status.
+    headers : Mapping[str, str] | None
+        Extra headers.
+    """
+    if body is None:
+        text = ""
+    elif isinstance(body, BaseModel):
+        text = body.model_dump_json()
+    else:
+        text = json.dumps(body, separators=(",", ":"))
+    all_headers: dict[str, str | list[str]] = {
+        CORRELATION_HEADER: current_correlation_id(),
+        **(headers or {}),
+    }
+    if text:
+        all_headers["Content-Type"] = JSON_CONTENT_TYPE
+    return Response(body=text, headers=all_headers, status_code=status)
+
+
+def error_response(error: ServiceError) -> Response:
+    """Answer a ``ServiceError``: its status, JSON body and headers."""
+    return json_response(error.to_body(), status=error.status, headers=error.headers())
+
+
+def begin_request(request: Request | None, logger: Logger | None = None) -> str:
+    """Adopt the caller's correlation id (or start one) and bind the logger.
+
+    Returns
+    -------
+    str
+        The correlation id of this request.
+    """
+    headers = request.headers if request is not None else None
+    correlation_id = use_correlation_id(correlation_from_http_headers(headers))
+    if logger is not None:
+        bind_invocation(logger, correlation_id, _request_id(request))
+    return correlation_id
+
+
+def _request_id(request: Request | None) -> str | None:
+    if request is None:
+        return None
+    lambda_request_id = getattr(request.lambda_context, "aws_request_id", None)
+    if isinstance(lambda_request_id, str):
+        return lambda_request_id
+    api_request_id = request.context.get("requestId")
+    return api_request_id if isinstance(api_request_id, str) else None
+
+
+class HttpApi:
+    """The request plumbing of one Chalice app.
+
+    Parameters
+    ----------
+    app : chalice.Chalice
+        The app (its ``current_request`` is read per call).
+    logger : aws_lambda_powertools.Logger | None
+        Bound to each request's ids; logs refused requests.
+    """
+
+    def __init__(self, app: Chalice, logger: Logger | None = None) -> None:
+        self.app = app
+        self.logger = logger
+
+    @property
+    def request(self) -> Request:
+        """The request being served."""
+        request = self.app.current_request
+        if request is None:
+            raise RuntimeError("no current request: HttpApi used outside a route handler")
+        return request
+
+    def parse_body[ModelT: BaseModel](self, model_type: type[ModelT]) -> ModelT:
+        """Validate the current request's body as ``model_type`` (see :func:`parse_body`)."""
+        return parse_body(self.request, model_type)
+
+    def endpoint[**P](
+        self, *, status: int = 200
+    ) -> Callable[[Callable[P, Answer | Response]], Callable[P, Response]]:
+        """Wrap a route handler: correlation, logging, errors, JSON answer.
+
+        Parameters
+        ----------
+        status : int
+            Status of a successful answer that is not already a ``Response``.
+        """
+
+        def decorate(view: Callable[P, Answer | Response]) -> Callable[P, Response]:
+            @functools.wraps(view)
+            def handle(*args: P.args, **kwargs: P.kwargs) -> Response:
+                begin_request(self.app.current_request, self.logger)
+                try:
+                    answer = view(*args, **kwargs)
+                except ServiceError as exc:
+                    self._log_refusal(exc)
+                    return error_response(exc)
+                if isinstance(answer, Response):
+                    answer.headers.setdefault(CORRELATION_HEADER, current_correlation_id())
+                    return answer
+                return json_response(answer, status=status)
+
+            return handle
+
+        return decorate
+
+    def _log_refusal(self, exc: ServiceError) -> None:
+        if self.logger is None:
+            return
+        # 5xx are our failures (a dependency is down), 4xx the caller's.
+        log = self.logger.warning if exc.status >= 500 else self.logger.info
+        log(
+            "request refused",
+            extra={"status": exc.status, "error_code": exc.code, "field": exc.field},
+        )

@@ -1,0 +1,62 @@
+"""JSON logging with the correlation and request ids on every line.
+
+Built on Powertools' ``Logger`` (one JSON object per line, CloudWatch-ready);
+this module only fixes the keys every lambdamesh line carries: ``service``,
+``correlation_id`` and ``request_id``.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+# Powertools configures the stdlib logger of a service only once per process
+# (later ``Logger(service=...)`` instances reuse the first handler), so one
+# instance per service is kept here and handed out again.
+_loggers: dict[str, Logger] = {}
+
+
+def get_logger(service: str, *, stream: IO[str] | None = None) -> Logger:
+    """Return the JSON logger of ``service``.
+
+    Parameters
+    ----------
+    service : str
+        Service name; every line carries it as ``service``.
+    stream : IO[str] | None
+        Where to write (default: stdout, which Lambda ships to CloudWatch).
+        Only honoured the first time a service's logger is created.
+
+    Returns
+    -------
+    aws_lambda_powertools.Logger
+        The logger; call :func:`bind_invocation` at the start of each
+        invocation so its lines carry that invocation's ids.
+    """
+    logger = _loggers.get(service)
+    if logger is None:
+        # Imported here: the Powertools logger is the largest import of this
+        # package after pydantic, and a module that only needs contracts or
+        # errors should not pay for it.
+        from aws_lambda_powertools import Logger
+
+        logger = Logger(service=service, stream=stream)
+        _loggers[service] = logger
+    return logger
+
+
+def bind_invocation(logger: Logger, correlation_id: str, request_id: str | None) -> None:
+    """Put this invocation's ids on every following line of ``logger``.
+
+    Parameters
+    ----------
+    logger : aws_lambda_powertools.Logger
+        A logger from :func:`get_logger`.
+    correlation_id : str
+        The id from :func:`lambdamesh_toolkit.correlation.use_correlation_id`.
+    request_id : str | None
+        The Lambda ``aws_request_id`` (``None`` outside Lambda, e.g. in tests).
+    """
+    logger.append_keys(correlation_id=correlation_id, request_id=request_id)

@@ -1,0 +1,47 @@
+"""The users service: ``POST /users`` and ``GET /users/{user_id}``."""
+
+from __future__ import annotations
+
+import functools
+
+from chalice.app import Chalice
+from chalicelib.domain import UserRegistry
+from chalicelib.settings import UsersSettings
+from chalicelib.wiring import build_registry
+from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.users import CreateUser, User
+from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.logging import get_logger
+
+app = Chalice(app_name="lambdamesh-users")
+logger = get_logger("users")
+api = HttpApi(app, logger)
+
+
+@functools.cache
+def registry() -> UserRegistry:
+    """The registry, built on first use and kept by the warm container.
+
+    Built lazily rather than at import so that ``chalice package`` (which imports this
+    module to find the routes) needs no environment.
+    """
+    return build_registry(load_settings(UsersSettings))
+
+
+@app.route("/users", methods=["POST"])
+@api.endpoint(status=201)
+def create_user() -> User:
+    """Register a user (409 when the email is taken)."""
+    user = registry().register(api.parse_body(CreateUser))
+    logger.info("user registered", extra={"user_id": user.id})
+    return user
+
+
+@app.route("/users/{user_id}", methods=["GET"])
+@api.endpoint()
+def get_user(user_id: str) -> User:
+    """The user with this id (404 when there is none)."""
+    user = registry().get(user_id)
+    # One line per lookup, so a caller's correlation id can be followed into this service.
+    logger.info("user looked up", extra={"user_id": user_id})
+    return user

@@ -1,0 +1,107 @@
+"""The user registry: registering users and looking them up.
+
+Plain Python: the storage is a port (:class:`UserRepository`) that an adapter implements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from lambdamesh_toolkit.contracts.users import CreateUser, User
+from lambdamesh_toolkit.errors import Conflict, NotFound
+
+
+class EmailAlreadyRegisteredError(Exception):
+    """The repository refused a user because another one owns the email."""
+
+
+class UserRepository(Protocol):
+    """Where users live."""
+
+    def add(self, user: User) -> None:
+        """Store a new user; raise :class:`EmailAlreadyRegisteredError` if the email is taken."""
+        ...
+
+    def get(self, user_id: str) -> User | None:
+        """The user with this id, or ``None``."""
+        ...
+
+
+def normalise_email(email: str) -> str:
+    """The form an email is stored and compared in.
+
+    Mail providers treat the whole address case-insensitively in practice, so two
+    registrations differing only in case are the same person.
+    """
+    return email.strip().casefold()
+
+
+def new_user_id() -> str:
+    """A fresh, unguessable user id."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UserRegistry:
+    """Registers users (one per email) and finds them by id.
+
+    Parameters
+    ----------
+    repository
+        Where users are stored.
+    clock, new_id
+        Sources of time and ids, injectable so tests are deterministic.
+    """
+
+    def __init__(
+        self,
+        repository: UserRepository,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], str] = new_user_id,
+    ) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._new_id = new_id
+
+    def register(self, request: CreateUser) -> User:
+        """Create a user.
+
+        Raises
+        ------
+        Conflict
+            When a user with the same email (compared case-insensitively) exists.
+        """
+        user = User(
+            id=self._new_id(),
+            email=normalise_email(request.email),
+            name=request.name.strip(),
+            created_at=self._clock(),
+        )
+        try:
+            self._repository.add(user)
+        except EmailAlreadyRegisteredError:
+            raise Conflict(
+                f"a user with email {user.email} is already registered", field="email"
+            ) from None
+        return user
+
+    def get(self, user_id: str) -> User:
+        """The user with this id.
+
+        Raises
+        ------
+        NotFound
+            When there is none.
+        """
+        user = self._repository.get(user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        return user

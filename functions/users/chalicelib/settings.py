@@ -1,0 +1,18 @@
+"""The users functions' settings, read from the environment on first use."""
+
+from __future__ import annotations
+
+from lambdamesh_toolkit.config import EnvSettings
+from pydantic import Field
+
+
+class UsersSettings(EnvSettings):
+    """Where the users table is.
+
+    Attributes
+    ----------
+    users_table
+        ``USERS_TABLE``.
+    """
+
+    users_table: str = Field(alias="USERS_TABLE", min_length=1)

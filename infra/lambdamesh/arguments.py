@@ -1,0 +1,32 @@
+"""Command-line arguments shared by several ``lambdamesh`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from lambdamesh.emulator.settings import DEFAULT_PORT
+
+ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
+"""Names a LocalStack someone else runs (e.g. in Docker); the CLI then never starts one."""
+
+
+def add_port(parser: argparse.ArgumentParser) -> None:
+    """``--port``: the embedded emulator's gateway port."""
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"the embedded LocalStack's gateway port (default: {DEFAULT_PORT})",
+    )
+
+
+def add_endpoint(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup) -> None:
+    """``--endpoint URL``: an existing LocalStack instead of the embedded one."""
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        default=os.environ.get(ENDPOINT_ENV) or None,
+        help=f"use the LocalStack at URL instead of the embedded one "
+        f"(default: ${ENDPOINT_ENV} when set)",
+    )

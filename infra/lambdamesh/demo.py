@@ -1,0 +1,285 @@
+"""``lambdamesh demo``: the whole system on the embedded LocalStack, an order journey traced.
+
+Starts (or finds) the emulator, deploys every service through the same CloudFormation path AWS
+takes, then plays the journey a client would — sign up, browse, order, order again with the same
+idempotency key, review — over real HTTP through API Gateway, every request under one correlation
+id. Last, it reads each function's CloudWatch log group and prints the JSON log lines carrying that
+id, in time order: the journey as the services saw it, across HTTP and RPC hops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+
+from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.deploy import DeployError, DeployReport, Target, deploy_all
+from lambdamesh.deploy import command as deploy_command
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.emulator.process import EmbeddedLocalStack, EmulatorError, ExternalLocalStack
+
+NAME = "demo"
+SUMMARY = "start the emulator, deploy every service and trace an order journey"
+DESCRIPTION = (
+    "Start the embedded LocalStack (or use --endpoint / $LAMBDAMESH_ENDPOINT), deploy every\n"
+    "service with 'lambdamesh deploy', play an order journey over HTTP through API Gateway\n"
+    "under one correlation id, and print what each service logged for it. The emulator keeps\n"
+    "running afterwards so that you can explore; 'lambdamesh down' stops it.\n\n"
+    "examples:\n"
+    "  lambdamesh demo\n"
+    "  lambdamesh demo --port 4567\n"
+    "  LAMBDAMESH_ENDPOINT=http://127.0.0.1:4566 lambdamesh demo   # LocalStack in Docker"
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+LOG_WAIT_S = 15.0
+"""How long to wait for LocalStack to ship the journey's log lines to CloudWatch Logs."""
+
+Say = Callable[[str], None]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The demo's arguments (the same emulator selection as ``up``)."""
+    add_port(parser)
+    add_endpoint(parser)
+
+
+@dataclass
+class Step:
+    """One HTTP exchange of the journey."""
+
+    title: str
+    method: str
+    url: str
+    status: int
+    millis: float
+    body: Any
+
+
+@dataclass
+class Journey:
+    """Plays requests against the deployed APIs under one correlation id."""
+
+    report: DeployReport
+    say: Say
+    correlation_id: str = field(default_factory=lambda: f"demo-{uuid.uuid4().hex[:12]}")
+    http: urllib3.PoolManager = field(
+        default_factory=lambda: urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=2.0, read=30.0), retries=False
+        )
+    )
+
+    def api(self, service: str) -> str:
+        url = self.report.service(service).api_url
+        if url is None:
+            raise DeployError(f"service {service} has no API URL in the deploy report")
+        return url.rstrip("/")
+
+    def call(
+        self,
+        title: str,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Step:
+        all_headers = {"X-Correlation-Id": self.correlation_id, **(headers or {})}
+        if body is not None:
+            all_headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        response = self.http.request(
+            method,
+            url,
+            body=json.dumps(body).encode() if body is not None else None,
+            headers=all_headers,
+        )
+        millis = (time.perf_counter() - started) * 1000
+        try:
+            decoded = json.loads(response.data) if response.data else None
+        except ValueError:
+            decoded = response.data.decode(errors="replace")
+        step = Step(title, method, url, response.status, millis, decoded)
+        self.say(f"\n── {title}")
+        self.say(f"   {method} {url}")
+        self.say(f"   → {response.status} in {millis:.0f} ms")
+        for line in json.dumps(decoded, indent=2).splitlines()[:14]:
+            self.say(f"     {line}")
+        return step
+
+
+def play(journey: Journey) -> str:
+    """The journey; returns the order id it created."""
+    users, catalog = journey.api("users"), journey.api("catalog")
+    orders, reviews = journey.api("orders"), journey.api("reviews")
+    user = journey.call(
+        "1. sign up (users service)",
+        "POST",
+        f"{users}/users",
+        {"email": f"ada+{journey.correlation_id}@example.com", "name": "Ada Lovelace"},
+    )
+    products = journey.call("2. browse (catalog service)", "GET", f"{catalog}/products?limit=3")
+    in_stock = [p for p in products.body["products"] if p["stock"] > 0][:2]
+    key = f"checkout-{uuid.uuid4().hex[:8]}"
+    order_body = {
+        "user_id": user.body["id"],
+        "items": [{"product_id": p["id"], "quantity": n + 1} for n, p in enumerate(in_stock)],
+    }
+    order = journey.call(
+        "3. place an order (orders → users over HTTP, → catalog by RPC per item)",
+        "POST",
+        f"{orders}/orders",
+        order_body,
+        {"Idempotency-Key": key},
+    )
+    journey.call(
+        "4. the client retries with the same Idempotency-Key: the same order, no second one",
+        "POST",
+        f"{orders}/orders",
+        order_body,
+        {"Idempotency-Key": key},
+    )
+    journey.call("5. read the order back", "GET", f"{orders}/orders/{order.body['id']}")
+    product_id = in_stock[0]["id"]
+    journey.call(
+        "6. review a product (reviews service)",
+        "POST",
+        f"{reviews}/products/{product_id}/reviews",
+        {"author": "Ada", "rating": 5, "text": "Works exactly as the contract says."},
+    )
+    journey.call(
+        "7. read reviews joined with the product (reviews → catalog by RPC)",
+        "GET",
+        f"{reviews}/products/{product_id}/reviews",
+    )
+    journey.call(
+        "8. bad input is refused with the field named",
+        "POST",
+        f"{orders}/orders",
+        {"user_id": user.body["id"], "items": [{"product_id": product_id, "quantity": 0}]},
+    )
+    journey.call(
+        "9. an unknown user is refused (checked with the users service)",
+        "POST",
+        f"{orders}/orders",
+        {"user_id": "no-such-user", "items": [{"product_id": product_id, "quantity": 1}]},
+    )
+    return str(order.body["id"])
+
+
+def trace(target: Target, report: DeployReport, correlation_id: str, say: Say) -> int:
+    """Print every log line carrying ``correlation_id`` from every deployed function, in order."""
+    logs = target.client("logs")
+    groups = {
+        f"/aws/lambda/{name}": service.service
+        for service in report.services
+        for name in service.functions.values()
+    }
+    deadline = time.monotonic() + LOG_WAIT_S
+    lines: list[tuple[int, str, str]] = []
+    while True:
+        lines = sorted(_lines_for(logs, groups, correlation_id))
+        if len({service for _, service, _ in lines}) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    say(f"\n══ the journey as the services logged it (correlation id {correlation_id})")
+    for timestamp, service, message in lines:
+        stamp = time.strftime("%H:%M:%S", time.localtime(timestamp / 1000))
+        say(f"   {stamp}.{timestamp % 1000:03d}  {service:<8} {_summary(message)}")
+    return len(lines)
+
+
+def _lines_for(
+    logs: Any, groups: dict[str, str], correlation_id: str
+) -> list[tuple[int, str, str]]:
+    found = []
+    for group, service in groups.items():
+        try:
+            pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group)
+            for page in pages:
+                found += [
+                    (event["timestamp"], service, event["message"].strip())
+                    for event in page["events"]
+                    if correlation_id in event["message"]
+                ]
+        except logs.exceptions.ResourceNotFoundException:
+            continue
+    return found
+
+
+def _summary(message: str) -> str:
+    """A JSON log line shortened to its level, message and the keys that tell the story."""
+    try:
+        record = json.loads(message)
+    except ValueError:
+        return message[:160]
+    if not isinstance(record, dict):
+        return message[:160]
+    extras = {
+        key: value
+        for key, value in record.items()
+        if key
+        not in {
+            "level",
+            "message",
+            "timestamp",
+            "service",
+            "correlation_id",
+            "request_id",
+            "location",
+            "function_name",
+            "function_memory_size",
+            "function_arn",
+            "function_request_id",
+            "cold_start",
+            "xray_trace_id",
+            "sampling_rate",
+        }
+    }
+    text = f"{record.get('level', ''):<5} {record.get('message', '')}"
+    if extras:
+        text += "  " + json.dumps(extras, default=str)[:140]
+    return text
+
+
+def _target(args: argparse.Namespace, paths: ProjectPaths, say: Say) -> tuple[Target, Any]:
+    """Start or find the emulator; returns the deploy target and its records directory."""
+    if args.endpoint:
+        external = ExternalLocalStack(args.endpoint)
+        if not external.wait_healthy(timeout=30).healthy:
+            raise EmulatorError(f"LocalStack at {args.endpoint} is not healthy")
+        target = Target.localstack(external.endpoint_url)
+        return target, deploy_command.records_dir(paths, target)
+    embedded = EmbeddedLocalStack(args.port, paths=paths)
+    result = embedded.start(progress=say)
+    say(
+        f"==> embedded LocalStack {'already running' if result.reused else 'started'} "
+        f"at {result.endpoint_url} (pid {result.pid})"
+    )
+    return Target.localstack(result.endpoint_url), embedded.home
+
+
+def run(args: argparse.Namespace, say: Say = print) -> int:
+    """Run the demo; returns the exit code."""
+    paths = ProjectPaths.discover()
+    try:
+        target, state_dir = _target(args, paths, say)
+        say(f"==> deploying every service to {target.label}")
+        report = deploy_all(target, deploy_command.build_options(paths, state_dir), say)
+        journey = Journey(report, say)
+        say(f"==> order journey, correlation id {journey.correlation_id}")
+        order_id = play(journey)
+        traced = trace(target, report, journey.correlation_id, say)
+    except (DeployError, EmulatorError, urllib3.exceptions.HTTPError, KeyError) as error:
+        say(f"error: {error}")
+        return EXIT_FAILURE
+    say(f"\n==> done: order {order_id}, {traced} log lines traced across services")
+    say("    explore: lambdamesh status   ·   stop: lambdamesh down (or make down)")
+    return EXIT_OK

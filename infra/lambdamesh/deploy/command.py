@@ -1,0 +1,148 @@
+"""The ``lambdamesh deploy`` subcommand: arguments, target selection, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.deploy.runner import DeployError, DeployOptions, DeployReport, deploy_all
+from lambdamesh.deploy.target import Target
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.emulator.process import EmbeddedLocalStack
+
+NAME = "deploy"
+SUMMARY = "package every Chalice app and deploy it as a CloudFormation stack"
+DESCRIPTION = """\
+Deploy the shared stack (infra/topology/shared.json: circuit-breaker table, deployment
+bucket) and then every Chalice app under functions/ in dependency order (users, catalog,
+reviews, orders, then any other app): `chalice package --merge-template resources.json`,
+the zip to S3, one CloudFormation stack lambdamesh-<service> per app with parameters from
+the stacks before it. Unchanged apps are neither repackaged nor redeployed.
+
+Target: the embedded LocalStack on --port (started by `lambdamesh up`), the LocalStack at
+--endpoint / $LAMBDAMESH_ENDPOINT, or real AWS with --aws (credentials and region from the
+usual AWS environment and config).
+
+examples:
+  lambdamesh deploy
+  lambdamesh deploy --only users --only orders
+  LAMBDAMESH_ENDPOINT=http://127.0.0.1:4566 lambdamesh deploy   # LocalStack in Docker
+  AWS_PROFILE=dev AWS_REGION=eu-west-1 lambdamesh deploy --aws"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``deploy``'s arguments."""
+    where = parser.add_mutually_exclusive_group()
+    add_endpoint(where)
+    where.add_argument("--aws", action="store_true", help="deploy to real AWS")
+    add_port(parser)
+    parser.add_argument(
+        "--apps-dir",
+        type=Path,
+        default=None,
+        help="the directory holding the Chalice apps (default: functions/)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SERVICE",
+        help="deploy only this service (repeatable); the shared stack is always deployed",
+    )
+    parser.add_argument(
+        "--stack-prefix",
+        default="lambdamesh",
+        help="stacks are named <prefix>-<service> (default: lambdamesh)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def build_options(
+    paths: ProjectPaths,
+    state_dir: Path,
+    *,
+    apps_dir: Path | None = None,
+    stack_prefix: str = "lambdamesh",
+    only: frozenset[str] | None = None,
+) -> DeployOptions:
+    """The project's deploy options: apps under ``functions/``, caches under ``.lambdamesh/``."""
+    return DeployOptions(
+        apps_dir=(apps_dir or paths.root / "functions").resolve(),
+        shared_template=paths.root / "infra" / "topology" / "shared.json",
+        cache_dir=paths.state_root / "deploy" / "packages",
+        state_dir=state_dir,
+        stack_prefix=stack_prefix,
+        only=only,
+    )
+
+
+def records_dir(paths: ProjectPaths, target: Target) -> Path:
+    """Where deployments to ``target`` are recorded (the embedded emulator uses its run dir)."""
+    return paths.state_root / "deployments" / target.slug
+
+
+def _target_and_state_dir(
+    args: argparse.Namespace, paths: ProjectPaths
+) -> tuple[Target, Path] | str:
+    """The target and where to record deployments, or an error message."""
+    if args.aws:
+        try:
+            target = Target.aws()
+        except ValueError as error:
+            return str(error)
+        return target, records_dir(paths, target)
+    if args.endpoint:
+        target = Target.localstack(args.endpoint)
+        return target, records_dir(paths, target)
+    state = EmbeddedLocalStack(args.port, paths=paths).running()
+    if state is None:
+        return (
+            f"no embedded LocalStack runs on port {args.port}: start it with "
+            f"`lambdamesh up --port {args.port}`, or pass --endpoint URL or --aws"
+        )
+    return Target.localstack(state.endpoint), Path(state.run_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``deploy``; returns the exit code."""
+    paths = ProjectPaths.discover()
+    chosen = _target_and_state_dir(args, paths)
+    if isinstance(chosen, str):
+        print(f"error: {chosen}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    target, state_dir = chosen
+    options = build_options(
+        paths,
+        state_dir,
+        apps_dir=args.apps_dir,
+        stack_prefix=args.stack_prefix,
+        only=frozenset(args.only) if args.only else None,
+    )
+    # With --json, progress goes to stderr so that stdout stays one JSON document.
+    stream = sys.stderr if args.json else sys.stdout
+    print(f"==> deploying to {target.label}", file=stream, flush=True)
+    try:
+        report = deploy_all(target, options, lambda line: print(line, file=stream, flush=True))
+    except (DeployError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(asdict(report), default=str, sort_keys=True), flush=True)
+    else:
+        _print_summary(report)
+    return EXIT_OK
+
+
+def _print_summary(report: DeployReport) -> None:
+    print(f"==> done in {report.seconds:.1f} s", flush=True)
+    for service in report.services:
+        if service.api_url:
+            print(f"    {service.service:<12} {service.api_url}", flush=True)
+    if report.records_file is not None:
+        print(f"    recorded in {report.records_file}", flush=True)

@@ -1,0 +1,327 @@
+"""The deploy run: shared stack, then every app in dependency order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdamesh.deploy.artifacts import KEY_PREFIX, package_key, upload_package
+from lambdamesh.deploy.fingerprint import stack_fingerprint
+from lambdamesh.deploy.packaging import PackagingError, package_app
+from lambdamesh.deploy.records import ServiceRecord, save_services
+from lambdamesh.deploy.services import SHARED, ServiceApp, discover_apps
+from lambdamesh.deploy.stacks import (
+    StackError,
+    StackRequest,
+    StackResult,
+    apply_stack,
+    describe_stack,
+    is_current,
+    stack_outputs,
+)
+from lambdamesh.deploy.target import Target
+from lambdamesh.deploy.template import declared_parameters, has_rest_api, prepare_template
+from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_s3.client import S3Client
+
+Progress = Callable[[str], None]
+
+BUCKET_OUTPUT = "DeploymentBucket"
+"""The shared stack's Output naming the bucket packages are uploaded to."""
+
+
+SEED_OUTPUT = "SeedFunctionName"
+"""A stack Output naming a function to invoke once after the stack is created or updated."""
+
+
+class DeployError(RuntimeError):
+    """A deploy step failed; the message says which service and why."""
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What to deploy and where to keep local files.
+
+    Attributes
+    ----------
+    apps_dir
+        Holds the Chalice apps (``functions/``).
+    shared_template
+        The shared stack's template (``infra/topology/shared.json``).
+    cache_dir
+        Package cache (``.lambdamesh/deploy/packages``).
+    state_dir
+        Where ``deployments.json`` is written.
+    stack_prefix
+        Stacks are named ``<prefix>-<service>``.
+    only
+        Deploy only these services (the shared stack always); ``None`` for all.
+    """
+
+    apps_dir: Path
+    shared_template: Path
+    cache_dir: Path
+    state_dir: Path
+    stack_prefix: str = "lambdamesh"
+    only: frozenset[str] | None = None
+
+    def stack_name(self, service: str) -> str:
+        """The stack of ``service``."""
+        return f"{self.stack_prefix}-{service}"
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """What deploy did for one stack.
+
+    Attributes
+    ----------
+    service
+        Service name (``shared`` for the shared stack).
+    stack
+        Stack name.
+    action
+        ``created``, ``updated``, ``unchanged`` or ``skipped`` (fingerprint equal).
+    packaging
+        ``built``, ``cached``, or ``None`` (the shared stack has no package).
+    uploaded
+        Whether a package was uploaded this run.
+    api_url
+        Base URL of the service's REST API, if any.
+    functions
+        Logical id → physical function name.
+    source_hash
+        The fingerprint the stack is tagged with (``lambdamesh:source-hash``).
+    seconds
+        Wall time spent on it.
+    """
+
+    service: str
+    stack: str
+    action: str
+    packaging: str | None
+    uploaded: bool
+    api_url: str | None
+    functions: dict[str, str]
+    source_hash: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    """The outcome of a run.
+
+    Attributes
+    ----------
+    target
+        Where it deployed (endpoint URL or ``aws:<region>``).
+    services
+        One report per stack, in deploy order, the shared stack first.
+    records_file
+        The ``deployments.json`` written.
+    seconds
+        Wall time of the run.
+    """
+
+    target: str
+    services: list[ServiceReport] = field(default_factory=list)
+    records_file: Path | None = None
+    seconds: float = 0.0
+
+    def service(self, name: str) -> ServiceReport:
+        """The report of service ``name``."""
+        for report in self.services:
+            if report.service == name:
+                return report
+        raise KeyError(name)
+
+
+def deploy_all(target: Target, options: DeployOptions, progress: Progress = print) -> DeployReport:
+    """Deploy the shared stack and every app, in dependency order.
+
+    Parameters
+    ----------
+    target
+        LocalStack endpoint or AWS.
+    options
+        Apps, templates, caches and names.
+    progress
+        Receives human-readable progress lines.
+
+    Returns
+    -------
+    DeployReport
+        Per stack: what was done, API URL and function names.
+
+    Raises
+    ------
+    DeployError
+        On the first failing step (packaging, wiring, upload or stack); stacks deployed before
+        it stay deployed and recorded.
+    """
+    started = time.monotonic()
+    apps = discover_apps(options.apps_dir, options.only)
+    cfn: CloudFormationClient = target.client("cloudformation")
+    s3: S3Client = target.client("s3")
+    report = DeployReport(target.label)
+    deployed: dict[str, DeployedStack] = {}
+    records_file: Path | None = None
+    try:
+        shared = _deploy_shared(cfn, options, progress)
+        report.services.append(shared[0])
+        deployed[SHARED] = shared[1]
+        bucket = shared[1].outputs[BUCKET_OUTPUT]
+        for app in apps:
+            service_report, stack = _deploy_app(
+                target, cfn, s3, bucket, app, deployed, options, progress
+            )
+            report.services.append(service_report)
+            deployed[app.name] = stack
+            records_file = _record(options, target, service_report, stack)
+    except (PackagingError, StackError, UnresolvedParameterError) as error:
+        raise DeployError(str(error)) from error
+    except (ClientError, BotoCoreError) as error:
+        raise DeployError(f"{target.label}: {error}") from error
+    return DeployReport(
+        target.label,
+        report.services,
+        records_file,
+        round(time.monotonic() - started, 3),
+    )
+
+
+def _deploy_shared(
+    cfn: CloudFormationClient, options: DeployOptions, progress: Progress
+) -> tuple[ServiceReport, DeployedStack]:
+    started = time.monotonic()
+    template: dict[str, Any] = json.loads(options.shared_template.read_text())
+    name = options.stack_name(SHARED)
+    progress(f"==> {SHARED}: stack {name}")
+    request = StackRequest(name, template, {}, stack_fingerprint(template, {}))
+    result = apply_stack(cfn, request, progress=progress)
+    progress(f"    {result.action}")
+    report = ServiceReport(
+        SHARED,
+        name,
+        result.action,
+        None,
+        False,
+        None,
+        {},
+        request.fingerprint,
+        round(time.monotonic() - started, 3),
+    )
+    return report, DeployedStack(SHARED, result.outputs)
+
+
+def _deploy_app(
+    target: Target,
+    cfn: CloudFormationClient,
+    s3: S3Client,
+    bucket: str,
+    app: ServiceApp,
+    deployed: dict[str, DeployedStack],
+    options: DeployOptions,
+    progress: Progress,
+) -> tuple[ServiceReport, DeployedStack]:
+    started = time.monotonic()
+    name = options.stack_name(app.name)
+    progress(f"==> {app.name}: stack {name}")
+    packaged = package_app(app, options.cache_dir, target.region)
+    progress(
+        f"    package {'reused' if packaged.reused else 'built'} ({packaged.source_hash[:12]})"
+    )
+    key = package_key(app.name, packaged.package_file)
+    template = prepare_template(json.loads(packaged.template_file.read_text()), bucket, key)
+    parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
+    fingerprint = stack_fingerprint(template, parameters)
+    existing = describe_stack(cfn, name)
+    uploaded = False
+    if existing is not None and is_current(existing, fingerprint):
+        result = StackResult(name, "skipped", stack_outputs(existing))
+    else:
+        # Uploaded whenever the stack changes, not only when the zip is new: the bucket's
+        # lifecycle rule may have expired an old package that the template still names.
+        uploaded = upload_package(s3, bucket, key, packaged.package_file)
+        result = apply_stack(
+            cfn,
+            StackRequest(name, template, parameters, fingerprint),
+            progress=progress,
+            upload_template=lambda body: _upload_template(target, s3, bucket, app.name, body),
+        )
+    if result.action != "skipped" and SEED_OUTPUT in result.outputs:
+        _seed(target, result.outputs[SEED_OUTPUT], progress)
+    api_url = _api_url(target, app, template, result.outputs)
+    functions = _functions(cfn, name)
+    progress(f"    {result.action}" + (f"  {api_url}" if api_url else ""))
+    report = ServiceReport(
+        app.name,
+        name,
+        result.action,
+        "cached" if packaged.reused else "built",
+        uploaded,
+        api_url,
+        functions,
+        fingerprint,
+        round(time.monotonic() - started, 3),
+    )
+    return report, DeployedStack(app.name, result.outputs, api_url)
+
+
+def _seed(target: Target, function_name: str, progress: Progress) -> None:
+    """Invoke a stack's seed function (idempotent reference data) after it changed."""
+    response = target.client("lambda").invoke(FunctionName=function_name, Payload=b"{}")
+    answer = response["Payload"].read().decode(errors="replace")
+    if response.get("FunctionError"):
+        raise DeployError(f"seed function {function_name} failed: {answer}")
+    progress(f"    seeded ({function_name}): {answer[:120]}")
+
+
+def _api_url(
+    target: Target, app: ServiceApp, template: dict[str, Any], outputs: dict[str, str]
+) -> str | None:
+    api_id = outputs.get("RestAPIId")
+    if not has_rest_api(template) or not api_id:
+        return None
+    return target.api_url(api_id, app.api_stage())
+
+
+def _functions(cfn: CloudFormationClient, stack_name: str) -> dict[str, str]:
+    functions: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for resource in page["StackResourceSummaries"]:
+            if resource["ResourceType"] == "AWS::Lambda::Function":
+                functions[resource["LogicalResourceId"]] = resource.get("PhysicalResourceId", "")
+    return functions
+
+
+def _upload_template(target: Target, s3: S3Client, bucket: str, service: str, body: str) -> str:
+    key = f"{KEY_PREFIX}/{service}/templates/{hashlib.sha256(body.encode()).hexdigest()}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+    if target.endpoint_url is not None:
+        return f"{target.endpoint_url}/{bucket}/{key}"
+    return f"https://{bucket}.s3.{target.region}.amazonaws.com/{key}"
+
+
+def _record(
+    options: DeployOptions, target: Target, report: ServiceReport, stack: DeployedStack
+) -> Path:
+    record = ServiceRecord(
+        stack=report.stack,
+        api_url=report.api_url,
+        functions=report.functions,
+        outputs=dict(stack.outputs),
+        source_hash=report.source_hash,
+        deployed_at=time.time(),
+    )
+    return save_services(options.state_dir, target.label, {report.service: record})

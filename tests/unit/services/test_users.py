@@ -1,0 +1,179 @@
+"""The users service: its routes under moto, and the registry's rules without AWS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from chalice.test import Client
+from lambdamesh_toolkit.contracts.users import CreateUser, User
+from lambdamesh_toolkit.errors import Conflict, NotFound
+
+from tests.unit.services.conftest import ServiceFactory
+from tests.unit.services.service_loader import LoadedService, load_service
+from tests.unit.services.support import captured_log, json_body, post_json
+
+ANN = {"email": "Ann.Lee@Example.com", "name": "Ann Lee"}
+
+
+@pytest.fixture
+def users(deployed_service: ServiceFactory) -> LoadedService:
+    return deployed_service("users")
+
+
+@pytest.fixture
+def client(users: LoadedService) -> Client:
+    return users.client()
+
+
+def test_post_users_creates_a_user_and_answers_201_with_it(client: Client) -> None:
+    # GIVEN a new person
+    # WHEN they register
+    response = post_json(client, "/users", ANN)
+    # THEN the answer is 201 with the user, email normalised, id assigned
+    assert response.status_code == 201
+    body = json_body(response)
+    assert body["email"] == "ann.lee@example.com"
+    assert body["name"] == "Ann Lee"
+    assert body["id"]
+    User.model_validate(body)
+
+
+def test_get_user_returns_the_registered_user(client: Client) -> None:
+    # GIVEN a registered user
+    created = json_body(post_json(client, "/users", ANN))
+    # WHEN it is fetched by id
+    response = client.http.get(f"/users/{created['id']}")
+    # THEN the same user comes back
+    assert response.status_code == 200
+    assert json_body(response) == created
+
+
+def test_get_unknown_user_is_404(client: Client) -> None:
+    # GIVEN no user with that id
+    # WHEN it is fetched
+    response = client.http.get("/users/does-not-exist")
+    # THEN 404 with the JSON error body
+    assert response.status_code == 404
+    assert json_body(response)["error"]["code"] == "not_found"
+
+
+def test_second_registration_of_an_email_in_any_case_is_409_naming_email(client: Client) -> None:
+    # GIVEN a registered email
+    post_json(client, "/users", ANN)
+    # WHEN someone registers it again in another case
+    response = post_json(client, "/users", {**ANN, "email": "ANN.LEE@example.COM"})
+    # THEN 409 naming the email field
+    assert response.status_code == 409
+    assert json_body(response)["error"]["field"] == "email"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Ann"}, "email"),
+        ({"email": "not-an-email", "name": "Ann"}, "email"),
+        ({"email": "ann@example.com", "name": ""}, "name"),
+        ({**ANN, "admin": True}, "admin"),
+    ],
+)
+def test_invalid_body_is_400_naming_the_field(
+    client: Client, body: dict[str, Any], field: str
+) -> None:
+    # GIVEN a body breaking the CreateUser contract
+    # WHEN it is posted
+    response = post_json(client, "/users", body)
+    # THEN 400 naming the field at fault
+    assert response.status_code == 400
+    assert json_body(response)["error"]["field"] == field
+
+
+def test_body_that_is_not_json_is_400_naming_the_body(client: Client) -> None:
+    # GIVEN a body that is not JSON
+    # WHEN it is posted
+    response = client.http.post(
+        "/users", headers={"Content-Type": "application/json"}, body=b"{email:"
+    )
+    # THEN 400 naming the body
+    assert response.status_code == 400
+    assert json_body(response)["error"]["field"] == "body"
+
+
+def test_correlation_id_is_echoed_or_started(client: Client) -> None:
+    # GIVEN one request with a correlation id and one without
+    # WHEN both are served
+    given = post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-42"})
+    started = client.http.get("/users/nobody")
+    # THEN the first answer carries the caller's id, the second a fresh one
+    assert given.headers["X-Correlation-Id"] == "trace-42"
+    assert started.headers["X-Correlation-Id"]
+    assert started.headers["X-Correlation-Id"] != "trace-42"
+
+
+def test_every_log_line_carries_the_correlation_id(users: LoadedService, client: Client) -> None:
+    # GIVEN a request with a correlation id, and the service's log captured
+    with captured_log(users) as log:
+        # WHEN it is served (a success and a refusal both log)
+        post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-logs"})
+        post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-logs"})
+    # THEN every JSON line names the service and that correlation id
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert {line["correlation_id"] for line in lines} == {"trace-logs"}
+    assert {line["service"] for line in lines} == {"users"}
+
+
+# --- the registry, without AWS -------------------------------------------------------
+
+
+class MemoryUsers:
+    def __init__(self, email_taken_error: type[Exception]) -> None:
+        self.users: dict[str, User] = {}
+        self._taken = email_taken_error
+
+    def add(self, user: User) -> None:
+        if any(existing.email == user.email for existing in self.users.values()):
+            raise self._taken(user.email)
+        self.users[user.id] = user
+
+    def get(self, user_id: str) -> User | None:
+        return self.users.get(user_id)
+
+
+@pytest.fixture
+def domain() -> Any:
+    return load_service("users").module("chalicelib.domain")
+
+
+def test_registry_normalises_email_and_name(domain: Any) -> None:
+    # GIVEN a registry with a fixed clock and id
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    repository = MemoryUsers(domain.EmailAlreadyRegisteredError)
+    registry = domain.UserRegistry(repository, clock=lambda: now, new_id=lambda: "u-1")
+    # WHEN a user registers with blanks and capitals
+    user = registry.register(CreateUser(email="  Bob@Example.ORG ", name="  Bob  "))
+    # THEN the stored user is normalised
+    assert user == User(id="u-1", email="bob@example.org", name="Bob", created_at=now)
+    assert repository.users["u-1"] == user
+
+
+def test_registry_refuses_a_taken_email_with_conflict(domain: Any) -> None:
+    # GIVEN a registry with a user
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError))
+    registry.register(CreateUser(email="bob@example.org", name="Bob"))
+    # WHEN the email registers again
+    # THEN Conflict naming the email
+    with pytest.raises(Conflict) as refused:
+        registry.register(CreateUser(email="BOB@example.org", name="Robert"))
+    assert refused.value.field == "email"
+
+
+def test_registry_get_of_unknown_id_raises_not_found(domain: Any) -> None:
+    # GIVEN an empty registry
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError))
+    # WHEN an id is looked up
+    # THEN NotFound
+    with pytest.raises(NotFound):
+        registry.get("u-404")

@@ -1,0 +1,160 @@
+"""The ``lambdamesh`` command line: help, argument errors, and commands with nothing running."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from lambdamesh import cli
+from lambdamesh.emulator.settings import ALLOW_NON_LOOPBACK_FLAG
+
+
+@pytest.fixture
+def empty_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root with nothing installed or running, selected by LAMBDAMESH_HOME."""
+    requirements = tmp_path / "infra" / "emulator" / "requirements.txt"
+    requirements.parent.mkdir(parents=True)
+    requirements.write_text("localstack-core==4.14.0\n")
+    monkeypatch.setenv("LAMBDAMESH_HOME", str(tmp_path))
+    monkeypatch.delenv("LAMBDAMESH_ENDPOINT", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port: int = server.getsockname()[1]
+    return port
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the CLI  WHEN asked for help
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    # THEN it exits 0 and names every command
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert command.name in out
+
+
+@pytest.mark.parametrize("command", [c.name for c in cli.COMMANDS])
+def test_every_command_has_help_with_examples(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a command  WHEN asked for its help
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    # THEN it exits 0 and shows examples
+    assert exited.value.code == 0
+    assert f"lambdamesh {command}" in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN no arguments  WHEN run  THEN it is a usage error
+    with pytest.raises(SystemExit) as exited:
+        cli.main([])
+    assert exited.value.code == 2
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN an unknown command  WHEN run  THEN it is a usage error naming it
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["launch"])
+    assert exited.value.code == 2
+    assert "launch" in capsys.readouterr().err
+
+
+def test_non_numeric_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a port that is not a number  WHEN up runs  THEN it is a usage error
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["up", "--port", "http"])
+    assert exited.value.code == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_up_on_a_non_loopback_host_is_refused_before_anything_starts(
+    empty_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN install and start would fail the test if reached
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing may be installed or started")
+
+    monkeypatch.setattr(cli, "ensure_emulator_installed", must_not_run)
+    monkeypatch.setattr(cli, "EmbeddedLocalStack", must_not_run)
+    # WHEN up is asked to listen on every interface without the opt-in
+    code = cli.main(["up", "--host", "0.0.0.0"])
+    # THEN it is refused with a message naming the opt-in
+    assert code == 2
+    err = capsys.readouterr().err
+    assert ALLOW_NON_LOOPBACK_FLAG in err
+    assert "0.0.0.0" in err
+
+
+def test_down_with_nothing_running_says_so(
+    empty_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN nothing running  WHEN down runs  THEN it says so and succeeds
+    assert cli.main(["down", "--port", "45999"]) == 0
+    assert "no embedded LocalStack is running on port 45999" in capsys.readouterr().out
+
+
+def test_status_json_with_nothing_running(
+    empty_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN nothing running  WHEN status --json runs
+    assert cli.main(["status", "--json", "--port", "45999"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    # THEN it reports an embedded emulator that is not running
+    assert status["running"] is False
+    assert status["external"] is False
+    assert status["port"] == 45999
+    assert status["endpoint"] == "http://127.0.0.1:45999"
+    assert status["pid"] is None
+
+
+def test_status_of_an_external_endpoint_is_marked_external(
+    empty_project: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an external endpoint where nothing answers
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    # WHEN status --json runs against it
+    assert cli.main(["status", "--json", "--endpoint", endpoint]) == 0
+    status = json.loads(capsys.readouterr().out)
+    # THEN it is external and not running
+    assert status["external"] is True
+    assert status["running"] is False
+    assert status["port"] == closed_port
+
+
+def test_endpoint_from_the_environment_is_used(
+    empty_project: Path,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN LAMBDAMESH_ENDPOINT names an external LocalStack
+    monkeypatch.setenv("LAMBDAMESH_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    # WHEN status --json runs without --endpoint  THEN it reports the external one
+    assert cli.main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["external"] is True
+
+
+def test_down_never_stops_an_external_localstack(
+    empty_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an external endpoint  WHEN down runs  THEN it leaves it alone and succeeds
+    assert cli.main(["down", "--endpoint", "http://127.0.0.1:4566"]) == 0
+    assert "left running" in capsys.readouterr().out
+
+
+def test_up_against_an_unreachable_external_endpoint_fails(
+    empty_project: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an external endpoint where nothing answers
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    # WHEN up checks it  THEN it fails saying it is not answering
+    assert cli.main(["up", "--endpoint", endpoint, "--timeout", "0.3"]) == 1
+    assert "not answering" in capsys.readouterr().err

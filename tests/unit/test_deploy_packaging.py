@@ -1,0 +1,83 @@
+"""Packaging cache: ``chalice package`` runs only when an app's inputs change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lambdamesh.deploy.fingerprint import source_hash
+from lambdamesh.deploy.packaging import package_app
+from lambdamesh.deploy.services import ServiceApp, discover_apps
+
+from tests.unit.test_deploy_template import APP_SOURCE, write_app
+
+
+def test_an_unchanged_app_reuses_its_package_and_a_changed_one_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an app packaged once
+    app = write_app(tmp_path / "apps" / "consumer")
+    cache = tmp_path / "cache"
+    first = package_app(app, cache, "us-east-1")
+    assert not first.reused
+    # WHEN packaged again unchanged
+    second = package_app(app, cache, "us-east-1")
+    # THEN the cached package is reused
+    assert second.reused
+    assert second.directory == first.directory
+    # WHEN its source changes
+    write_app(app.path, APP_SOURCE.replace('{"ok": True}', '{"ok": False}'))
+    third = package_app(app, cache, "us-east-1")
+    # THEN it is rebuilt, and the stale package is gone from the cache
+    assert not third.reused
+    assert third.source_hash != first.source_hash
+    assert not first.directory.exists()
+    assert third.package_file.is_file()
+
+
+def test_source_hash_follows_vendored_symlinks_and_ignores_generated_files(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an app vendoring a shared package through a symlink
+    toolkit = tmp_path / "toolkit" / "shared_pkg"
+    toolkit.mkdir(parents=True)
+    (toolkit / "__init__.py").write_text("VALUE = 1\n")
+    app = write_app(tmp_path / "apps" / "svc").path
+    (app / "vendor").mkdir()
+    (app / "vendor" / "shared_pkg").symlink_to(toolkit)
+    before = source_hash(app)
+    # WHEN Chalice's and Python's caches appear
+    (app / ".chalice" / "deployments").mkdir()
+    (app / ".chalice" / "deployments" / "x.zip").write_bytes(b"zip")
+    (toolkit / "__pycache__").mkdir()
+    (toolkit / "__pycache__" / "m.pyc").write_bytes(b"pyc")
+    # THEN the hash is the same
+    assert source_hash(app) == before
+    # WHEN the vendored package changes  THEN the hash changes
+    (toolkit / "__init__.py").write_text("VALUE = 2\n")
+    assert source_hash(app) != before
+
+
+def test_apps_deploy_in_dependency_order_with_other_apps_last(tmp_path: Path) -> None:
+    # GIVEN apps in alphabetical disorder, a non-app directory and an extra app
+    for name in ("orders", "users", "reviews", "catalog", "hello"):
+        write_app(tmp_path / name)
+    (tmp_path / "toolkit").mkdir()
+    # WHEN discovered
+    apps = discover_apps(tmp_path)
+    # THEN the declared order comes first, the toolkit is not an app
+    assert [app.name for app in apps] == ["users", "catalog", "reviews", "orders", "hello"]
+    # WHEN only some are asked for  THEN only those, still in order
+    only = discover_apps(tmp_path, frozenset({"orders", "users"}))
+    assert [app.name for app in only] == ["users", "orders"]
+
+
+def test_api_stage_comes_from_the_chalice_config(tmp_path: Path) -> None:
+    # GIVEN an app whose dev stage names its API stage, and one that does not
+    named = write_app(tmp_path / "named")
+    named.config_file.write_text(
+        '{"version": "2.0", "app_name": "x", "stages": {"dev": {"api_gateway_stage": "v1"}}}'
+    )
+    default = write_app(tmp_path / "default")
+    # THEN the first uses its stage and the second Chalice's default
+    assert ServiceApp("named", named.path).api_stage() == "v1"
+    assert default.api_stage() == "api"

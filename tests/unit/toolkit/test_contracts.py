@@ -1,0 +1,118 @@
+"""Contracts: strict validation naming the field, JSON Schema export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lambdamesh_toolkit.contracts.catalog import Product
+from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
+from lambdamesh_toolkit.contracts.reviews import CreateReview
+from lambdamesh_toolkit.contracts.rpc import RpcResponse
+from lambdamesh_toolkit.contracts.schemas import all_contracts, export_json_schemas, main
+from lambdamesh_toolkit.contracts.users import CreateUser
+from lambdamesh_toolkit.errors import invalid_request_from
+from pydantic import BaseModel, ValidationError
+
+
+def field_of(model: type[BaseModel], data: object) -> str | None:
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(data)
+    return invalid_request_from(raised.value).field
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "field"),
+    [
+        (CreateUser, {"email": "not-an-email", "name": "Ada"}, "email"),
+        (CreateUser, {"email": "a@example.com", "name": "   "}, "name"),
+        (CreateReview, {"author": "Ada", "rating": 6, "text": "great"}, "rating"),
+        (CreateReview, {"author": "Ada", "rating": 0, "text": "great"}, "rating"),
+        (CreateOrder, {"user_id": "u-1", "items": []}, "items"),
+        (
+            CreateOrder,
+            {"user_id": "u-1", "items": [{"product_id": "p", "quantity": 0}]},
+            "items[0].quantity",
+        ),
+        (CreateOrder, {"user_id": "u 1", "items": [{"product_id": "p", "quantity": 1}]}, "user_id"),
+        (
+            Product,
+            {"id": "p", "name": "n", "price_cents": 1, "currency": "eur", "stock": 0},
+            "currency",
+        ),
+        (
+            Product,
+            {"id": "p", "name": "n", "price_cents": -1, "currency": "EUR", "stock": 0},
+            "price_cents",
+        ),
+    ],
+)
+def test_validation_errors_name_the_field(model: type[BaseModel], data: object, field: str) -> None:
+    # GIVEN / WHEN invalid data is validated
+    # THEN the error names the offending field
+    assert field_of(model, data) == field
+
+
+def test_orders_allow_at_most_fifty_items() -> None:
+    # GIVEN an order of 51 items
+    items = [{"product_id": f"p-{n}", "quantity": 1} for n in range(51)]
+
+    # WHEN it is validated
+    # THEN it is refused on items
+    assert field_of(CreateOrder, {"user_id": "u-1", "items": items}) == "items"
+
+
+def test_unknown_fields_are_refused() -> None:
+    # GIVEN / WHEN a user with an extra field is validated
+    # THEN the extra field is named
+    assert field_of(CreateUser, {"email": "a@example.com", "name": "Ada", "admin": True}) == "admin"
+
+
+def test_rpc_response_carries_result_or_error_never_both() -> None:
+    # GIVEN / WHEN inconsistent responses are built
+    # THEN they are refused
+    with pytest.raises(ValidationError):
+        RpcResponse(ok=True)
+    with pytest.raises(ValidationError):
+        RpcResponse.model_validate({"ok": False, "result": {}})
+
+
+def test_money_is_integer_cents() -> None:
+    # GIVEN / WHEN a price with a fractional cent is validated
+    # THEN it is refused
+    data = {"id": "p", "name": "n", "price_cents": 12.5, "currency": "EUR", "stock": 0}
+    assert field_of(Product, data) == "price_cents"
+
+
+def test_export_writes_one_named_versioned_schema_per_contract(tmp_path: Path) -> None:
+    # GIVEN every contract of the system
+    contracts = all_contracts()
+
+    # WHEN the schemas are exported
+    written = export_json_schemas(tmp_path / "schemas")
+
+    # THEN there is one file per contract, carrying its name and version, valid JSON Schema
+    assert len(written) == len(contracts)
+    assert {Order.contract_name, CreateOrder.contract_name, "rpc.RpcRequest"} <= {
+        contract.contract_name for contract in contracts
+    }
+    for contract, path in zip(contracts, written, strict=True):
+        schema = json.loads(path.read_text())
+        assert path.name == f"{contract.contract_name}.v{contract.contract_version}.schema.json"
+        assert schema["contract_name"] == contract.contract_name
+        assert schema["contract_version"] == contract.contract_version
+        assert schema["type"] == "object"
+        assert schema["additionalProperties"] is False
+
+
+def test_command_line_writes_the_schemas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN / WHEN the module is run with an output directory
+    code = main([str(tmp_path)])
+
+    # THEN it exits 0 and lists the files written
+    assert code == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(list(tmp_path.glob("*.schema.json")))
+    assert main([]) == 2

@@ -1,0 +1,93 @@
+"""Thin Chalice handlers: body parsing, typed errors as answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice.app import Chalice
+from chalice.test import Client
+from lambdamesh_toolkit.contracts.orders import CreateOrder
+from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
+from lambdamesh_toolkit.http_api import HttpApi
+
+
+def orders_app() -> Chalice:
+    app = Chalice(app_name="orders-api-test")
+    api = HttpApi(app)
+
+    @app.route("/orders", methods=["POST"])
+    @api.endpoint(status=201)
+    def create_order() -> CreateOrder:
+        return api.parse_body(CreateOrder)
+
+    @app.route("/orders/{order_id}")
+    @api.endpoint()
+    def get_order(order_id: str) -> dict[str, Any]:
+        if order_id == "down":
+            raise DependencyUnavailable("users-api", 2.5, reason="circuit open")
+        raise NotFound("order", order_id)
+
+    return app
+
+
+def post(body: bytes) -> Any:
+    with Client(orders_app()) as client:
+        return client.http.post("/orders", headers={"Content-Type": "application/json"}, body=body)
+
+
+def test_valid_body_is_parsed_into_the_contract() -> None:
+    # GIVEN / WHEN a valid order is posted
+    response = post(b'{"user_id": "u-1", "items": [{"product_id": "p-1", "quantity": 2}]}')
+
+    # THEN the handler received the model (echoed back here) with the success status
+    assert response.status_code == 201
+    assert json.loads(response.body)["items"] == [{"product_id": "p-1", "quantity": 2}]
+
+
+def test_invalid_field_answers_400_naming_the_field() -> None:
+    # GIVEN / WHEN an order with a zero quantity in its second item is posted
+    response = post(
+        b'{"user_id": "u-1", "items": [{"product_id": "p-1", "quantity": 1},'
+        b' {"product_id": "p-2", "quantity": 0}]}'
+    )
+
+    # THEN the answer is 400 naming that field
+    assert response.status_code == 400
+    error = json.loads(response.body)["error"]
+    assert error["code"] == "invalid_request"
+    assert error["field"] == "items[1].quantity"
+
+
+def test_unknown_field_is_refused_by_name() -> None:
+    # GIVEN / WHEN an order with an unexpected field is posted
+    response = post(b'{"user_id": "u-1", "items": [{"product_id": "p-1", "quantity": 1}], "x": 1}')
+
+    # THEN the answer names it
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["field"] == "x"
+
+
+def test_invalid_json_and_empty_body_answer_400_on_body() -> None:
+    # GIVEN / WHEN a body that is not JSON, and no body, are posted
+    broken = post(b'{"user_id": ')
+    empty = post(b"")
+
+    # THEN both answer 400 on the field "body"
+    for response in (broken, empty):
+        assert response.status_code == 400
+        assert json.loads(response.body)["error"]["field"] == "body"
+
+
+def test_service_errors_answer_their_status_and_body() -> None:
+    # GIVEN / WHEN a missing order and an unavailable dependency are hit
+    with Client(orders_app()) as client:
+        missing = client.http.get("/orders/o-9")
+        down = client.http.get("/orders/down")
+
+    # THEN 404 with the typed body, and 503 with Retry-After rounded up
+    assert missing.status_code == 404
+    assert json.loads(missing.body)["error"]["code"] == "not_found"
+    assert down.status_code == 503
+    assert down.headers["Retry-After"] == "3"
+    assert json.loads(down.body)["error"]["code"] == "dependency_unavailable"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths

@@ -11,6 +11,8 @@ import functools
 from typing import Any
 
 from chalice.app import Chalice
+from pydantic import ValidationError
+
 from chalicelib.domain import Catalog, ProductQuery
 from chalicelib.settings import CatalogSettings
 from chalicelib.wiring import build_catalog
@@ -26,7 +28,6 @@ from lambdamesh_toolkit.errors import invalid_request_from
 from lambdamesh_toolkit.http_api import HttpApi
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.rpc import RpcServer
-from pydantic import ValidationError
 
 app = Chalice(app_name="lambdamesh-catalog")
 logger = get_logger("catalog")

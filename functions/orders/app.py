@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 from chalice.app import Chalice, Response
+
 from chalicelib.domain import OrderDesk
 from chalicelib.idempotency import IDEMPOTENCY_HEADER, check_key
 from chalicelib.settings import OrdersSettings

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 from chalice.app import Chalice
+
 from chalicelib.domain import ReviewBook
 from chalicelib.settings import ReviewsSettings
 from chalicelib.wiring import build_review_book

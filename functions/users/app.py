@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from chalice.app import Chalice
+
 from chalicelib.domain import UserRegistry
 from chalicelib.settings import UsersSettings
 from chalicelib.wiring import build_registry

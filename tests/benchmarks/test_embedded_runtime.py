@@ -16,7 +16,6 @@ from typing import Any
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
-
 from tests.conftest import free_port
 from tests.e2e.lambda_support import create_function, invoke
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import urllib3
-from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
 
+from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
 from tests.conftest import RunningEmulator
 
 HELLO_APP = Path(__file__).parent / "apps" / "hello"

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lambdamesh
 import psutil
 import pytest
+
+import lambdamesh
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
-
 from tests.e2e.lambda_support import create_function, invoke
 
 pytestmark = pytest.mark.e2e

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
-
 from tests.conftest import free_port
 from tests.e2e.lambda_support import create_function, invoke, wait_until
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import psutil
 import pytest
-from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
 
+from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
 from tests.e2e.lambda_support import (
     create_function,
     invoke,

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from lambdamesh import cli
 from lambdamesh.emulator.settings import ALLOW_NON_LOOPBACK_FLAG
 

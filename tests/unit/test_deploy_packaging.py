@@ -7,7 +7,6 @@ from pathlib import Path
 from lambdamesh.deploy.fingerprint import source_hash
 from lambdamesh.deploy.packaging import package_app
 from lambdamesh.deploy.services import ServiceApp, discover_apps
-
 from tests.unit.test_deploy_template import APP_SOURCE, write_app
 
 

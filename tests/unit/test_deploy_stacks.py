@@ -9,10 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from lambdamesh.deploy.fingerprint import stack_fingerprint
 from lambdamesh.deploy.records import ServiceRecord, load_services, save_services
 from lambdamesh.deploy.stacks import FINGERPRINT_TAG, StackRequest, apply_stack
-from moto import mock_aws
 
 SHARED_TEMPLATE = Path(__file__).parents[2] / "infra" / "topology" / "shared.json"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lambdamesh.deploy.packaging import PackagedApp, package_app
 from lambdamesh.deploy.services import ServiceApp
 from lambdamesh.deploy.template import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lambdamesh.deploy.target import Target
 from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
 

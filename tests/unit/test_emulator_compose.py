@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
+
 from lambdamesh.emulator.install import pinned_version
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.settings import SHARED_SETTINGS

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lambdamesh.emulator import install
 from lambdamesh.emulator.install import (
     InstallError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from lambdamesh.emulator.settings import (
     ALLOW_NON_LOOPBACK_ENV,
     ALLOW_NON_LOOPBACK_FLAG,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from lambdamesh.emulator.health import check_health
 from lambdamesh.emulator.process import port_is_free, tail, terminate_process_tree
 from lambdamesh.emulator.state import RunState, load_live_state

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from lambdamesh_localstack.esm_tuning import (
     CONCURRENCY_VARIABLE,
     EXPECTED_LOCALSTACK_VERSION,

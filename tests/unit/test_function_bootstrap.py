@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from lambdamesh_localstack import function_bootstrap
 from lambdamesh_localstack.interpreters import (
     UnsupportedRuntimeError,

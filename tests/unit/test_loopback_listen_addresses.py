@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lambdamesh_localstack.listen_addresses import (
     ALLOW_NON_LOOPBACK_ENV,
     BindAddress,

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
 from lambdamesh_toolkit.contracts.base import Identifier
 from lambdamesh_toolkit.contracts.catalog import Product, ProductList
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100

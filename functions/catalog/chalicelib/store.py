@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
 from lambdamesh_toolkit.contracts.catalog import Product
 
 if TYPE_CHECKING:

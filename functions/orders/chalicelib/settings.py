@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from lambdamesh_toolkit.config import EnvSettings
 from pydantic import Field
+
+from lambdamesh_toolkit.config import EnvSettings
 
 
 class OrdersSettings(EnvSettings):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
 from lambdamesh_toolkit.contracts.orders import Order
 
 from .idempotency import ClaimStatus, IdempotencyClaim

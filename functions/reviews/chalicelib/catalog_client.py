@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import BaseModel, ValidationError
+
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
-from pydantic import BaseModel, ValidationError
 
 
 class RpcCaller(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
 from lambdamesh_toolkit.contracts.reviews import Review
 
 from .domain import DuplicateReviewError

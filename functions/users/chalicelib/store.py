@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
 from lambdamesh_toolkit.contracts.users import User
 
 from .domain import EmailAlreadyRegisteredError

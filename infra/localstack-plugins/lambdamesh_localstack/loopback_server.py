@@ -13,11 +13,6 @@ from __future__ import annotations
 import logging
 import os
 
-from lambdamesh_localstack.listen_addresses import (
-    non_loopback_allowed,
-    refuse_non_loopback,
-    resolve_bind_addresses,
-)
 from localstack import config
 from localstack.aws.serving.twisted import TLSMultiplexerFactory
 from localstack.runtime.server.core import RuntimeServer, RuntimeServerPlugin
@@ -25,6 +20,12 @@ from localstack.runtime.server.twisted import TwistedRuntimeServer
 from rolo.gateway import Gateway
 from rolo.serving.twisted import TwistedGateway
 from twisted.internet import reactor, ssl
+
+from lambdamesh_localstack.listen_addresses import (
+    non_loopback_allowed,
+    refuse_non_loopback,
+    resolve_bind_addresses,
+)
 
 LOG = logging.getLogger(__name__)
 

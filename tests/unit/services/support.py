@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.test import Client
+from pydantic import BaseModel
+
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, Product
 from lambdamesh_toolkit.correlation import current_correlation_id
 from lambdamesh_toolkit.errors import NotFound
 from lambdamesh_toolkit.http_client import HttpResult
-from pydantic import BaseModel
-
 from tests.unit.services.service_loader import LoadedService
 
 PRODUCTS = {

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+
 from lambdamesh_toolkit.contracts.catalog import GetProductResponse, Product, ProductList
 from lambdamesh_toolkit.contracts.rpc import RpcRequest, RpcResponse
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound
-
 from tests.unit.services.conftest import ServiceFactory
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import captured_log, json_body

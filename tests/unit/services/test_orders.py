@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pytest
 from chalice.test import Client
+
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
-
 from tests.unit.services.conftest import ServiceFactory
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import (

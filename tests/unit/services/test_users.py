@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
-
 from tests.unit.services.conftest import ServiceFactory
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import captured_log, json_body, post_json

@@ -20,6 +20,8 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as 
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     dynamodb as persistence_dynamodb,
 )
+from moto import mock_aws
+
 from lambdamesh_toolkit import breaker_memory, resilience
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.resilience import (
@@ -27,7 +29,6 @@ from lambdamesh_toolkit.resilience import (
     BREAKER_TABLE_KEY_SCHEMA,
     BREAKER_TABLE_TTL_ATTRIBUTE,
 )
-from moto import mock_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

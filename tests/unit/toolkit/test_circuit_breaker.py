@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.config import ConfigurationError
 from lambdamesh_toolkit.errors import DependencyUnavailable
@@ -13,7 +14,6 @@ from lambdamesh_toolkit.resilience import (
     RetryPolicy,
     dynamodb_breaker_store,
 )
-
 from tests.unit.toolkit.conftest import (
     FakeClock,
     ScriptedAnswer,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from lambdamesh_toolkit.config import ConfigurationError, EnvSettings, load_settings
 from pydantic import Field
+
+from lambdamesh_toolkit.config import ConfigurationError, EnvSettings, load_settings
 
 
 class OrdersSettings(EnvSettings):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
 from lambdamesh_toolkit.contracts.reviews import CreateReview
@@ -13,7 +15,6 @@ from lambdamesh_toolkit.contracts.rpc import RpcResponse
 from lambdamesh_toolkit.contracts.schemas import all_contracts, export_json_schemas, main
 from lambdamesh_toolkit.contracts.users import CreateUser
 from lambdamesh_toolkit.errors import invalid_request_from
-from pydantic import BaseModel, ValidationError
 
 
 def field_of(model: type[BaseModel], data: object) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from chalice.app import Chalice
 from chalice.test import Client
+
 from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.correlation import (
@@ -24,7 +25,6 @@ from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.logging import get_logger
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcServer
-
 from tests.unit.toolkit.conftest import ScriptedServer
 
 

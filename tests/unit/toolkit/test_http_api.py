@@ -7,6 +7,7 @@ from typing import Any
 
 from chalice.app import Chalice
 from chalice.test import Client
+
 from lambdamesh_toolkit.contracts.orders import CreateOrder
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 from lambdamesh_toolkit.http_api import HttpApi

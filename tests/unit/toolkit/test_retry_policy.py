@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+
 from lambdamesh_toolkit.errors import DependencyUnavailable
 from lambdamesh_toolkit.resilience import (
     AttemptFailed,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
+
 from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id

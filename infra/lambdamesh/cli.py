@@ -20,6 +20,7 @@ from lambdamesh.arguments import ENDPOINT_ENV, add_endpoint, add_port
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.deploy.records import load_services
 from lambdamesh.deploy.target import Target
+from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator.install import InstallError, ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import (
@@ -324,6 +325,13 @@ COMMANDS: list[Command] = [
         description=deploy_command.DESCRIPTION,
         configure=deploy_command.configure,
         run=deploy_command.run,
+    ),
+    Command(
+        name=dlq_command.NAME,
+        summary=dlq_command.SUMMARY,
+        description=dlq_command.DESCRIPTION,
+        configure=dlq_command.configure,
+        run=dlq_command.run,
     ),
     Command(
         name=demo.NAME,

@@ -289,6 +289,14 @@ def test_throughput_through_sns_sqs_and_a_mapping_beside_direct_invokes(
         f"SNS publish into SQS {MESSAGES / publish_s:.0f} msg/s; LocalStack CPU per message: "
         f"mapping {mapping_cpu_ms:.1f} ms, floor {floor_cpu_ms:.1f} ms"
     )
+    if floor_s / mapping_s < 0.8:
+        print(
+            f"  below target: LocalStack's own CPU is the limit. A mapping spends "
+            f"{mapping_cpu_ms:.1f} ms of LocalStack CPU per message (ReceiveMessage, "
+            f"DeleteMessageBatch and Invoke all run inside its one process) against "
+            f"{floor_cpu_ms:.1f} ms for a direct invoke, so once LocalStack saturates its core "
+            f"the ratio tends to {floor_cpu_ms / mapping_cpu_ms:.2f}."
+        )
 
 
 def test_idle_cpu_of_localstack_with_ten_mappings(emulator: Any, clients: dict[str, Any]) -> None:

@@ -54,7 +54,7 @@ def deployment(
     report = deploy_all(target, options, progress=lambda _: None)
     yield Deployment(target, options, report)
     cfn = emulator.client("cloudformation")
-    for service in ("hello", "shared"):
+    for service in ("hello", "messaging", "shared"):
         cfn.delete_stack(StackName=options.stack_name(service))
 
 
@@ -67,7 +67,7 @@ def test_first_deploy_creates_the_shared_stack_and_the_app_stack(deployment: Dep
     # GIVEN nothing deployed  WHEN the hello app is deployed (fixture)
     report = deployment.report
     # THEN the shared stack and the app's stack are created, the app packaged and uploaded
-    assert [service.service for service in report.services] == ["shared", "hello"]
+    assert [service.service for service in report.services] == ["shared", "messaging", "hello"]
     assert {service.action for service in report.services} == {"created"}
     hello = report.service("hello")
     assert hello.packaging == "built"

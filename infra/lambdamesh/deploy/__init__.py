@@ -9,7 +9,7 @@ CloudFormation), on the embedded LocalStack, another LocalStack, or AWS:
 3. :mod:`~lambdamesh.deploy.template` rewrites ``CodeUri`` and adds what Chalice cannot
    express (partial batch responses on SQS event sources);
 4. :mod:`~lambdamesh.deploy.wiring` fills each stack's ``Parameters`` from earlier stacks'
-   ``Outputs``;
+   ``Outputs`` (the topology stacks, shared and messaging, go first and offer theirs by name);
 5. :mod:`~lambdamesh.deploy.stacks` creates or updates the stack, skipping it when its
    ``lambdamesh:source-hash`` tag says nothing changed;
 6. :mod:`~lambdamesh.deploy.records` keeps API URLs and function names for ``lambdamesh status``.

@@ -18,10 +18,12 @@ NAME = "deploy"
 SUMMARY = "package every Chalice app and deploy it as a CloudFormation stack"
 DESCRIPTION = """\
 Deploy the shared stack (infra/topology/shared.json: circuit-breaker table, deployment
-bucket) and then every Chalice app under functions/ in dependency order (users, catalog,
-reviews, orders, then any other app): `chalice package --merge-template resources.json`,
-the zip to S3, one CloudFormation stack lambdamesh-<service> per app with parameters from
-the stacks before it. Unchanged apps are neither repackaged nor redeployed.
+bucket), the messaging stack (infra/topology/messaging.json: SNS topics, SQS queues and
+their dead-letter queues, consumer tables) and then every Chalice app under functions/ in
+dependency order (users, catalog, reviews, orders, then any other app): `chalice package
+--merge-template resources.json`, the zip to S3, one CloudFormation stack
+lambdamesh-<service> per app with parameters from the stacks before it. Unchanged apps are
+neither repackaged nor redeployed.
 
 Target: the embedded LocalStack on --port (started by `lambdamesh up`), the LocalStack at
 --endpoint / $LAMBDAMESH_ENDPOINT, or real AWS with --aws (credentials and region from the
@@ -53,12 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--only",
         action="append",
         metavar="SERVICE",
-        help="deploy only this service (repeatable); the shared stack is always deployed",
+        help="deploy only this service (repeatable); the shared and messaging stacks always are",
     )
     parser.add_argument(
         "--stack-prefix",
         default="lambdamesh",
-        help="stacks are named <prefix>-<service> (default: lambdamesh)",
+        help="stacks are named <prefix>-<service>, topics and queues <prefix>-<name> "
+        "(default: lambdamesh; the apps' queue handlers expect the default)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -75,6 +78,7 @@ def build_options(
     return DeployOptions(
         apps_dir=(apps_dir or paths.root / "functions").resolve(),
         shared_template=paths.root / "infra" / "topology" / "shared.json",
+        messaging_template=paths.root / "infra" / "topology" / "messaging.json",
         cache_dir=paths.state_root / "deploy" / "packages",
         state_dir=state_dir,
         stack_prefix=stack_prefix,
@@ -87,10 +91,14 @@ def records_dir(paths: ProjectPaths, target: Target) -> Path:
     return paths.state_root / "deployments" / target.slug
 
 
-def _target_and_state_dir(
-    args: argparse.Namespace, paths: ProjectPaths
-) -> tuple[Target, Path] | str:
-    """The target and where to record deployments, or an error message."""
+def select_target(args: argparse.Namespace, paths: ProjectPaths) -> tuple[Target, Path] | str:
+    """The target chosen by ``--aws``, ``--endpoint`` or ``--port``, and its records directory.
+
+    Returns
+    -------
+    tuple[Target, Path] | str
+        The target and where deployments to it are recorded, or an error message to print.
+    """
     if args.aws:
         try:
             target = Target.aws()
@@ -112,7 +120,7 @@ def _target_and_state_dir(
 def run(args: argparse.Namespace) -> int:
     """Run ``deploy``; returns the exit code."""
     paths = ProjectPaths.discover()
-    chosen = _target_and_state_dir(args, paths)
+    chosen = select_target(args, paths)
     if isinstance(chosen, str):
         print(f"error: {chosen}", file=sys.stderr, flush=True)
         return EXIT_FAILURE

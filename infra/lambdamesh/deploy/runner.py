@@ -1,11 +1,11 @@
-"""The deploy run: shared stack, then every app in dependency order."""
+"""The deploy run: the topology stacks (shared, messaging), then every app in dependency order."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from lambdamesh.deploy.artifacts import KEY_PREFIX, package_key, upload_package
 from lambdamesh.deploy.fingerprint import stack_fingerprint
 from lambdamesh.deploy.packaging import PackagingError, package_app
 from lambdamesh.deploy.records import ServiceRecord, save_services
-from lambdamesh.deploy.services import SHARED, ServiceApp, discover_apps
+from lambdamesh.deploy.services import MESSAGING, SHARED, ServiceApp, discover_apps
 from lambdamesh.deploy.stacks import (
     StackError,
     StackRequest,
@@ -39,6 +39,12 @@ Progress = Callable[[str], None]
 BUCKET_OUTPUT = "DeploymentBucket"
 """The shared stack's Output naming the bucket packages are uploaded to."""
 
+
+NAME_PREFIX_PARAMETER = "NamePrefix"
+"""A topology template's parameter that receives the stack prefix (topic and queue names)."""
+
+MESSAGING_TEMPLATE_NAME = "messaging.json"
+"""The messaging topology's template, looked for beside the shared template by default."""
 
 SEED_OUTPUT = "SeedFunctionName"
 """A stack Output naming a function to invoke once after the stack is created or updated."""
@@ -63,9 +69,14 @@ class DeployOptions:
     state_dir
         Where ``deployments.json`` is written.
     stack_prefix
-        Stacks are named ``<prefix>-<service>``.
+        Stacks are named ``<prefix>-<service>``; the messaging topology's topics and queues
+        ``<prefix>-<name>``. The apps' SQS handlers name ``lambdamesh-`` queues, so a whole
+        system deploys under the default; another prefix suits a topology on its own (tests).
     only
-        Deploy only these services (the shared stack always); ``None`` for all.
+        Deploy only these services (the topology stacks always); ``None`` for all.
+    messaging_template
+        The messaging stack's template; ``None``: ``messaging.json`` beside
+        ``shared_template``, deployed when that file exists.
     """
 
     apps_dir: Path
@@ -74,10 +85,21 @@ class DeployOptions:
     state_dir: Path
     stack_prefix: str = "lambdamesh"
     only: frozenset[str] | None = None
+    messaging_template: Path | None = None
 
     def stack_name(self, service: str) -> str:
         """The stack of ``service``."""
         return f"{self.stack_prefix}-{service}"
+
+    def topology(self) -> list[tuple[str, Path]]:
+        """The stacks without an app, in deploy order: (service name, template)."""
+        messaging = self.messaging_template or self.shared_template.with_name(
+            MESSAGING_TEMPLATE_NAME
+        )
+        stacks = [(SHARED, self.shared_template)]
+        if self.messaging_template is not None or messaging.is_file():
+            stacks.append((MESSAGING, messaging))
+        return stacks
 
 
 @dataclass(frozen=True)
@@ -87,13 +109,13 @@ class ServiceReport:
     Attributes
     ----------
     service
-        Service name (``shared`` for the shared stack).
+        Service name (``shared`` and ``messaging`` for the topology stacks).
     stack
         Stack name.
     action
         ``created``, ``updated``, ``unchanged`` or ``skipped`` (fingerprint equal).
     packaging
-        ``built``, ``cached``, or ``None`` (the shared stack has no package).
+        ``built``, ``cached``, or ``None`` (the topology stacks have no package).
     uploaded
         Whether a package was uploaded this run.
     api_url
@@ -126,7 +148,7 @@ class DeployReport:
     target
         Where it deployed (endpoint URL or ``aws:<region>``).
     services
-        One report per stack, in deploy order, the shared stack first.
+        One report per stack, in deploy order, the topology stacks (shared, messaging) first.
     records_file
         The ``deployments.json`` written.
     seconds
@@ -147,7 +169,7 @@ class DeployReport:
 
 
 def deploy_all(target: Target, options: DeployOptions, progress: Progress = print) -> DeployReport:
-    """Deploy the shared stack and every app, in dependency order.
+    """Deploy the shared and messaging stacks, then every app in dependency order.
 
     Parameters
     ----------
@@ -161,7 +183,7 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
     Returns
     -------
     DeployReport
-        Per stack: what was done, API URL and function names.
+        Per stack (the topology stacks first): what was done, API URL and function names.
 
     Raises
     ------
@@ -177,10 +199,13 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
     deployed: dict[str, DeployedStack] = {}
     records_file: Path | None = None
     try:
-        shared = _deploy_shared(cfn, options, progress)
-        report.services.append(shared[0])
-        deployed[SHARED] = shared[1]
-        bucket = shared[1].outputs[BUCKET_OUTPUT]
+        for service, template_file in options.topology():
+            topology_report, topology_stack = _deploy_topology(
+                cfn, service, template_file, deployed, options, progress
+            )
+            report.services.append(topology_report)
+            deployed[service] = topology_stack
+        bucket = deployed[SHARED].outputs[BUCKET_OUTPUT]
         for app in apps:
             service_report, stack = _deploy_app(
                 target, cfn, s3, bucket, app, deployed, options, progress
@@ -200,18 +225,49 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
     )
 
 
-def _deploy_shared(
-    cfn: CloudFormationClient, options: DeployOptions, progress: Progress
+def topology_parameters(
+    service: str,
+    template: dict[str, Any],
+    deployed: Mapping[str, DeployedStack],
+    stack_prefix: str,
+) -> dict[str, str]:
+    """A topology stack's parameters: the name prefix, and Outputs of the stacks before it.
+
+    Parameters
+    ----------
+    service
+        The topology stack's service name (``messaging``).
+    template
+        Its template.
+    deployed
+        The stacks deployed before it.
+    stack_prefix
+        Given to a ``NamePrefix`` parameter, so that topic and queue names follow the stacks'.
+    """
+    declared = dict(declared_parameters(template))
+    given = {NAME_PREFIX_PARAMETER: stack_prefix} if NAME_PREFIX_PARAMETER in declared else {}
+    declared.pop(NAME_PREFIX_PARAMETER, None)
+    return {**given, **resolve_parameters(service, declared, deployed)}
+
+
+def _deploy_topology(
+    cfn: CloudFormationClient,
+    service: str,
+    template_file: Path,
+    deployed: dict[str, DeployedStack],
+    options: DeployOptions,
+    progress: Progress,
 ) -> tuple[ServiceReport, DeployedStack]:
     started = time.monotonic()
-    template: dict[str, Any] = json.loads(options.shared_template.read_text())
-    name = options.stack_name(SHARED)
-    progress(f"==> {SHARED}: stack {name}")
-    request = StackRequest(name, template, {}, stack_fingerprint(template, {}))
+    template: dict[str, Any] = json.loads(template_file.read_text())
+    parameters = topology_parameters(service, template, deployed, options.stack_prefix)
+    name = options.stack_name(service)
+    progress(f"==> {service}: stack {name}")
+    request = StackRequest(name, template, parameters, stack_fingerprint(template, parameters))
     result = apply_stack(cfn, request, progress=progress)
     progress(f"    {result.action}")
     report = ServiceReport(
-        SHARED,
+        service,
         name,
         result.action,
         None,
@@ -221,7 +277,7 @@ def _deploy_shared(
         request.fingerprint,
         round(time.monotonic() - started, 3),
     )
-    return report, DeployedStack(SHARED, result.outputs)
+    return report, DeployedStack(service, result.outputs)
 
 
 def _deploy_app(

@@ -9,6 +9,13 @@ from pathlib import Path
 SHARED = "shared"
 """The stack every service depends on (circuit-breaker table, deployment bucket)."""
 
+MESSAGING = "messaging"
+"""The messaging topology's stack (topics, queues, dead-letter queues, consumer tables)."""
+
+TOPOLOGY: tuple[str, ...] = (SHARED, MESSAGING)
+"""Stacks without a Chalice app, deployed first, in this order; their Outputs are offered to
+every app's Parameters by name."""
+
 DEPLOY_ORDER: tuple[str, ...] = ("users", "catalog", "reviews", "orders")
 """Services in dependency order: each may take Parameters from the Outputs of those before it.
 

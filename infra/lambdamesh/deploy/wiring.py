@@ -4,7 +4,9 @@ The wiring is mostly a naming convention, so that a new dependency needs no chan
 For a parameter ``P`` of a service's template, in this order:
 
 0. ``P`` is in :data:`EXPLICIT_SOURCES` → the Output named there;
-1. the shared stack has an Output named ``P`` (``CircuitBreakerTable``) → its value;
+1. a topology stack (:data:`~lambdamesh.deploy.services.TOPOLOGY`: the shared stack, then the
+   messaging stack) has an Output named ``P`` (``CircuitBreakerTable``, ``OrdersTopicArn``,
+   ``EventFailuresTable``) → its value;
 2. ``P`` is ``<Service>ApiUrl`` (``UsersApiUrl``) → the base URL of that service's REST API
    (path form on LocalStack, ``https://{api}.execute-api...`` on AWS), without the trailing
    slash, so that clients join paths to it as ``f"{base}/users/{id}"``;
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdamesh.deploy.services import SHARED
+from lambdamesh.deploy.services import TOPOLOGY
 
 API_URL_SUFFIX = "ApiUrl"
 
@@ -66,9 +68,10 @@ def _resolve(name: str, deployed: Mapping[str, DeployedStack]) -> str | None:
         source = deployed.get(service)
         if source is not None and key in source.outputs:
             return source.outputs[key]
-    shared = deployed.get(SHARED)
-    if shared is not None and name in shared.outputs:
-        return shared.outputs[name]
+    for topology in TOPOLOGY:
+        offered = deployed.get(topology)
+        if offered is not None and name in offered.outputs:
+            return offered.outputs[name]
     for service, stack in deployed.items():
         prefix = _prefix(service)
         if not name.startswith(prefix):
@@ -117,11 +120,14 @@ def resolve_parameters(
             missing.append(name)
     if missing:
         available = sorted(
-            [f"{SHARED}: {key}" for key in deployed[SHARED].outputs] if SHARED in deployed else []
+            f"{topology}: {key}"
+            for topology in TOPOLOGY
+            if topology in deployed
+            for key in deployed[topology].outputs
         )
         raise UnresolvedParameterError(
             f"{service}: no earlier stack provides parameter(s) {', '.join(missing)}; "
-            f"name them <Service><OutputKey>, <Service>ApiUrl or a shared Output "
+            f"name them <Service><OutputKey>, <Service>ApiUrl or a topology Output "
             f"({', '.join(available) or 'none deployed'})"
         )
     return values

@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdamesh_toolkit.contracts import catalog, orders, reviews, rpc, users
+from lambdamesh_toolkit.contracts import catalog, events, orders, reviews, rpc, users
 from lambdamesh_toolkit.contracts.base import Contract
 
-CONTRACT_MODULES = (users, catalog, reviews, orders, rpc)
+CONTRACT_MODULES = (users, catalog, reviews, orders, rpc, events)
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -35,6 +35,8 @@ def all_contracts() -> list[type[Contract]]:
     for contract in _subclasses(Contract):
         if contract.__module__ not in {module.__name__ for module in CONTRACT_MODULES}:
             continue
+        if not hasattr(contract, "contract_name"):
+            continue  # an abstract base, e.g. events.EventData
         key = (contract.contract_name, contract.contract_version)
         if key in found and found[key] is not contract:
             raise ValueError(f"contract {key[0]} v{key[1]} is defined twice")
@@ -51,11 +53,14 @@ def _subclasses(cls: type[Contract]) -> Iterator[type[Contract]]:
 def contract_schema(contract: type[Contract]) -> dict[str, Any]:
     """Return the JSON Schema of one contract, named and versioned."""
     schema = contract.model_json_schema()
+    # An event's data model also names the envelope ``type`` it travels under.
+    event_type = getattr(contract, "event_type", None)
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": f"urn:lambdamesh:contract:{contract.contract_name}:v{contract.contract_version}",
         "contract_name": contract.contract_name,
         "contract_version": contract.contract_version,
+        **({"event_type": event_type} if isinstance(event_type, str) else {}),
         **schema,
     }
 

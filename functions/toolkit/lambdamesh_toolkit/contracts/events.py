@@ -1,0 +1,312 @@
+"""Contracts of the asynchronous events: the envelope and one model per event's ``data``.
+
+Every event travels as an :class:`EventEnvelope` (the JSON body of the SNS
+message, delivered raw to SQS). Its ``data`` is validated against the model
+registered for ``(type, version)``; :func:`event_model` finds it. A change to a
+``data`` model that old consumers could not read (a new field included, since
+contracts refuse unknown fields) is a new model with a higher
+``contract_version``, registered beside the old one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AwareDatetime, Field, StringConstraints, ValidationError
+
+from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
+from lambdamesh_toolkit.contracts.orders import OrderLine
+from lambdamesh_toolkit.contracts.users import Email
+from lambdamesh_toolkit.errors import field_path
+
+#: ``<entity>.<past-tense verb>``, e.g. ``order.placed``.
+EventType = Annotated[
+    str,
+    StringConstraints(
+        min_length=3, max_length=64, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+    ),
+]
+#: A uuid4 in its canonical, lower-case form.
+EventId = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    ),
+]
+#: Same alphabet as :mod:`lambdamesh_toolkit.correlation` accepts: these ids end up in log lines.
+TraceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
+#: Why something was refused or cancelled, for people and logs.
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class EventError(Exception):
+    """Base of the errors about events: unknown, invalid, too large."""
+
+
+class UnknownEventError(EventError, LookupError):
+    """No model is registered for an event's ``(type, version)``.
+
+    Parameters
+    ----------
+    event_type : str
+        The ``type`` asked for.
+    version : int
+        The ``version`` asked for.
+    """
+
+    def __init__(self, event_type: str, version: int) -> None:
+        known = sorted(f"{name} v{number}" for name, number in _REGISTRY)
+        super().__init__(
+            f"unknown event {event_type!r} version {version}; known: {', '.join(known)}"
+        )
+        self.event_type = event_type
+        self.version = version
+
+
+class InvalidEventError(EventError, ValueError):
+    """An envelope or its ``data`` breaks its contract.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, naming the field.
+    field : str | None
+        Dotted path of the field at fault (``data.lines[0].quantity``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class EventEnvelope(Contract):
+    """What every event carries around its ``data``.
+
+    Attributes
+    ----------
+    id : str
+        A uuid4; consumers are idempotent by it, FIFO topics deduplicate by it.
+    type : str
+        ``order.placed``, ``payment.failed``, ...
+    version : int
+        ``contract_version`` of the ``data`` model.
+    source : str
+        Name of the publishing service.
+    time : datetime
+        When the event happened (timezone-aware).
+    correlation_id : str
+        The id of the request that started the journey; consumers restore it.
+    causation_id : str | None
+        The id of the event or request that caused this one.
+    data : dict
+        The event's own fields, as the model registered for ``(type, version)``.
+    """
+
+    contract_name: ClassVar[str] = "events.EventEnvelope"
+
+    id: EventId
+    type: EventType
+    version: Annotated[int, Field(ge=1)]
+    source: Identifier
+    time: AwareDatetime
+    correlation_id: TraceId
+    causation_id: TraceId | None = None
+    data: dict[str, Any]
+
+
+class EventData(Contract):
+    """Base of the ``data`` models; ``event_type`` is the envelope's ``type``."""
+
+    event_type: ClassVar[str]
+
+
+class UserCreated(EventData):
+    """A user registered (``user.created``)."""
+
+    contract_name: ClassVar[str] = "events.UserCreated"
+    event_type: ClassVar[str] = "user.created"
+
+    user_id: Identifier
+    email: Email
+    name: ShortText
+
+
+class OrderPlaced(EventData):
+    """An order was accepted and awaits payment and stock (``order.placed``)."""
+
+    contract_name: ClassVar[str] = "events.OrderPlaced"
+    event_type: ClassVar[str] = "order.placed"
+
+    order_id: Identifier
+    user_id: Identifier
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+    total_cents: Cents
+    currency: Currency
+
+
+class OrderConfirmed(EventData):
+    """Payment and stock are both secured (``order.confirmed``)."""
+
+    contract_name: ClassVar[str] = "events.OrderConfirmed"
+    event_type: ClassVar[str] = "order.confirmed"
+
+    order_id: Identifier
+    user_id: Identifier
+
+
+class OrderCancelled(EventData):
+    """Payment or stock failed; compensations follow (``order.cancelled``)."""
+
+    contract_name: ClassVar[str] = "events.OrderCancelled"
+    event_type: ClassVar[str] = "order.cancelled"
+
+    order_id: Identifier
+    user_id: Identifier
+    reason: Reason
+
+
+class PaymentProcessed(EventData):
+    """The order was charged (``payment.processed``)."""
+
+    contract_name: ClassVar[str] = "events.PaymentProcessed"
+    event_type: ClassVar[str] = "payment.processed"
+
+    order_id: Identifier
+    payment_id: Identifier
+    amount_cents: Cents
+    currency: Currency
+
+
+class PaymentFailed(EventData):
+    """The charge was declined (``payment.failed``)."""
+
+    contract_name: ClassVar[str] = "events.PaymentFailed"
+    event_type: ClassVar[str] = "payment.failed"
+
+    order_id: Identifier
+    reason: Reason
+
+
+class PaymentRefunded(EventData):
+    """A processed payment was given back (``payment.refunded``)."""
+
+    contract_name: ClassVar[str] = "events.PaymentRefunded"
+    event_type: ClassVar[str] = "payment.refunded"
+
+    order_id: Identifier
+    payment_id: Identifier
+    amount_cents: Cents
+
+
+class InventoryReserved(EventData):
+    """Every line of the order is reserved (``inventory.reserved``)."""
+
+    contract_name: ClassVar[str] = "events.InventoryReserved"
+    event_type: ClassVar[str] = "inventory.reserved"
+
+    order_id: Identifier
+    reservation_id: Identifier
+
+
+class InventoryRejected(EventData):
+    """A line could not be reserved (``inventory.rejected``)."""
+
+    contract_name: ClassVar[str] = "events.InventoryRejected"
+    event_type: ClassVar[str] = "inventory.rejected"
+
+    order_id: Identifier
+    reason: Reason
+    product_id: Identifier
+
+
+class InventoryReleased(EventData):
+    """A reservation was given back (``inventory.released``)."""
+
+    contract_name: ClassVar[str] = "events.InventoryReleased"
+    event_type: ClassVar[str] = "inventory.released"
+
+    order_id: Identifier
+    reservation_id: Identifier
+
+
+EVENT_MODELS: tuple[type[EventData], ...] = (
+    UserCreated,
+    OrderPlaced,
+    OrderConfirmed,
+    OrderCancelled,
+    PaymentProcessed,
+    PaymentFailed,
+    PaymentRefunded,
+    InventoryReserved,
+    InventoryRejected,
+    InventoryReleased,
+)
+
+_REGISTRY: dict[tuple[str, int], type[EventData]] = {
+    (model.event_type, model.contract_version): model for model in EVENT_MODELS
+}
+
+
+def event_model(event_type: str, version: int) -> type[EventData]:
+    """Return the ``data`` model registered for ``(event_type, version)``.
+
+    Raises
+    ------
+    UnknownEventError
+        When no model is registered for it.
+    """
+    model = _REGISTRY.get((event_type, version))
+    if model is None:
+        raise UnknownEventError(event_type, version)
+    return model
+
+
+def event_data(envelope: EventEnvelope) -> EventData:
+    """Validate an envelope's ``data`` against its registered model.
+
+    Returns
+    -------
+    EventData
+        The typed ``data``.
+
+    Raises
+    ------
+    UnknownEventError
+        When ``(type, version)`` is not registered.
+    InvalidEventError
+        When ``data`` breaks the model, naming the first field at fault.
+    """
+    model = event_model(envelope.type, envelope.version)
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        what = f"{envelope.type} v{envelope.version}"
+        raise invalid_event_from(exc, prefix="data", what=what) from None
+
+
+def parse_envelope(body: str | bytes) -> EventEnvelope:
+    """Read an envelope from a JSON message body.
+
+    Raises
+    ------
+    InvalidEventError
+        When the body is not JSON or not an envelope, naming the field at fault.
+    """
+    try:
+        return EventEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_event_from(exc, what="envelope") from None
+
+
+def invalid_event_from(
+    exc: ValidationError, *, what: str, prefix: str | None = None
+) -> InvalidEventError:
+    """Turn a pydantic ``ValidationError`` into :class:`InvalidEventError` naming the field."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return InvalidEventError(f"{what} is not valid JSON: {first['msg']}")
+    field = field_path([*([prefix] if prefix else []), *first["loc"]])
+    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+    return InvalidEventError(f"{what}: {field or 'body'}: {first['msg']}{more}", field=field)

@@ -1,0 +1,538 @@
+"""The event consumer: partial batch failures, idempotency, poison records, FIFO, correlation."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdamesh_toolkit.consumer import (
+    EVENT_TABLE_KEY,
+    EVENT_TABLE_TTL_ATTRIBUTE,
+    FIFO_SKIPPED_REASON,
+    DynamoDbFailureStore,
+    EventConsumer,
+    InMemoryFailureStore,
+    InMemoryIdempotencyStore,
+    backoff_delay_s,
+)
+from lambdamesh_toolkit.contracts.events import (
+    EventEnvelope,
+    OrderPlaced,
+    UnknownEventError,
+    UserCreated,
+)
+from lambdamesh_toolkit.contracts.orders import OrderLine
+from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events import Publisher, new_event
+from lambdamesh_toolkit.logging import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+IDEMPOTENCY_TABLE = "lambdamesh-event-idempotency"
+FAILURES_TABLE = "lambdamesh-event-failures"
+SERVICE = "notifications"
+
+
+class SqsSpy:
+    """Forwards to a real (moto) SQS client, remembering visibility changes."""
+
+    def __init__(self, client: SQSClient) -> None:
+        self.client = client
+        self.visibility: dict[str, int] = {}
+
+    def change_message_visibility_batch(self, **kwargs: Any) -> Any:
+        for entry in kwargs["Entries"]:
+            self.visibility[entry["ReceiptHandle"]] = entry["VisibilityTimeout"]
+        return self.client.change_message_visibility_batch(**kwargs)
+
+    def get_queue_url(self, **kwargs: Any) -> Any:
+        return self.client.get_queue_url(**kwargs)
+
+
+@dataclass
+class Queue:
+    url: str
+    arn: str
+    topic_arn: str
+
+
+@dataclass
+class World:
+    """moto's SNS, SQS and DynamoDB with the consumer's tables and two wired queues."""
+
+    sns: SNSClient
+    sqs: SQSClient
+    dynamodb: DynamoDBClient
+    standard: Queue
+    fifo: Queue
+    spy: SqsSpy
+    handled: list[EventEnvelope] = field(default_factory=list)
+
+    def send_raw(self, queue: Queue, body: str, **attributes: str) -> None:
+        """Put a message on the queue directly, as a misbehaving publisher could."""
+        self.sqs.send_message(
+            QueueUrl=queue.url,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+            },
+        )
+
+    def receive(self, queue: Queue) -> dict[str, Any]:
+        """Receive up to 10 messages and shape them as Lambda's SQS event."""
+        answer = self.sqs.receive_message(
+            QueueUrl=queue.url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
+        return {"Records": [lambda_record(message, queue.arn) for message in answer["Messages"]]}
+
+    def consumer(
+        self, handlers: dict[tuple[str, int], Callable[[EventEnvelope, Any], None]], **kwargs: Any
+    ) -> EventConsumer:
+        options: dict[str, Any] = {
+            "idempotency_table": IDEMPOTENCY_TABLE,
+            "failures_table": FAILURES_TABLE,
+            "fifo": False,
+            "dynamodb_client": self.dynamodb,
+            "sqs_client": self.spy,
+            "retry_backoff_base_s": 1,
+        }
+        options.update(kwargs)
+        return EventConsumer(SERVICE, handlers=handlers, **options)
+
+    def failure(self, message_id: str) -> Any:
+        return DynamoDbFailureStore(FAILURES_TABLE, client=self.dynamodb).get(message_id)
+
+    def visible_count(self, queue: Queue) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+
+def lambda_record(message: MessageTypeDef, queue_arn: str) -> dict[str, Any]:
+    """One SQS message in the form Lambda's event source mapping delivers it."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+
+
+def create_table(client: DynamoDBClient, name: str) -> None:
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": EVENT_TABLE_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": EVENT_TABLE_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def wired_queue(sns: SNSClient, sqs: SQSClient, name: str, *, fifo: bool) -> Queue:
+    suffix = ".fifo" if fifo else ""
+    topic_arn = sns.create_topic(
+        Name=f"{name}{suffix}", Attributes={"FifoTopic": "true"} if fifo else {}
+    )["TopicArn"]
+    url = sqs.create_queue(
+        QueueName=f"{name}-{SERVICE}{suffix}",
+        Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"}
+        if fifo
+        else {"VisibilityTimeout": "60"},
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return Queue(url, arn, topic_arn)
+
+
+@pytest.fixture
+def world(aws_credentials: None) -> Iterator[World]:
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(dynamodb, IDEMPOTENCY_TABLE)
+        create_table(dynamodb, FAILURES_TABLE)
+        yield World(
+            sns,
+            sqs,
+            dynamodb,
+            standard=wired_queue(sns, sqs, "lambdamesh-users", fifo=False),
+            fifo=wired_queue(sns, sqs, "lambdamesh-orders", fifo=True),
+            spy=SqsSpy(sqs),
+        )
+
+
+def user_created(user_id: str) -> EventEnvelope:
+    data = UserCreated(user_id=user_id, email=f"{user_id}@example.com", name="Ada")
+    return new_event("user.created", data, source="users")
+
+
+def order_placed(order_id: str) -> EventEnvelope:
+    line = OrderLine(
+        product_id="p-1", name="Teapot", quantity=1, unit_price_cents=100, line_total_cents=100
+    )
+    data = OrderPlaced(
+        order_id=order_id, user_id="u-1", lines=[line], total_cents=100, currency="EUR"
+    )
+    return new_event("order.placed", data, source="orders")
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def message_id_of(event: dict[str, Any], user_or_order_id: str) -> str:
+    for record in event["Records"]:
+        if user_or_order_id in record["body"]:
+            return str(record["messageId"])
+    raise AssertionError(f"no record about {user_or_order_id}")
+
+
+def test_one_failing_record_of_three_is_the_only_one_reported(world: World) -> None:
+    # GIVEN three users created, the handler failing on the second
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    for user_id in ("u-1", "u-2", "u-3"):
+        publisher.publish(user_created(user_id))
+    handled: list[str] = []
+
+    def on_user(envelope: EventEnvelope, data: UserCreated) -> None:
+        if data.user_id == "u-2":
+            raise RuntimeError("mail server said no")
+        handled.append(data.user_id)
+
+    consumer = world.consumer({("user.created", 1): on_user})
+    event = world.receive(world.standard)
+
+    # WHEN the batch is processed
+    response = consumer.process(event, None)
+
+    # THEN only the failed record is reported, with its reason recorded
+    bad = message_id_of(event, "u-2")
+    assert failed_ids(response) == [bad]
+    assert sorted(handled) == ["u-1", "u-3"]
+    failure = world.failure(bad)
+    assert failure.reason == "RuntimeError: mail server said no"
+    assert (failure.service, failure.event_type, failure.attempts) == (SERVICE, "user.created", 1)
+    assert failure.queue == "lambdamesh-users-notifications"
+
+
+def test_a_redelivered_event_is_acknowledged_without_running_the_handler_again(
+    world: World,
+) -> None:
+    # GIVEN one event published twice (a publisher replay: two messages, one event id)
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    envelope = user_created("u-1")
+    publisher.publish(envelope)
+    publisher.publish(envelope)
+    calls: list[str] = []
+    consumer = world.consumer({("user.created", 1): lambda env, data: calls.append(env.id)})
+
+    # WHEN both deliveries are processed, in one batch and then again in another
+    first = consumer.process(world.receive(world.standard), None)
+    publisher.publish(envelope)
+    second = consumer.process(world.receive(world.standard), None)
+
+    # THEN the handler ran once, every delivery was acknowledged, the mark expires in 7 days
+    assert calls == [envelope.id]
+    assert failed_ids(first) == failed_ids(second) == []
+    item = world.dynamodb.get_item(
+        TableName=IDEMPOTENCY_TABLE, Key={EVENT_TABLE_KEY: {"S": f"{SERVICE}#{envelope.id}"}}
+    )["Item"]
+    expires_in = int(item[EVENT_TABLE_TTL_ATTRIBUTE]["N"]) - time.time()
+    assert 6.9 * 86400 < expires_in <= 7 * 86400
+
+
+def test_a_failed_handler_leaves_no_mark_so_the_retry_runs_it(world: World) -> None:
+    # GIVEN a handler that fails once, then succeeds
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    outcomes = [RuntimeError("transient"), None]
+    calls: list[str] = []
+
+    def flaky(envelope: EventEnvelope, data: UserCreated) -> None:
+        calls.append(data.user_id)
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    consumer = world.consumer({("user.created", 1): flaky}, retry_backoff_base_s=0)
+
+    # WHEN the message is processed, fails, comes back and is processed again
+    first = consumer.process(world.receive(world.standard), None)
+    second = consumer.process(world.receive(world.standard), None)
+
+    # THEN the second delivery ran the handler and succeeded
+    assert len(failed_ids(first)) == 1
+    assert failed_ids(second) == []
+    assert calls == ["u-1", "u-1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "attributes", "reason", "event_type"),
+    [
+        ("{not json", {"type": "user.created"}, "envelope is not valid JSON", "user.created"),
+        (None, {}, "unknown event 'user.deleted' version 1", "user.deleted"),
+        ('{"type": "user.created"}', {}, "envelope: id: Field required", None),
+    ],
+    ids=["malformed-json", "unknown-type", "not-an-envelope"],
+)
+def test_a_poison_record_fails_with_its_reason_and_comes_back_after_the_backoff(
+    world: World, body: str | None, attributes: dict[str, str], reason: str, event_type: str | None
+) -> None:
+    # GIVEN a poison message next to a good one; a zero backoff base so "comes back" is immediate
+    if body is None:
+        use_correlation_id("corr-poison")  # the envelope's id, read from the body
+        unknown = user_created("u-9").model_copy(update={"type": "user.deleted"})
+        body = unknown.model_dump_json()
+    world.send_raw(world.standard, body, correlation_id="corr-poison", **attributes)
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    calls: list[str] = []
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: calls.append(data.user_id)},
+        retry_backoff_base_s=0,
+    )
+    event = world.receive(world.standard)
+    poison = next(r for r in event["Records"] if "u-1" not in r["body"])
+
+    # WHEN the batch is processed
+    response = consumer.process(event, None)
+
+    # THEN only the poison is reported, its reason recorded, and it is visible again at once
+    assert failed_ids(response) == [poison["messageId"]]
+    assert calls == ["u-1"]
+    failure = world.failure(poison["messageId"])
+    assert failure.reason.startswith(reason)
+    assert failure.event_type == event_type
+    assert failure.correlation_id == "corr-poison"
+    assert world.spy.visibility == {poison["receiptHandle"]: 0}
+    again = world.receive(world.standard)["Records"]
+    assert [r["messageId"] for r in again] == [poison["messageId"]]
+    assert again[0]["attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_the_retry_delay_doubles_with_each_receive(world: World) -> None:
+    # GIVEN a record that fails, received for the third time
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    event = world.receive(world.standard)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
+
+    def failing(envelope: EventEnvelope, data: UserCreated) -> None:
+        raise RuntimeError("down")
+
+    consumer = world.consumer({("user.created", 1): failing}, retry_backoff_base_s=1)
+
+    # WHEN it is processed
+    consumer.process(event, None)
+
+    # THEN its visibility is set to 4 s (1, 2, 4, 8 ...), and the row says attempt 3
+    assert world.spy.visibility == {event["Records"][0]["receiptHandle"]: 4}
+    assert world.failure(event["Records"][0]["messageId"]).attempts == 3
+    assert [backoff_delay_s(n, 1) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 16]
+    assert backoff_delay_s(100, 1) == 43_200
+    assert backoff_delay_s(1, 0.5) == 1
+
+
+def test_the_backoff_base_comes_from_the_environment(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN RETRY_BACKOFF_BASE_S set for the function
+    monkeypatch.setenv("RETRY_BACKOFF_BASE_S", "3")
+
+    # WHEN a consumer is created without an explicit base
+    consumer = world.consumer({}, retry_backoff_base_s=None)
+
+    # THEN it uses it
+    assert consumer.retry_backoff_base_s == 3
+
+
+def test_a_batch_that_fails_entirely_is_answered_not_raised(world: World) -> None:
+    # GIVEN two poison messages
+    world.send_raw(world.standard, "nope")
+    world.send_raw(world.standard, "nope either")
+    consumer = world.consumer({("user.created", 1): lambda env, data: None})
+    event = world.receive(world.standard)
+
+    # WHEN the batch is processed
+    response = consumer.process(event, None)
+
+    # THEN both are listed (no exception: the backoff and the reasons stand)
+    assert sorted(failed_ids(response)) == sorted(r["messageId"] for r in event["Records"])
+
+
+def test_a_known_event_without_a_handler_here_fails_naming_the_service(world: World) -> None:
+    # GIVEN a consumer of user.created only, and an order.placed delivered to it
+    world.send_raw(world.standard, order_placed("o-1").model_dump_json())
+    consumer = world.consumer({("user.created", 1): lambda env, data: None})
+    event = world.receive(world.standard)
+
+    # WHEN it is processed
+    response = consumer.process(event, None)
+
+    # THEN it fails with a reason naming the service and the event
+    [message_id] = failed_ids(response)
+    assert world.failure(message_id).reason == f"{SERVICE} has no handler for order.placed v1"
+
+
+def test_handlers_for_unregistered_events_are_refused_at_construction(world: World) -> None:
+    # GIVEN / WHEN a consumer is built with a handler for an unknown event
+    # THEN it fails at once, not on the first message
+    with pytest.raises(UnknownEventError):
+        world.consumer({("user.deleted", 1): lambda env, data: None})
+
+
+def test_fifo_failure_skips_the_rest_of_its_group_but_not_other_groups(world: World) -> None:
+    # GIVEN two events of order o-1 then one of order o-2 on the FIFO queue, o-1's first failing
+    publisher = Publisher(world.fifo.topic_arn, sns_client=world.sns)
+    first, second, other = order_placed("o-1"), order_placed("o-1"), order_placed("o-2")
+    publisher.publish(first, group_id="o-1")
+    publisher.publish(second, group_id="o-1")
+    publisher.publish(other, group_id="o-2")
+    handled: list[str] = []
+
+    def on_placed(envelope: EventEnvelope, data: OrderPlaced) -> None:
+        if envelope.id == first.id:
+            raise RuntimeError("card service down")
+        handled.append(envelope.id)
+
+    consumer = world.consumer({("order.placed", 1): on_placed}, fifo=True)
+    event = world.receive(world.fifo)
+    by_event = {json.loads(r["body"])["id"]: r for r in event["Records"]}
+
+    # WHEN the batch is processed
+    response = consumer.process(event, None)
+
+    # THEN o-1's records are both reported (the second not even tried), o-2 was handled
+    assert failed_ids(response) == [
+        by_event[first.id]["messageId"],
+        by_event[second.id]["messageId"],
+    ]
+    assert handled == [other.id]
+    skipped = world.failure(by_event[second.id]["messageId"])
+    assert skipped.reason == FIFO_SKIPPED_REASON
+    # AND the skipped record is released at once, to follow the failed one when it returns
+    assert world.spy.visibility == {
+        by_event[first.id]["receiptHandle"]: 1,
+        by_event[second.id]["receiptHandle"]: 0,
+    }
+
+
+def test_the_correlation_id_of_each_event_is_on_every_line_logged_for_it(world: World) -> None:
+    # GIVEN two events published under different correlation ids, one failing
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    use_correlation_id("corr-ok")
+    good = user_created("u-1")
+    publisher.publish(good)
+    use_correlation_id("corr-bad")
+    bad = user_created("u-2")
+    publisher.publish(bad)
+    use_correlation_id(None)  # the consumer's own invocation starts with another id
+    stream = io.StringIO()
+    logger = get_logger(f"svc-{uuid.uuid4().hex[:8]}", stream=stream)
+
+    def on_user(envelope: EventEnvelope, data: UserCreated) -> None:
+        logger.info("mailing", extra={"user_id": data.user_id})
+        if data.user_id == "u-2":
+            raise RuntimeError("mail server said no")
+
+    consumer = world.consumer({("user.created", 1): on_user}, logger=logger)
+    context = type("Context", (), {"aws_request_id": "req-1"})()
+
+    # WHEN the batch is processed
+    consumer.process(world.receive(world.standard), context)
+
+    # THEN every line about an event carries that event's correlation id and ids
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    by_user = {line["user_id"]: line for line in lines if line["message"] == "mailing"}
+    assert by_user["u-1"]["correlation_id"] == "corr-ok"
+    assert by_user["u-2"]["correlation_id"] == "corr-bad"
+    assert by_user["u-1"]["event_id"] == good.id
+    assert by_user["u-1"]["request_id"] == "req-1"
+    failed = [line for line in lines if line["message"] == "event record failed"]
+    assert [(line["correlation_id"], line["event_id"]) for line in failed] == [("corr-bad", bad.id)]
+    assert failed[0]["reason"] == "RuntimeError: mail server said no"
+
+
+def test_stores_can_be_replaced_for_tests(world: World) -> None:
+    # GIVEN in-memory stores instead of the tables
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    world.send_raw(world.standard, "nope")
+    marks, failures = InMemoryIdempotencyStore(), InMemoryFailureStore()
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: None},
+        idempotency_store=marks,
+        failure_store=failures,
+    )
+
+    # WHEN a batch with a good and a bad record is processed
+    response = consumer.process(world.receive(world.standard), None)
+
+    # THEN the marks and failures went to them
+    assert len(marks.marks) == 1
+    assert list(failures.failures) == failed_ids(response)
+
+
+def test_a_failure_store_outage_still_reports_the_record(world: World) -> None:
+    # GIVEN a failures table that does not exist
+    world.send_raw(world.standard, "nope")
+    consumer = world.consumer({}, failures_table="missing-table")
+    event = world.receive(world.standard)
+
+    # WHEN a failing record is processed
+    response = consumer.process(event, None)
+
+    # THEN it is reported failed all the same, with its backoff set
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]
+    assert world.spy.visibility == {event["Records"][0]["receiptHandle"]: 1}
+
+
+def test_an_empty_event_has_no_failures(world: World) -> None:
+    # GIVEN / WHEN an event without records is processed
+    # THEN nothing failed
+    consumer = world.consumer({})
+    assert consumer.process({"Records": []}, None) == {"batchItemFailures": []}
+
+
+def test_a_fifo_batch_that_fails_entirely_is_answered_not_raised(world: World) -> None:
+    # GIVEN a FIFO batch whose only record fails
+    envelope = order_placed("o-1")
+    Publisher(world.fifo.topic_arn, sns_client=world.sns).publish(envelope, group_id="o-1")
+
+    def failing(envelope: EventEnvelope, data: OrderPlaced) -> None:
+        raise RuntimeError("card service down")
+
+    consumer = world.consumer({("order.placed", 1): failing}, fifo=True)
+    event = world.receive(world.fifo)
+
+    # WHEN it is processed
+    response = consumer.process(event, None)
+
+    # THEN the record is listed (Powertools would raise by default: switched off)
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]

@@ -9,7 +9,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(VENV)/bin
 EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
-SERVICES := users catalog reviews orders
+SERVICES := users catalog reviews orders payments inventory notifications
 
 .PHONY: help setup demo up down status test lint typecheck unit e2e bench lock clean
 

@@ -1,4 +1,7 @@
-"""The users service: ``POST /users`` and ``GET /users/{user_id}``."""
+"""The users service: ``POST /users`` and ``GET /users/{user_id}``.
+
+Every registration is announced on the users topic as ``user.created``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import functools
 
 from chalice.app import Chalice
 
-from chalicelib.domain import UserRegistry
+from chalicelib.domain import AnnouncementFailedError, UserRegistry
 from chalicelib.settings import UsersSettings
 from chalicelib.wiring import build_registry
 from lambdamesh_toolkit.config import load_settings
@@ -33,7 +36,15 @@ def registry() -> UserRegistry:
 @api.endpoint(status=201)
 def create_user() -> User:
     """Register a user (409 when the email is taken)."""
-    user = registry().register(api.parse_body(CreateUser))
+    try:
+        user = registry().register(api.parse_body(CreateUser))
+    except AnnouncementFailedError as failure:
+        # Registered all the same; the lost event is reported for someone to republish.
+        logger.exception(
+            "user registered, user.created not published",
+            extra={"user_id": failure.user.id, "event_id": failure.event.id},
+        )
+        return failure.user
     logger.info("user registered", extra={"user_id": user.id})
     return user
 

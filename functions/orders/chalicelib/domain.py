@@ -1,7 +1,15 @@
-"""Placing orders: check the user, price the items from the catalog, store the order once.
+"""Placing orders: check the user, price the items from the catalog, store the order once,
+then tell the others (``order.placed``).
 
-Plain Python: the user service, the catalog and the storage are ports that adapters
-implement.
+Plain Python: the user service, the catalog, the storage and the orders topic are ports
+that adapters implement.
+
+``order.placed`` is published at least once: its envelope is stored with the order, in
+the same write, and marked published once the topic confirmed it. When publishing fails
+the request answers 503 and the order stays "unpublished"; the client's retry under the
+same ``Idempotency-Key`` publishes the stored envelope again (same event id, so the FIFO
+topic and the idempotent consumers see it once). Without a key a client has asked for no
+retry semantics, and an order whose event was lost stays ``placed``.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from lambdamesh_toolkit.contracts.catalog import Product
+from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderStatus
-from lambdamesh_toolkit.errors import Conflict, NotFound, Unprocessable
+from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
+from lambdamesh_toolkit.events import new_event
 
 from .idempotency import (
     IDEMPOTENCY_HEADER,
@@ -27,6 +37,10 @@ from .idempotency import (
     renewed,
 )
 from .pricing import check_distinct_products, price_items
+from .publishing import EVENTS_DEPENDENCY, SOURCE, EventPublisher
+
+PUBLISH_RETRY_AFTER_S = 1.0
+"""The ``Retry-After`` of a 503 when ``order.placed`` could not be published."""
 
 
 class UserDirectory(Protocol):
@@ -52,8 +66,8 @@ class OrderRepository(Protocol):
         """The order with this id, or ``None``."""
         ...
 
-    def add(self, order: Order) -> None:
-        """Store an order placed without an idempotency key."""
+    def add(self, order: Order, placed: EventEnvelope) -> None:
+        """Store an order placed without an idempotency key, with its unpublished event."""
         ...
 
     def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
@@ -68,8 +82,19 @@ class OrderRepository(Protocol):
         """Drop an ``IN_PROGRESS`` claim this request holds (its order was not placed)."""
         ...
 
-    def complete(self, claim: IdempotencyClaim, order: Order) -> bool:
-        """Store the order and mark the claim completed, atomically; ``False`` if lost."""
+    def complete(self, claim: IdempotencyClaim, order: Order, placed: EventEnvelope) -> bool:
+        """Store the order (and its unpublished event), complete the claim, atomically.
+
+        ``False`` when the claim was lost (nothing stored).
+        """
+        ...
+
+    def unpublished_placement(self, order_id: str) -> EventEnvelope | None:
+        """The order's ``order.placed`` envelope if it was never published, else ``None``."""
+        ...
+
+    def mark_placement_published(self, order_id: str) -> None:
+        """Record that the topic confirmed the order's ``order.placed``."""
         ...
 
 
@@ -97,6 +122,8 @@ class OrderDesk:
         The catalog.
     repository
         Where orders and idempotency claims are stored.
+    publisher
+        The orders topic (FIFO; an order's events share the order's group).
     clock, new_id
         Sources of time and ids, injectable so tests are deterministic.
     """
@@ -106,6 +133,7 @@ class OrderDesk:
         users: UserDirectory,
         catalog: ProductLookup,
         repository: OrderRepository,
+        publisher: EventPublisher,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = new_order_id,
@@ -113,6 +141,7 @@ class OrderDesk:
         self._users = users
         self._catalog = catalog
         self._repository = repository
+        self._publisher = publisher
         self._clock = clock
         self._new_id = new_id
 
@@ -140,12 +169,16 @@ class OrderDesk:
         Conflict
             When a request with the same key is still running.
         DependencyUnavailable
-            When the user service or the catalog cannot answer.
+            When the user service or the catalog cannot answer, or when the order was
+            stored but ``order.placed`` could not be published (a retry with the same
+            key publishes it).
         """
         check_distinct_products(request.items)
         if idempotency_key is None:
             order = self._build(request, self._new_id())
-            self._repository.add(order)
+            placed = placed_event(order)
+            self._repository.add(order, placed)
+            self._publish_placement(placed, order.id)
             return Placement(order=order, replayed=False)
         return self._place_once(request, idempotency_key)
 
@@ -156,16 +189,43 @@ class OrderDesk:
         if held is not None:
             claim = self._settle_held_claim(held, claim.fingerprint, now_s)
             if claim.status is ClaimStatus.COMPLETED:
-                return Placement(order=self.get(claim.order_id), replayed=True)
+                return self._replay(claim.order_id)
         try:
             order = self._build(request, claim.order_id)
         except Exception:
             # Nothing was placed: free the key so the client's retry runs the request again.
             self._repository.release(claim)
             raise
-        if not self._repository.complete(claim, order):
+        placed = placed_event(order)
+        if not self._repository.complete(claim, order, placed):
             raise Conflict(_STILL_RUNNING)
+        self._publish_placement(placed, order.id)
         return Placement(order=order, replayed=False)
+
+    def _replay(self, order_id: str) -> Placement:
+        """The order placed under a key, its ``order.placed`` published if it was not."""
+        order = self.get(order_id)
+        unpublished = self._repository.unpublished_placement(order_id)
+        if unpublished is not None:
+            self._publish_placement(unpublished, order_id)
+        return Placement(order=order, replayed=True)
+
+    def _publish_placement(self, placed: EventEnvelope, order_id: str) -> None:
+        try:
+            self._publisher.publish(placed, group_id=order_id)
+        except Exception as error:
+            # Whatever went wrong (SNS down, throttled, refused), the event has no confirm;
+            # it is stored unpublished, and the client's retry with its key publishes it.
+            raise DependencyUnavailable(
+                EVENTS_DEPENDENCY,
+                PUBLISH_RETRY_AFTER_S,
+                reason=(
+                    f"order {order_id} is stored but its order.placed event was not published"
+                    f" ({type(error).__name__}); repeating the request with its"
+                    " Idempotency-Key publishes it"
+                ),
+            ) from error
+        self._repository.mark_placement_published(order_id)
 
     def _settle_held_claim(
         self, held: IdempotencyClaim, body_fingerprint: str, now_s: int
@@ -207,6 +267,18 @@ class OrderDesk:
             status=OrderStatus.PLACED,
             created_at=self._clock(),
         )
+
+
+def placed_event(order: Order) -> EventEnvelope:
+    """The ``order.placed`` event of a new order (correlation id: the current request's)."""
+    data = OrderPlaced(
+        order_id=order.id,
+        user_id=order.user_id,
+        lines=order.lines,
+        total_cents=order.total_cents,
+        currency=order.currency,
+    )
+    return new_event(OrderPlaced.event_type, data, source=SOURCE)
 
 
 _STILL_RUNNING = "a request with this Idempotency-Key is still being processed; retry in a moment"

@@ -24,6 +24,8 @@ class OrdersSettings(EnvSettings):
         ``USERS_API_CONNECT_TIMEOUT_S`` / ``USERS_API_READ_TIMEOUT_S``, per attempt.
     catalog_timeout_s
         ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProduct`` invocation may take.
+    orders_topic_arn
+        ``ORDERS_TOPIC_ARN``: the FIFO topic ``order.placed`` is published to.
     """
 
     orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
@@ -33,3 +35,25 @@ class OrdersSettings(EnvSettings):
     users_connect_timeout_s: float = Field(1.0, alias="USERS_API_CONNECT_TIMEOUT_S", gt=0)
     users_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
     catalog_timeout_s: float = Field(3.0, alias="CATALOG_RPC_TIMEOUT_S", gt=0)
+    orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
+
+
+class SagaSettings(EnvSettings):
+    """What the outcome consumer (the saga) needs.
+
+    Attributes
+    ----------
+    orders_table
+        ``ORDERS_TABLE``: the saga's state lives on the orders' items.
+    orders_topic_arn
+        ``ORDERS_TOPIC_ARN``: where ``order.confirmed`` / ``order.cancelled`` go.
+    event_idempotency_table
+        ``EVENT_IDEMPOTENCY_TABLE``: the events already handled, by event id.
+    event_failures_table
+        ``EVENT_FAILURES_TABLE``: why a message failed (read by ``lambdamesh dlq show``).
+    """
+
+    orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
+    orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
+    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
+    event_failures_table: str = Field(alias="EVENT_FAILURES_TABLE", min_length=1)

@@ -2,8 +2,12 @@
 
 Two tables:
 
-- orders, key ``id``: ``user_id``, ``status``, ``created_at`` and ``document`` (the order's
-  JSON exactly as first answered, so a replay returns the same body);
+- orders, key ``id``: ``user_id``, ``created_at``, ``document`` (the order's JSON as
+  placed: lines and prices as first answered), the saga's attributes (``status``,
+  ``cancel_reason``, ``payment``, ``inventory``, ``saga_version``, ``outbox``; written by
+  ``saga_store``, read here so that an order is answered in its current state), and its
+  ``order.placed`` event: ``placed_event_id``, ``placed_event`` (the envelope's JSON, to
+  publish it again unchanged) and ``placed_published``;
 - idempotency claims, key ``key``: ``fingerprint``, ``order_id``, ``status``,
   ``lease_expires_at``, and ``expires_at`` (the table's TTL attribute).
 
@@ -25,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lambdamesh_toolkit.contracts.orders import Order
+from lambdamesh_toolkit.contracts.events import EventEnvelope
+from lambdamesh_toolkit.contracts.orders import Order, OrderStatus
 
 from .idempotency import ClaimStatus, IdempotencyClaim
 
@@ -63,14 +68,37 @@ class DynamoOrderRepository:
             TableName=self._orders, Key={"id": {"S": order_id}}, ConsistentRead=True
         )
         item = answer.get("Item")
-        return None if item is None else Order.model_validate_json(item["document"]["S"])
+        return None if item is None else _order_from_item(item)
 
-    def add(self, order: Order) -> None:
-        """Store an order placed without an idempotency key."""
+    def add(self, order: Order, placed: EventEnvelope) -> None:
+        """Store an order placed without an idempotency key, with its unpublished event."""
         self._client.put_item(
             TableName=self._orders,
-            Item=_order_item(order),
+            Item=_order_item(order, placed),
             ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def unpublished_placement(self, order_id: str) -> EventEnvelope | None:
+        """The order's ``order.placed`` envelope if it was never published, else ``None``."""
+        answer = self._client.get_item(
+            TableName=self._orders,
+            Key={"id": {"S": order_id}},
+            ConsistentRead=True,
+            ProjectionExpression="placed_event, placed_published",
+        )
+        item = answer.get("Item")
+        if item is None or "placed_event" not in item or item["placed_published"]["BOOL"]:
+            return None
+        return EventEnvelope.model_validate_json(item["placed_event"]["S"])
+
+    def mark_placement_published(self, order_id: str) -> None:
+        """Record that the topic confirmed the order's ``order.placed``."""
+        self._client.update_item(
+            TableName=self._orders,
+            Key={"id": {"S": order_id}},
+            UpdateExpression="SET placed_published = :yes",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
         )
 
     def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
@@ -130,15 +158,18 @@ class DynamoOrderRepository:
             if not _condition_failed(error):
                 raise
 
-    def complete(self, claim: IdempotencyClaim, order: Order) -> bool:
-        """Store the order and complete the claim in one transaction; ``False`` if lost."""
+    def complete(self, claim: IdempotencyClaim, order: Order, placed: EventEnvelope) -> bool:
+        """Store the order (and its event) and complete the claim in one transaction.
+
+        ``False`` when the claim was lost (nothing stored).
+        """
         try:
             self._client.transact_write_items(
                 TransactItems=[
                     {
                         "Put": {
                             "TableName": self._orders,
-                            "Item": _order_item(order),
+                            "Item": _order_item(order, placed),
                             "ConditionExpression": "attribute_not_exists(id)",
                         }
                     },
@@ -182,14 +213,27 @@ def _ours_values(claim: IdempotencyClaim) -> dict[str, AttributeValueTypeDef]:
     }
 
 
-def _order_item(order: Order) -> dict[str, AttributeValueTypeDef]:
+def _order_item(order: Order, placed: EventEnvelope) -> dict[str, AttributeValueTypeDef]:
     return {
         "id": {"S": order.id},
         "user_id": {"S": order.user_id},
         "status": {"S": str(order.status)},
         "created_at": {"S": order.created_at.isoformat()},
         "document": {"S": order.model_dump_json()},
+        "saga_version": {"N": "0"},
+        "placed_event_id": {"S": placed.id},
+        "placed_event": {"S": placed.model_dump_json()},
+        "placed_published": {"BOOL": False},
     }
+
+
+def _order_from_item(item: Mapping[str, Any]) -> Order:
+    """The order as placed, in the state its saga has brought it to."""
+    placed = Order.model_validate_json(item["document"]["S"])
+    reason = item.get("cancel_reason", {}).get("S")
+    return placed.model_copy(
+        update={"status": OrderStatus(item["status"]["S"]), "cancel_reason": reason}
+    )
 
 
 def _claim_item(claim: IdempotencyClaim) -> dict[str, AttributeValueTypeDef]:

@@ -1,21 +1,25 @@
-"""Builds the order desk from settings: the one place that knows every adapter."""
+"""Builds the order desk and the saga from settings: the one place that knows every adapter."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lambdamesh_toolkit.events import Publisher
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
 
 from .catalog_client import CatalogRpcLookup, RpcCaller
 from .domain import OrderDesk
+from .outcomes import OrderSaga
+from .publishing import EventPublisher
+from .saga_store import DynamoSagaRepository
 from .store import DynamoOrderRepository
 from .users_client import HttpGetter, UsersHttpDirectory
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from .settings import OrdersSettings
+    from .settings import OrdersSettings, SagaSettings
 
 USERS_DEPENDENCY = "users-api"
 """The users API's name in errors, logs, and the circuit breaker table."""
@@ -42,6 +46,7 @@ def build_order_desk(
     users_http: HttpGetter | None = None,
     catalog_rpc: RpcCaller | None = None,
     dynamodb: DynamoDBClient | None = None,
+    publisher: EventPublisher | None = None,
 ) -> OrderDesk:
     """The order desk wired to its adapters.
 
@@ -49,10 +54,11 @@ def build_order_desk(
     ----------
     settings
         The functions' settings.
-    users_http, catalog_rpc, dynamodb
+    users_http, catalog_rpc, dynamodb, publisher
         Replacements for the default clients (tests pass doubles); by default the users
         API and the catalog are reached through the toolkit's clients, with their
-        timeouts, retries and the shared circuit breaker.
+        timeouts, retries and the shared circuit breaker, and events go to the orders
+        topic through the toolkit's publisher.
     """
     if users_http is None:
         users_http = ServiceHttpClient(
@@ -71,4 +77,18 @@ def build_order_desk(
         repository=DynamoOrderRepository(
             dynamodb or dynamodb_client(), settings.orders_table, settings.idempotency_table
         ),
+        publisher=publisher or Publisher(settings.orders_topic_arn),
+    )
+
+
+def build_saga(
+    settings: SagaSettings,
+    *,
+    dynamodb: DynamoDBClient | None = None,
+    publisher: EventPublisher | None = None,
+) -> OrderSaga:
+    """The order saga wired to the orders table and the orders topic."""
+    return OrderSaga(
+        DynamoSagaRepository(dynamodb or dynamodb_client(), settings.orders_table),
+        publisher or Publisher(settings.orders_topic_arn),
     )

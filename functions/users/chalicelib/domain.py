@@ -1,6 +1,7 @@
-"""The user registry: registering users and looking them up.
+"""The user registry: registering users, announcing them (``user.created``), looking them up.
 
-Plain Python: the storage is a port (:class:`UserRepository`) that an adapter implements.
+Plain Python: the storage (:class:`UserRepository`) and the users topic
+(:class:`EventPublisher`) are ports that adapters implement.
 """
 
 from __future__ import annotations
@@ -10,12 +11,42 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
+from lambdamesh_toolkit.events import new_event
+
+SOURCE = "users"
+"""The ``source`` of the events users publish."""
 
 
 class EmailAlreadyRegisteredError(Exception):
     """The repository refused a user because another one owns the email."""
+
+
+class AnnouncementFailedError(Exception):
+    """The user is registered, but ``user.created`` could not be published.
+
+    Parameters
+    ----------
+    user
+        The registered user.
+    event
+        The event that was not published.
+    """
+
+    def __init__(self, user: User, event: EventEnvelope) -> None:
+        super().__init__(f"user {user.id} registered; user.created {event.id} not published")
+        self.user = user
+        self.event = event
+
+
+class EventPublisher(Protocol):
+    """The users topic (``lambdamesh_toolkit.events.Publisher``)."""
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        """Publish ``envelope``; the message id once the topic has accepted it."""
+        ...
 
 
 class UserRepository(Protocol):
@@ -56,6 +87,8 @@ class UserRegistry:
     ----------
     repository
         Where users are stored.
+    events
+        The users topic, told of every new user (``user.created``).
     clock, new_id
         Sources of time and ids, injectable so tests are deterministic.
     """
@@ -63,21 +96,27 @@ class UserRegistry:
     def __init__(
         self,
         repository: UserRepository,
+        events: EventPublisher,
         *,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_user_id,
     ) -> None:
         self._repository = repository
+        self._events = events
         self._clock = clock
         self._new_id = new_id
 
     def register(self, request: CreateUser) -> User:
-        """Create a user.
+        """Create a user, then publish ``user.created``.
 
         Raises
         ------
         Conflict
             When a user with the same email (compared case-insensitively) exists.
+        AnnouncementFailedError
+            When the user was stored but ``user.created`` could not be published. The
+            registration stands (retrying it would only meet the taken email), so the
+            caller answers with the user and reports the lost event.
         """
         user = User(
             id=self._new_id(),
@@ -91,7 +130,17 @@ class UserRegistry:
             raise Conflict(
                 f"a user with email {user.email} is already registered", field="email"
             ) from None
+        self._announce(user)
         return user
+
+    def _announce(self, user: User) -> None:
+        data = UserCreated(user_id=user.id, email=user.email, name=user.name)
+        event = new_event(UserCreated.event_type, data, source=SOURCE)
+        try:
+            self._events.publish(event)
+        except Exception as error:
+            # Whatever failed (SNS down, throttled, refused), the user exists: say so.
+            raise AnnouncementFailedError(user, event) from error
 
     def get(self, user_id: str) -> User:
         """The user with this id.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .domain import UserRegistry
+from lambdamesh_toolkit.events import Publisher
+
+from .domain import EventPublisher, UserRegistry
 from .store import DynamoUserRepository
 
 if TYPE_CHECKING:
@@ -27,7 +29,13 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 def build_registry(
-    settings: UsersSettings, *, dynamodb: DynamoDBClient | None = None
+    settings: UsersSettings,
+    *,
+    dynamodb: DynamoDBClient | None = None,
+    publisher: EventPublisher | None = None,
 ) -> UserRegistry:
-    """The user registry wired to its table."""
-    return UserRegistry(DynamoUserRepository(dynamodb or dynamodb_client(), settings.users_table))
+    """The user registry wired to its table and the users topic (clients replaceable)."""
+    return UserRegistry(
+        DynamoUserRepository(dynamodb or dynamodb_client(), settings.users_table),
+        publisher or Publisher(settings.users_topic_arn),
+    )

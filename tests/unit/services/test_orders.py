@@ -13,9 +13,11 @@ from chalice.test import Client
 
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import Product
+from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
-from tests.unit.services.conftest import ServiceFactory
+from lambdamesh_toolkit.events import Publisher
+from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import (
     PRODUCTS,
@@ -33,12 +35,22 @@ ORDER = {
 
 
 @pytest.fixture
-def orders(deployed_service: ServiceFactory) -> LoadedService:
+def orders_topic(topic_inbox: TopicFactory) -> TopicInbox:
+    """The orders FIFO topic, with a queue that receives whatever is published on it."""
+    return topic_inbox("lambdamesh-orders.fifo")
+
+
+@pytest.fixture
+def orders(
+    deployed_service: ServiceFactory, orders_topic: TopicInbox, event_tables: dict[str, str]
+) -> LoadedService:
     return deployed_service(
         "orders",
         UsersApiUrl="http://users.test/api",
         CatalogFunctionName="lambdamesh-catalog-dev-rpc",
         CircuitBreakerTable="breaker",
+        OrdersTopicArn=orders_topic.topic_arn,
+        **event_tables,
     )
 
 
@@ -319,7 +331,9 @@ def test_a_dead_requests_claim_is_taken_over_after_its_lease(
     assert response.status_code == 201
     assert json_body(response)["id"] == "o-dead"
     # AND the dead request, should it wake up, can no longer complete its claim
-    assert repository.complete(dead, Order.model_validate(json_body(response))) is False
+    late_order = Order.model_validate(json_body(response))
+    late_event = orders.module("chalicelib.domain").placed_event(late_order)
+    assert repository.complete(dead, late_order, late_event) is False
     assert len(stored_orders()) == 1
 
 
@@ -424,3 +438,115 @@ def test_fingerprint_ignores_key_order_but_not_content(service_modules: LoadedSe
     # THEN the spellings share a fingerprint and the other request does not
     assert idempotency.fingerprint(one) == idempotency.fingerprint(same)
     assert idempotency.fingerprint(one) != idempotency.fingerprint(other)
+
+
+# --- order.placed ---------------------------------------------------------------------
+
+
+def stored_order(order_id: str) -> dict[str, Any]:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    item: dict[str, Any] = dynamodb.get_item(
+        TableName=os.environ["ORDERS_TABLE"], Key={"id": {"S": order_id}}
+    )["Item"]
+    return item
+
+
+def test_placing_an_order_publishes_order_placed_on_the_fifo_topic(
+    client: Client, orders_topic: TopicInbox
+) -> None:
+    # GIVEN a request carrying a correlation id
+    # WHEN an order is placed
+    response = post_json(client, "/orders", ORDER, headers={"X-Correlation-Id": "trace-p1"})
+    order = json_body(response)
+    # THEN one order.placed reaches the topic: the envelope, its attributes, group and dedup id
+    [message] = orders_topic.messages()
+    envelope = EventEnvelope.model_validate(message["body"])
+    assert (envelope.type, envelope.version, envelope.source) == ("order.placed", 1, "orders")
+    assert (envelope.correlation_id, envelope.causation_id) == ("trace-p1", None)
+    placed = OrderPlaced.model_validate(envelope.data)
+    assert (placed.order_id, placed.user_id) == (order["id"], "u-ann")
+    assert [line.model_dump(mode="json") for line in placed.lines] == order["lines"]
+    assert (placed.total_cents, placed.currency) == (order["total_cents"], order["currency"])
+    assert message["attributes"] == {
+        "type": "order.placed",
+        "version": "1",
+        "correlation_id": "trace-p1",
+    }
+    assert (message["group_id"], message["deduplication_id"]) == (order["id"], envelope.id)
+    # AND the order's record names the event and says it was published
+    record = stored_order(order["id"])
+    assert record["placed_event_id"] == {"S": envelope.id}
+    assert record["placed_published"] == {"BOOL": True}
+
+
+def test_an_order_without_a_key_publishes_order_placed_too(
+    client: Client, orders_topic: TopicInbox
+) -> None:
+    # GIVEN no idempotency key
+    # WHEN an order is placed
+    order = json_body(post_json(client, "/orders", ORDER))
+    # THEN its order.placed is published
+    [message] = orders_topic.messages()
+    assert message["body"]["data"]["order_id"] == order["id"]
+
+
+class FlakyPublisher:
+    """The real publisher, failing the first ``failures`` publishes as SNS being down would."""
+
+    def __init__(self, topic_arn: str, failures: int) -> None:
+        self._publisher = Publisher(topic_arn)
+        self.failures = failures
+        self.published: list[str] = []
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("SNS endpoint unreachable")
+        self.published.append(envelope.id)
+        return self._publisher.publish(envelope, group_id=group_id)
+
+
+@pytest.fixture
+def flaky_client(
+    orders: LoadedService,
+    users_api: FakeUsersApi,
+    catalog_rpc: FakeCatalogRpc,
+    orders_topic: TopicInbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Client, FlakyPublisher]:
+    """The orders API whose first publish fails."""
+    publisher = FlakyPublisher(orders_topic.topic_arn, failures=1)
+    settings = load_settings(orders.module("chalicelib.settings").OrdersSettings)
+    desk = orders.module("chalicelib.wiring").build_order_desk(
+        settings, users_http=users_api, catalog_rpc=catalog_rpc, publisher=publisher
+    )
+    monkeypatch.setattr(orders.app_module, "order_desk", lambda: desk)
+    return orders.client(), publisher
+
+
+def test_an_unpublished_placement_is_503_and_the_replay_publishes_it(
+    flaky_client: tuple[Client, FlakyPublisher], orders_topic: TopicInbox
+) -> None:
+    # GIVEN the topic failing when the order is placed
+    client, publisher = flaky_client
+    key = {"Idempotency-Key": "k-pub-1"}
+    first = post_json(client, "/orders", ORDER, headers=key)
+    # THEN the client is told to retry; the order is stored, its event not published
+    assert first.status_code == 503
+    assert first.headers["Retry-After"] == "1"
+    [record] = stored_orders()
+    assert record["placed_published"] == {"BOOL": False}
+    assert orders_topic.messages() == []
+    # WHEN the client retries with the same key
+    second = post_json(client, "/orders", ORDER, headers=key)
+    # THEN it gets the order, and the stored order.placed (same event id) is published once
+    assert second.status_code == 200
+    assert json_body(second)["id"] == record["id"]["S"]
+    [message] = orders_topic.messages()
+    assert message["body"]["id"] == record["placed_event_id"]["S"]
+    assert stored_order(record["id"]["S"])["placed_published"] == {"BOOL": True}
+    # AND a further replay publishes nothing more
+    third = post_json(client, "/orders", ORDER, headers=key)
+    assert third.status_code == 200
+    assert orders_topic.messages() == []
+    assert publisher.published == [record["placed_event_id"]["S"]]

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
-from tests.unit.services.conftest import ServiceFactory
+from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import captured_log, json_body, post_json
 
@@ -19,8 +21,14 @@ ANN = {"email": "Ann.Lee@Example.com", "name": "Ann Lee"}
 
 
 @pytest.fixture
-def users(deployed_service: ServiceFactory) -> LoadedService:
-    return deployed_service("users")
+def users_topic(topic_inbox: TopicFactory) -> TopicInbox:
+    """The users topic, with a queue that receives whatever is published on it."""
+    return topic_inbox("lambdamesh-users")
+
+
+@pytest.fixture
+def users(deployed_service: ServiceFactory, users_topic: TopicInbox) -> LoadedService:
+    return deployed_service("users", UsersTopicArn=users_topic.topic_arn)
 
 
 @pytest.fixture
@@ -128,6 +136,18 @@ def test_every_log_line_carries_the_correlation_id(users: LoadedService, client:
 # --- the registry, without AWS -------------------------------------------------------
 
 
+class MemoryEvents:
+    """The users topic as a list of what was published."""
+
+    def __init__(self) -> None:
+        self.published: list[EventEnvelope] = []
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        assert group_id is None, "the users topic is a standard topic"
+        self.published.append(envelope)
+        return f"m-{len(self.published)}"
+
+
 class MemoryUsers:
     def __init__(self, email_taken_error: type[Exception]) -> None:
         self.users: dict[str, User] = {}
@@ -151,7 +171,9 @@ def test_registry_normalises_email_and_name(domain: Any) -> None:
     # GIVEN a registry with a fixed clock and id
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     repository = MemoryUsers(domain.EmailAlreadyRegisteredError)
-    registry = domain.UserRegistry(repository, clock=lambda: now, new_id=lambda: "u-1")
+    registry = domain.UserRegistry(
+        repository, MemoryEvents(), clock=lambda: now, new_id=lambda: "u-1"
+    )
     # WHEN a user registers with blanks and capitals
     user = registry.register(CreateUser(email="  Bob@Example.ORG ", name="  Bob  "))
     # THEN the stored user is normalised
@@ -161,7 +183,7 @@ def test_registry_normalises_email_and_name(domain: Any) -> None:
 
 def test_registry_refuses_a_taken_email_with_conflict(domain: Any) -> None:
     # GIVEN a registry with a user
-    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError))
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError), MemoryEvents())
     registry.register(CreateUser(email="bob@example.org", name="Bob"))
     # WHEN the email registers again
     # THEN Conflict naming the email
@@ -172,8 +194,93 @@ def test_registry_refuses_a_taken_email_with_conflict(domain: Any) -> None:
 
 def test_registry_get_of_unknown_id_raises_not_found(domain: Any) -> None:
     # GIVEN an empty registry
-    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError))
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError), MemoryEvents())
     # WHEN an id is looked up
     # THEN NotFound
     with pytest.raises(NotFound):
         registry.get("u-404")
+
+
+def test_registry_announces_the_registered_user(domain: Any) -> None:
+    # GIVEN a registry and its topic
+    events = MemoryEvents()
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError), events)
+    # WHEN a user registers
+    user = registry.register(CreateUser(email=" Cy@Example.org", name="Cy"))
+    # THEN one user.created names the stored user, normalised email included
+    [event] = events.published
+    assert (event.type, event.version, event.source) == ("user.created", 1, "users")
+    assert UserCreated.model_validate(event.data) == UserCreated(
+        user_id=user.id, email="cy@example.org", name="Cy"
+    )
+
+
+def test_registry_announces_nothing_when_the_email_is_taken(domain: Any) -> None:
+    # GIVEN a registered email
+    events = MemoryEvents()
+    registry = domain.UserRegistry(MemoryUsers(domain.EmailAlreadyRegisteredError), events)
+    registry.register(CreateUser(email="dee@example.org", name="Dee"))
+    # WHEN it registers again
+    with pytest.raises(Conflict):
+        registry.register(CreateUser(email="dee@example.org", name="Dee"))
+    # THEN only the first registration was announced
+    assert len(events.published) == 1
+
+
+# --- user.created on the topic -------------------------------------------------------
+
+
+def test_registering_publishes_user_created_with_the_correlation_id(
+    client: Client, users_topic: TopicInbox
+) -> None:
+    # GIVEN a request carrying a correlation id
+    # WHEN a user registers
+    user = json_body(post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-u1"}))
+    # THEN one user.created reaches the topic: the envelope and its message attributes
+    [message] = users_topic.messages()
+    envelope = EventEnvelope.model_validate(message["body"])
+    assert (envelope.type, envelope.version, envelope.source) == ("user.created", 1, "users")
+    assert (envelope.correlation_id, envelope.causation_id) == ("trace-u1", None)
+    assert envelope.data == {"user_id": user["id"], "email": user["email"], "name": user["name"]}
+    assert message["attributes"] == {
+        "type": "user.created",
+        "version": "1",
+        "correlation_id": "trace-u1",
+    }
+    assert message["group_id"] is None
+
+
+def test_a_refused_registration_publishes_nothing(client: Client, users_topic: TopicInbox) -> None:
+    # GIVEN a registered user, their event read
+    post_json(client, "/users", ANN)
+    users_topic.messages()
+    # WHEN the email registers again
+    response = post_json(client, "/users", ANN)
+    # THEN 409 and no event
+    assert response.status_code == 409
+    assert users_topic.messages() == []
+
+
+def test_a_lost_announcement_still_registers_the_user_and_logs_the_event(
+    users: LoadedService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a users topic that cannot be reached
+    class DownTopic:
+        def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+            raise ConnectionError("SNS endpoint unreachable")
+
+    settings = load_settings(users.module("chalicelib.settings").UsersSettings)
+    registry = users.module("chalicelib.wiring").build_registry(settings, publisher=DownTopic())
+    monkeypatch.setattr(users.app_module, "registry", lambda: registry)
+    # WHEN a user registers
+    with captured_log(users) as log:
+        response = post_json(users.client(), "/users", ANN)
+    # THEN the registration stands (201, the user can be fetched)
+    assert response.status_code == 201
+    user = json_body(response)
+    assert users.client().http.get(f"/users/{user['id']}").status_code == 200
+    # AND the lost event is reported with its id, at error level
+    [line] = [json.loads(text) for text in log.getvalue().splitlines()]
+    assert line["level"] == "ERROR"
+    assert line["user_id"] == user["id"]
+    assert line["event_id"]

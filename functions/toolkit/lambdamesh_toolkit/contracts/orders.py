@@ -5,11 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
 
 MAX_ORDER_ITEMS = 50
+MAX_CANCEL_REASON_LENGTH = 500
+#: Why an order was cancelled, in words a customer can read.
+CancelReason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CANCEL_REASON_LENGTH)]
 
 
 class OrderStatus(StrEnum):
@@ -51,7 +54,15 @@ class OrderLine(Contract):
 
 
 class Order(Contract):
-    """An order as the orders service answers it."""
+    """An order as the orders service answers it.
+
+    ``status`` moves from ``placed`` to ``confirmed`` or ``cancelled`` as the order's
+    saga decides; ``cancel_reason`` says why a cancelled order was cancelled.
+
+    ``cancel_reason`` was added to version 1 as an optional field with a default rather
+    than as a version 2: every order stored before it still validates, and the answer
+    of a placed or confirmed order keeps its meaning (the field is ``null``).
+    """
 
     contract_name: ClassVar[str] = "orders.Order"
 
@@ -62,3 +73,4 @@ class Order(Contract):
     currency: Currency
     status: OrderStatus
     created_at: AwareDatetime
+    cancel_reason: CancelReason | None = None

@@ -1,0 +1,211 @@
+"""DynamoDB adapter for inventory: stock levels and reservations.
+
+Two tables:
+
+- stock, key ``product_id``: ``stock`` (number of units);
+- reservations, key ``order_id``: ``status``, ``reservation_id``, ``lines`` (JSON list of
+  ``{product_id, quantity}``), and the events announcing it as JSON (``outcome_event``,
+  ``release_event``).
+
+A reservation is one transaction: the record, put with ``attribute_not_exists(order_id)``,
+and one update per product, ``stock = stock - quantity`` conditioned on ``stock >=
+quantity``; so stock never goes negative, and an order never reserves twice. A release is
+the reverse, conditioned on the record still being ``reserved``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from lambdamesh_toolkit.contracts.events import EventEnvelope
+
+from .domain import Reservation, ReservationStatus, ReserveResult, Shortage, StockLine
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+
+class DynamoInventoryRepository:
+    """Stock and reservations in DynamoDB.
+
+    Parameters
+    ----------
+    client
+        A DynamoDB client.
+    stock_table
+        The stock table (key ``product_id``).
+    reservations_table
+        The reservations table (key ``order_id``).
+    """
+
+    def __init__(self, client: DynamoDBClient, stock_table: str, reservations_table: str) -> None:
+        self._client = client
+        self._stock = stock_table
+        self._reservations = reservations_table
+
+    def get(self, order_id: str) -> Reservation | None:
+        """The order's reservation record, or ``None``."""
+        answer = self._client.get_item(
+            TableName=self._reservations, Key={"order_id": {"S": order_id}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return None if item is None else _reservation_from_item(item)
+
+    def reserve(self, reservation: Reservation) -> ReserveResult | Shortage:
+        """Take every line's stock and store the record, all or nothing."""
+        record: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._reservations,
+                "Item": _item_from_reservation(reservation),
+                "ConditionExpression": "attribute_not_exists(order_id)",
+            }
+        }
+        takes: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self._stock,
+                    "Key": {"product_id": {"S": line.product_id}},
+                    "UpdateExpression": "SET stock = stock - :wanted",
+                    "ConditionExpression": "attribute_exists(product_id) AND stock >= :wanted",
+                    "ExpressionAttributeValues": {":wanted": {"N": str(line.quantity)}},
+                    # The stock level at refusal, to say how much there was.
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+            for line in reservation.lines
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=[record, *takes])
+        except ClientError as error:
+            reasons = _cancellation_reasons(error)
+            if reasons is None:
+                raise
+            return _refusal(reasons, reservation.lines)
+        return ReserveResult.RESERVED
+
+    def add(self, reservation: Reservation) -> bool:
+        """Store a record that takes no stock; ``False`` if the order has one already."""
+        try:
+            self._client.put_item(
+                TableName=self._reservations,
+                Item=_item_from_reservation(reservation),
+                ConditionExpression="attribute_not_exists(order_id)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, reservation: Reservation) -> bool:
+        """Mark the reserved record released and give its stock back, all or nothing."""
+        record: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._reservations,
+                "Item": _item_from_reservation(reservation),
+                "ConditionExpression": "#status = :reserved",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":reserved": {"S": ReservationStatus.RESERVED}},
+            }
+        }
+        gives: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self._stock,
+                    "Key": {"product_id": {"S": line.product_id}},
+                    "UpdateExpression": "SET stock = stock + :returned",
+                    "ExpressionAttributeValues": {":returned": {"N": str(line.quantity)}},
+                }
+            }
+            for line in reservation.lines
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=[record, *gives])
+        except ClientError as error:
+            if _cancellation_reasons(error) is None:
+                raise
+            return False
+        return True
+
+    def add_product_if_absent(self, product_id: str, stock: int) -> bool:
+        """Stock a product unless it is stocked already; whether it was added."""
+        try:
+            self._client.put_item(
+                TableName=self._stock,
+                Item={"product_id": {"S": product_id}, "stock": {"N": str(stock)}},
+                ConditionExpression="attribute_not_exists(product_id)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _cancellation_reasons(error: ClientError) -> list[dict[str, Any]] | None:
+    """A transaction's per-item reasons if a condition cancelled it, else ``None``."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return None
+    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    if not any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
+        return None
+    return reasons
+
+
+def _refusal(
+    reasons: list[dict[str, Any]], lines: tuple[StockLine, ...]
+) -> ReserveResult | Shortage:
+    """What a cancelled reservation means; ``reasons`` align with ``[record, *lines]``."""
+    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        return ReserveResult.ALREADY_RECORDED
+    for line, reason in zip(lines, reasons[1:], strict=False):
+        if reason.get("Code") == "ConditionalCheckFailed":
+            old = reason.get("Item")
+            available = None if not old else int(old["stock"]["N"])
+            return Shortage(line.product_id, line.quantity, available)
+    raise RuntimeError(f"reservation cancelled without a failed condition: {reasons}")
+
+
+def _item_from_reservation(reservation: Reservation) -> dict[str, AttributeValueTypeDef]:
+    item: dict[str, AttributeValueTypeDef] = {
+        "order_id": {"S": reservation.order_id},
+        "status": {"S": reservation.status},
+        "reservation_id": {"S": reservation.reservation_id},
+        "lines": {
+            "S": json.dumps(
+                [
+                    {"product_id": line.product_id, "quantity": line.quantity}
+                    for line in reservation.lines
+                ]
+            )
+        },
+    }
+    if reservation.outcome_event is not None:
+        item["outcome_event"] = {"S": reservation.outcome_event.model_dump_json()}
+    if reservation.release_event is not None:
+        item["release_event"] = {"S": reservation.release_event.model_dump_json()}
+    return item
+
+
+def _reservation_from_item(item: Mapping[str, Any]) -> Reservation:
+    def envelope(name: str) -> EventEnvelope | None:
+        value = item.get(name)
+        return None if value is None else EventEnvelope.model_validate_json(value["S"])
+
+    return Reservation(
+        order_id=item["order_id"]["S"],
+        status=ReservationStatus(item["status"]["S"]),
+        reservation_id=item["reservation_id"]["S"],
+        lines=tuple(
+            StockLine(str(line["product_id"]), int(line["quantity"]))
+            for line in json.loads(item["lines"]["S"])
+        ),
+        outcome_event=envelope("outcome_event"),
+        release_event=envelope("release_event"),
+    )

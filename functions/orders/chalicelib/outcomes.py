@@ -1,0 +1,175 @@
+"""Handling payment and inventory outcomes: the saga's decisions, stored, then published.
+
+Plain Python around :func:`chalicelib.saga.decide`: the store and the topic are ports.
+
+At-least-once, end to end. The consumer marks an outcome event as handled only after
+:meth:`OrderSaga.apply` returned, so a crash anywhere in here means the outcome is
+delivered again; each step is therefore safe to repeat:
+
+1. the new state and the events it decided are stored together (the decided events wait
+   in the order's *outbox*), conditioned on the state's version, so two outcomes for one
+   order handled at once cannot both decide — the loser reloads and decides again;
+2. the outbox is published (a redelivered outcome finds an outcome already recorded and
+   publishes whatever the outbox still holds, with the same event ids: the FIFO topic
+   drops a repeat within five minutes and every consumer is idempotent by event id);
+3. the outbox is emptied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from lambdamesh_toolkit.contracts.events import (
+    EventData,
+    EventEnvelope,
+    InventoryRejected,
+    InventoryReserved,
+    PaymentFailed,
+    PaymentProcessed,
+)
+from lambdamesh_toolkit.events import new_event
+
+from .publishing import SOURCE, EventPublisher
+from .saga import Decision, Outcome, SagaState, decide
+
+SAVE_ATTEMPTS = 5
+"""How often to decide again after losing a race on one order's state."""
+
+
+@dataclass(frozen=True)
+class SagaRecord:
+    """An order's saga state and the events it decided but has not yet published."""
+
+    state: SagaState
+    outbox: tuple[EventEnvelope, ...] = field(default=())
+
+
+class SagaRepository(Protocol):
+    """Where saga states live (beside their orders)."""
+
+    def load_saga(self, order_id: str) -> SagaRecord | None:
+        """The order's saga, or ``None`` when there is no such order."""
+        ...
+
+    def save_saga(self, record: SagaRecord) -> bool:
+        """Store ``record`` as version ``state.version + 1`` over ``state.version``.
+
+        Returns ``False`` (storing nothing) when the stored version is another.
+        """
+        ...
+
+    def clear_outbox(self, order_id: str, version: int) -> None:
+        """Empty the outbox if the state is still at ``version`` (else leave it)."""
+        ...
+
+
+class UnknownOrderError(LookupError):
+    """An outcome names an order that does not exist (it cannot be decided, ever)."""
+
+
+class SagaContentionError(RuntimeError):
+    """The order's state kept changing under us; the outcome will be delivered again."""
+
+
+OUTCOME_TYPES: tuple[type[EventData], ...] = (
+    PaymentProcessed,
+    PaymentFailed,
+    InventoryReserved,
+    InventoryRejected,
+)
+"""The events :meth:`OrderSaga.apply` accepts."""
+
+
+class OrderSaga:
+    """Takes payment and inventory outcomes in and decides orders.
+
+    Parameters
+    ----------
+    repository
+        Where saga states and their outboxes are stored.
+    publisher
+        The orders topic (FIFO: every event of an order goes in its order's group).
+    """
+
+    def __init__(self, repository: SagaRepository, publisher: EventPublisher) -> None:
+        self._repository = repository
+        self._publisher = publisher
+
+    def apply(self, envelope: EventEnvelope, data: BaseModel) -> SagaState:
+        """Apply one outcome event to its order; publish what that decides.
+
+        Safe to call again with the same event after a crash at any point (see the
+        module's docstring): the outcome is recorded once, a decision made once and
+        published at least once.
+
+        Parameters
+        ----------
+        envelope
+            The outcome event (its id becomes the decision's causation id).
+        data
+            Its validated ``data``: one of :data:`OUTCOME_TYPES`.
+
+        Returns
+        -------
+        SagaState
+            The order's saga after the outcome.
+
+        Raises
+        ------
+        TypeError
+            For an event the saga does not take.
+        UnknownOrderError
+            When the order does not exist.
+        SagaContentionError
+            When the state changed under us :data:`SAVE_ATTEMPTS` times in a row.
+        """
+        outcome = _as_outcome(data)
+        for _ in range(SAVE_ATTEMPTS):
+            record = self._repository.load_saga(outcome.order_id)
+            if record is None:
+                raise UnknownOrderError(f"no order {outcome.order_id}")
+            state, decisions = decide(record.state, outcome)
+            if state == record.state:
+                # Nothing new (a redelivery): finish a publication a crash may have cut short.
+                self._flush(record)
+                return state
+            stored = SagaRecord(
+                state=state,
+                outbox=(*record.outbox, *self._envelopes(decisions, cause=envelope.id)),
+            )
+            if self._repository.save_saga(stored):
+                saved = SagaRecord(state=_next_version(state), outbox=stored.outbox)
+                self._flush(saved)
+                return saved.state
+        raise SagaContentionError(
+            f"the saga of order {outcome.order_id} changed {SAVE_ATTEMPTS} times while "
+            "deciding; giving the outcome back for redelivery"
+        )
+
+    def _envelopes(self, decisions: Sequence[Decision], cause: str) -> list[EventEnvelope]:
+        return [
+            new_event(decision.event_type, decision, source=SOURCE, causation_id=cause)
+            for decision in decisions
+        ]
+
+    def _flush(self, record: SagaRecord) -> None:
+        """Publish the outbox, then empty it."""
+        if not record.outbox:
+            return
+        for envelope in record.outbox:
+            self._publisher.publish(envelope, group_id=record.state.order_id)
+        self._repository.clear_outbox(record.state.order_id, record.state.version)
+
+
+def _as_outcome(data: BaseModel) -> Outcome:
+    if isinstance(data, PaymentProcessed | PaymentFailed | InventoryReserved | InventoryRejected):
+        return data
+    raise TypeError(f"the order saga does not take {type(data).__name__} events")
+
+
+def _next_version(state: SagaState) -> SagaState:
+    return replace(state, version=state.version + 1)

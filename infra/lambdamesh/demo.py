@@ -3,8 +3,11 @@
 Starts (or finds) the emulator, deploys every service through the same CloudFormation path AWS
 takes, then plays the journey a client would — sign up, browse, order, order again with the same
 idempotency key, review — over real HTTP through API Gateway, every request under one correlation
-id. Last, it reads each function's CloudWatch log group and prints the JSON log lines carrying that
-id, in time order: the journey as the services saw it, across HTTP and RPC hops.
+id. The order then runs through the asynchronous saga (SNS → SQS fan-out to payments and
+inventory, outcomes back to orders, mail through SES); a second order is declined and compensated;
+a poison event goes to a dead-letter queue and is redriven once its cause is fixed. Last, it reads
+each function's CloudWatch log group and prints the JSON log lines carrying the journey's
+correlation id, in time order: the journey as the services saw it, across HTTP, RPC and events.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from lambdamesh.deploy import DeployError, DeployReport, Target, deploy_all
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, EmulatorError, ExternalLocalStack
+from lambdamesh_toolkit.contracts.events import OrderConfirmed, UserCreated
+from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events import Publisher, new_event
 
 NAME = "demo"
 SUMMARY = "start the emulator, deploy every service and trace an order journey"
@@ -42,6 +48,12 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 LOG_WAIT_S = 15.0
 """How long to wait for LocalStack to ship the journey's log lines to CloudWatch Logs."""
+
+SAGA_WAIT_S = 60.0
+"""How long to wait for an order to leave ``placed`` (cold starts of four consumers included)."""
+DLQ_WAIT_S = 120.0
+"""How long a poison event may take to exhaust its five receives (backoff 1+2+4+8 s)."""
+MESSAGING_STACK = "lambdamesh-messaging"
 
 Say = Callable[[str], None]
 
@@ -115,8 +127,8 @@ class Journey:
         return step
 
 
-def play(journey: Journey) -> str:
-    """The journey; returns the order id it created."""
+def play(journey: Journey) -> tuple[str, dict[str, Any]]:
+    """The synchronous journey; returns the order id it created and the user."""
     users, catalog = journey.api("users"), journey.api("catalog")
     orders, reviews = journey.api("orders"), journey.api("reviews")
     user = journey.call(
@@ -171,7 +183,133 @@ def play(journey: Journey) -> str:
         f"{orders}/orders",
         {"user_id": "no-such-user", "items": [{"product_id": product_id, "quantity": 1}]},
     )
-    return str(order.body["id"])
+    return str(order.body["id"]), user.body
+
+
+def wait_for_saga(journey: Journey, order_id: str, title: str) -> dict[str, Any]:
+    """Poll ``GET /orders/{id}`` until the saga decided; print the decision."""
+    url = f"{journey.api('orders')}/orders/{order_id}"
+    started = time.monotonic()
+    while True:
+        response = journey.http.request(
+            "GET", url, headers={"X-Correlation-Id": journey.correlation_id}
+        )
+        order: dict[str, Any] = json.loads(response.data)
+        if order.get("status") != "placed" or time.monotonic() - started > SAGA_WAIT_S:
+            break
+        time.sleep(0.2)
+    waited = time.monotonic() - started
+    journey.say(f"\n── {title}")
+    journey.say(
+        f"   order {order_id}: {order.get('status')} after {waited:.1f} s"
+        + (f" — {order['cancel_reason']}" if order.get("cancel_reason") else "")
+    )
+    return order
+
+
+def play_saga(journey: Journey, order_id: str, user: dict[str, Any]) -> None:
+    """The asynchronous part: the first order's outcome, a declined order, the mail sent."""
+    wait_for_saga(
+        journey,
+        order_id,
+        "10. the saga: order.placed fanned out to payments and inventory, both outcomes "
+        "back to orders",
+    )
+    catalog = journey.call(
+        "11. pick the dearest product", "GET", f"{journey.api('catalog')}/products"
+    )
+    dearest = max(
+        (p for p in catalog.body["products"] if p["stock"] > 0), key=lambda p: p["price_cents"]
+    )
+    quantity = 100_000 // dearest["price_cents"] + 1  # above the payment provider's limit
+    declined = journey.call(
+        f"12. an order the payment provider declines ({quantity} x {dearest['name']})",
+        "POST",
+        f"{journey.api('orders')}/orders",
+        {"user_id": user["id"], "items": [{"product_id": dearest["id"], "quantity": quantity}]},
+    )
+    wait_for_saga(
+        journey,
+        declined.body["id"],
+        "13. payment.failed → order.cancelled → inventory releases the reserved stock",
+    )
+
+
+def show_mail(journey: Journey, endpoint: str, email: str, title: str) -> None:
+    """The mails SES accepted for ``email`` (LocalStack keeps them at ``/_aws/ses``)."""
+    deadline = time.monotonic() + 15
+    while True:
+        response = journey.http.request("GET", f"{endpoint}/_aws/ses")
+        messages = [
+            m
+            for m in json.loads(response.data).get("messages", [])
+            if email in m.get("Destination", {}).get("ToAddresses", [])
+        ]
+        if len(messages) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    journey.say(f"\n── {title}: mail sent through SES to {email}")
+    for message in messages:
+        journey.say(f"   {message.get('Timestamp', '')[:19]}  {message.get('Subject', '')}")
+
+
+def dead_letter_round_trip(journey: Journey, target: Target) -> None:
+    """A poison event reaches its DLQ; once its cause is fixed a redrive delivers it."""
+    from lambdamesh.dlq import command as dlq_command  # the dlq CLI, reused as is
+
+    outputs = _stack_outputs(target, MESSAGING_STACK)
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
+    order_id = f"o-demo-{uuid.uuid4().hex[:8]}"
+    say = journey.say
+    say("\n── 15. poison: order.confirmed for a user the notifications service never heard of")
+    use_correlation_id(journey.correlation_id)
+    confirmed = new_event(
+        "order.confirmed", OrderConfirmed(order_id=order_id, user_id=stranger), source="demo"
+    )
+    Publisher(outputs["OrdersTopicArn"], sns_client=target.client("sns")).publish(
+        confirmed, group_id=order_id
+    )
+    dlq = "lambdamesh-notifications-orders-dlq.fifo"
+    say(f"   published {confirmed.id}; it fails, backs off (1, 2, 4, 8 s) and after 5 receives")
+    say(f"   lands in {dlq} ...")
+    sqs = target.client("sqs")
+    dlq_url = sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
+    deadline = time.monotonic() + DLQ_WAIT_S
+    while _depth(sqs, dlq_url) == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+
+    def cli(*words: str) -> None:
+        parser = argparse.ArgumentParser(prog="lambdamesh dlq")
+        dlq_command.configure(parser)
+        say(f"\n   $ lambdamesh dlq {' '.join(words)}")
+        dlq_command.run(parser.parse_args([*words, "--endpoint", target.endpoint_url or ""]))
+
+    cli("list")
+    cli("show", dlq)
+    say("\n── 16. fix the cause: user.created for that user reaches notifications, then redrive")
+    created = new_event(
+        "user.created",
+        UserCreated(user_id=stranger, email=f"{stranger}@example.com", name="Late Comer"),
+        source="demo",
+    )
+    Publisher(outputs["UsersTopicArn"], sns_client=target.client("sns")).publish(created)
+    time.sleep(2)  # let the user.created consumer store the contact before the redrive
+    cli("redrive", dlq)
+    show_mail(
+        journey, target.endpoint_url or "", f"{stranger}@example.com", "17. redriven and delivered"
+    )
+
+
+def _depth(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def _stack_outputs(target: Target, stack: str) -> dict[str, str]:
+    described = target.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
 def trace(target: Target, report: DeployReport, correlation_id: str, say: Say) -> int:
@@ -192,7 +330,7 @@ def trace(target: Target, report: DeployReport, correlation_id: str, say: Say) -
     say(f"\n══ the journey as the services logged it (correlation id {correlation_id})")
     for timestamp, service, message in lines:
         stamp = time.strftime("%H:%M:%S", time.localtime(timestamp / 1000))
-        say(f"   {stamp}.{timestamp % 1000:03d}  {service:<8} {_summary(message)}")
+        say(f"   {stamp}.{timestamp % 1000:03d}  {service:<13} {_summary(message)}")
     return len(lines)
 
 
@@ -275,7 +413,10 @@ def run(args: argparse.Namespace, say: Say = print) -> int:
         report = deploy_all(target, deploy_command.build_options(paths, state_dir), say)
         journey = Journey(report, say)
         say(f"==> order journey, correlation id {journey.correlation_id}")
-        order_id = play(journey)
+        order_id, user = play(journey)
+        play_saga(journey, order_id, user)
+        show_mail(journey, target.endpoint_url or "", user["email"], "14. notifications")
+        dead_letter_round_trip(journey, target)
         traced = trace(target, report, journey.correlation_id, say)
     except (DeployError, EmulatorError, urllib3.exceptions.HTTPError, KeyError) as error:
         say(f"error: {error}")

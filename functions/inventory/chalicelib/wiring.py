@@ -3,14 +3,11 @@ every adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from lambdamesh_toolkit.consumer import EventConsumer
+from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.consumer import EventConsumer, log_published, typed_handler
 from lambdamesh_toolkit.contracts.events import (
-    EventData,
     EventEnvelope,
     OrderCancelled,
     OrderPlaced,
@@ -27,21 +24,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
     from .settings import InventorySettings
-
-EventHandler = Callable[[EventEnvelope, BaseModel], None]
-
-
-def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client with short timeouts (a handler must fail fast, not hang)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
-        ),
-    )
 
 
 def build_storekeeper(
@@ -73,8 +55,8 @@ def build_order_events_consumer(
         failures_table=settings.event_failures_table,
         handlers=dict(
             [
-                typed_handler(OrderPlaced, storekeeper.on_order_placed, logger),
-                typed_handler(OrderCancelled, release_cancelled, logger),
+                typed_handler(OrderPlaced, storekeeper.on_order_placed, log_published(logger)),
+                typed_handler(OrderCancelled, release_cancelled, log_published(logger)),
             ]
         ),
         fifo=True,
@@ -94,36 +76,7 @@ def build_payment_events_consumer(
         SERVICE,
         idempotency_table=settings.event_idempotency_table,
         failures_table=settings.event_failures_table,
-        handlers=dict([typed_handler(PaymentFailed, release_unpaid, logger)]),
+        handlers=dict([typed_handler(PaymentFailed, release_unpaid, log_published(logger))]),
         fifo=False,
         logger=logger,
     )
-
-
-def typed_handler[M: EventData](
-    model: type[M],
-    handle: Callable[[EventEnvelope, M], EventEnvelope | None],
-    logger: Logger,
-) -> tuple[tuple[str, int], EventHandler]:
-    """``handle`` as the consumer calls it (any event data), under its ``(type, version)``.
-
-    It logs what the handler published. The consumer validates ``data`` against the
-    model registered for the event's type and version, so the check here only guards
-    against a mis-wired table of handlers.
-    """
-
-    def run(event: EventEnvelope, data: BaseModel) -> None:
-        if not isinstance(data, model):
-            raise TypeError(f"{event.type} v{event.version} handed {type(data).__name__}")
-        published = handle(event, data)
-        logger.info(
-            "event handled",
-            extra={
-                "event_id": event.id,
-                "event_type": event.type,
-                "published": None if published is None else published.type,
-                "published_id": None if published is None else published.id,
-            },
-        )
-
-    return (model.event_type, model.contract_version), run

@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from lambdamesh_toolkit.consumer import EventConsumer
+from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.consumer import EventConsumer, typed_handler
 from lambdamesh_toolkit.contracts.events import (
-    EventData,
     EventEnvelope,
     OrderCancelled,
     OrderConfirmed,
@@ -29,20 +27,6 @@ if TYPE_CHECKING:
     from .settings import NotificationsSettings
 
 SERVICE = "notifications"
-EventHandler = Callable[[EventEnvelope, BaseModel], None]
-
-
-def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client with short timeouts (a handler must fail fast, not hang)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
-        ),
-    )
 
 
 def ses_client() -> SESClient:
@@ -88,8 +72,8 @@ def build_order_events_consumer(
         failures_table=settings.event_failures_table,
         handlers=dict(
             [
-                typed_handler(OrderConfirmed, notifier.on_order_confirmed, logger),
-                typed_handler(OrderCancelled, notifier.on_order_cancelled, logger),
+                typed_handler(OrderConfirmed, notifier.on_order_confirmed, log_mail(logger)),
+                typed_handler(OrderCancelled, notifier.on_order_cancelled, log_mail(logger)),
             ]
         ),
         fifo=True,
@@ -105,31 +89,23 @@ def build_user_events_consumer(
         SERVICE,
         idempotency_table=settings.event_idempotency_table,
         failures_table=settings.event_failures_table,
-        handlers=dict([typed_handler(UserCreated, notifier.on_user_created, logger)]),
+        handlers=dict([typed_handler(UserCreated, notifier.on_user_created, log_mail(logger))]),
         fifo=False,
         logger=logger,
     )
 
 
-def typed_handler[M: EventData](
-    model: type[M],
-    handle: Callable[[EventEnvelope, M], str | None],
-    logger: Logger,
-) -> tuple[tuple[str, int], EventHandler]:
-    """``handle`` as the consumer calls it (any event data), under its ``(type, version)``.
+def log_mail(logger: Logger) -> Callable[[EventEnvelope, str | None], None]:
+    """A report for ``typed_handler``: logs whether a mail went out.
 
-    It logs whether a mail went out (``None``: it had gone out before). The consumer
-    validates ``data`` against the model registered for the event's type and version, so
-    the check here only guards against a mis-wired table of handlers.
+    The notifier's handlers return the SES message id, or ``None`` when the mail had
+    gone out before (a redelivered event).
     """
 
-    def run(event: EventEnvelope, data: BaseModel) -> None:
-        if not isinstance(data, model):
-            raise TypeError(f"{event.type} v{event.version} handed {type(data).__name__}")
-        message_id = handle(event, data)
+    def report(event: EventEnvelope, message_id: str | None) -> None:
         logger.info(
             "mail sent" if message_id is not None else "mail already sent",
             extra={"event_id": event.id, "event_type": event.type, "message_id": message_id},
         )
 
-    return (model.event_type, model.contract_version), run
+    return report

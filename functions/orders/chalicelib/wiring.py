@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
 from lambdamesh_toolkit.events import Publisher
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
 
-from .catalog_client import CatalogRpcLookup, RpcCaller
 from .domain import OrderDesk
 from .outcomes import OrderSaga
 from .publishing import EventPublisher
@@ -25,19 +26,6 @@ USERS_DEPENDENCY = "users-api"
 """The users API's name in errors, logs, and the circuit breaker table."""
 CATALOG_DEPENDENCY = "catalog-rpc"
 """The catalog RPC's name; reviews use the same name, so both share one circuit."""
-
-
-def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client with short timeouts (a request must fail fast, not hang)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
-        ),
-    )
 
 
 def build_order_desk(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
 from lambdamesh_toolkit.rpc import RpcClient
 
-from .catalog_client import CatalogRpcLookup, RpcCaller
 from .domain import ReviewBook
 from .store import DynamoReviewRepository
 
@@ -17,19 +18,6 @@ if TYPE_CHECKING:
 
 CATALOG_DEPENDENCY = "catalog-rpc"
 """The catalog RPC's name; orders use the same name, so both share one circuit."""
-
-
-def dynamodb_client() -> DynamoDBClient:
-    """A DynamoDB client with short timeouts (a request must fail fast, not hang)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 3}
-        ),
-    )
 
 
 def build_review_book(

@@ -36,10 +36,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from lambdamesh_toolkit.config import EnvSettings, load_settings
 from lambdamesh_toolkit.contracts.events import (
+    EventData,
     EventEnvelope,
     EventError,
     event_data,
@@ -623,6 +624,83 @@ class EventConsumer:
             correlation_id=correlation_id,
         )
         return failure, delay_s
+
+
+def typed_handler[M: EventData, R](
+    model: type[M],
+    handle: Callable[[EventEnvelope, M], R],
+    report: Callable[[EventEnvelope, R], None],
+) -> tuple[tuple[str, int], EventHandler]:
+    """Adapt a handler written for one event model to :class:`EventConsumer`'s handlers.
+
+    A service's handlers take the event's ``data`` as its own model and return what they
+    did (the event they published, a message id, ...); the consumer calls every handler
+    with the data validated against the model registered for the event's type and
+    version. This wraps ``handle`` for the consumer and keys it by ``model``'s type and
+    version, so a table of handlers reads::
+
+        handlers=dict([
+            typed_handler(OrderPlaced, desk.on_order_placed, log_published(logger)),
+            typed_handler(OrderCancelled, desk.on_order_cancelled, log_published(logger)),
+        ])
+
+    Parameters
+    ----------
+    model : type[M]
+        The event's data model: its ``event_type`` and ``contract_version`` are the key.
+    handle : Callable[[EventEnvelope, M], R]
+        The service's handler of ``model`` events.
+    report : Callable[[EventEnvelope, R], None]
+        Called with the event and ``handle``'s result after ``handle`` returned (to log
+        it); :func:`log_published` for handlers that return the event they published.
+
+    Returns
+    -------
+    tuple[tuple[str, int], EventHandler]
+        ``((event type, version), handler)``: one entry of ``EventConsumer``'s ``handlers``.
+
+    Notes
+    -----
+    The handler raises ``TypeError`` when handed data of another model. The consumer
+    validates ``data`` against the registered model, so this only guards against a
+    mis-wired table of handlers.
+    """
+
+    def run(event: EventEnvelope, data: BaseModel) -> None:
+        if not isinstance(data, model):
+            raise TypeError(f"{event.type} v{event.version} handed {type(data).__name__}")
+        report(event, handle(event, data))
+
+    return (model.event_type, model.contract_version), run
+
+
+def log_published(logger: Logger) -> Callable[[EventEnvelope, EventEnvelope | None], None]:
+    """A ``report`` for :func:`typed_handler`: logs what a handler published.
+
+    Parameters
+    ----------
+    logger : aws_lambda_powertools.Logger
+        Where ``event handled`` is logged (info), with the handled event's id and type
+        and the published event's type and id (``None`` when it published nothing).
+
+    Returns
+    -------
+    Callable[[EventEnvelope, EventEnvelope | None], None]
+        The report, for handlers that return the event they published, if any.
+    """
+
+    def report(event: EventEnvelope, published: EventEnvelope | None) -> None:
+        logger.info(
+            "event handled",
+            extra={
+                "event_id": event.id,
+                "event_type": event.type,
+                "published": None if published is None else published.type,
+                "published_id": None if published is None else published.id,
+            },
+        )
+
+    return report
 
 
 def _new_processor(fifo: bool) -> BatchProcessor:

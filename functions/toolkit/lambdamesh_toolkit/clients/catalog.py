@@ -1,4 +1,4 @@
-"""The catalog as reviews see it: ``GetProduct`` over the catalog's typed RPC."""
+"""The catalog service's typed RPC as its callers see it: ``GetProduct``."""
 
 from __future__ import annotations
 
@@ -31,7 +31,17 @@ class CatalogRpcLookup:
         self._rpc = rpc
 
     def get_product(self, product_id: str) -> Product | None:
-        """The product, or ``None`` when the catalog has none.
+        """Look a product up by its id.
+
+        Parameters
+        ----------
+        product_id
+            The product's id, as the caller got it (a malformed id finds nothing).
+
+        Returns
+        -------
+        Product | None
+            The product, or ``None`` when the catalog has none.
 
         Raises
         ------

@@ -21,6 +21,14 @@ Lambda's event source mapping calls them in a tight loop:
 Records are read from moto's table state, with moto's differences from AWS
 removed: an empty ``OldImage`` on ``INSERT`` (and ``NewImage`` on ``REMOVE``),
 ``awsRegion`` always ``us-east-1``, and ``eventVersion`` ``1.0``.
+
+Every operation of both services runs under one lock. moto's backend is not
+thread-safe, and LocalStack serves requests on many threads: ``TransactWriteItems``
+deep-copies the tables it touches as its rollback point, so a write to the same table
+during the copy fails it ("dictionary changed size during iteration", HTTP 500), and a
+rollback would restore the copy over writes made meanwhile. Measured with eight
+concurrent clients placing orders. moto is pure Python under the GIL, so the lock
+costs little throughput.
 """
 
 from __future__ import annotations
@@ -28,13 +36,16 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self, cast
 
-from localstack.aws.api import CommonServiceException, RequestContext
+from localstack.aws.api import CommonServiceException, RequestContext, ServiceRequest
+from localstack.aws.api.core import ServiceRequestHandler, ServiceResponse
 from localstack.aws.api.dynamodb import DynamodbApi
 from localstack.aws.api.dynamodbstreams import (
     DynamodbstreamsApi,
@@ -51,6 +62,7 @@ from localstack.aws.api.dynamodbstreams import (
     StreamArn,
     TrimmedDataAccessException,
 )
+from localstack.aws.skeleton import DispatchTable
 from localstack.services.moto import MotoFallbackDispatcher
 from localstack.services.plugins import Service, aws_provider
 from moto.dynamodb.models import dynamodb_backends
@@ -61,6 +73,25 @@ SHARD_ITERATOR_LIFETIME_SECONDS = 15 * 60
 
 MAX_RECORDS_PER_CALL = 1000
 """AWS: GetRecords returns at most 1000 records (also its default ``Limit``)."""
+
+
+MOTO_LOCK = threading.RLock()
+"""Serialises every DynamoDB and DynamoDB Streams operation on moto's shared backend."""
+
+
+def serialised_moto_dispatcher(provider: object) -> DispatchTable:
+    """LocalStack's moto fall-through dispatch table, each operation run under `MOTO_LOCK`."""
+    table = MotoFallbackDispatcher(provider)
+    return {operation: _under_lock(handler) for operation, handler in table.items()}
+
+
+def _under_lock(handler: ServiceRequestHandler) -> ServiceRequestHandler:
+    @functools.wraps(handler)
+    def call(context: RequestContext, request: ServiceRequest) -> ServiceResponse:
+        with MOTO_LOCK:
+            return handler(context, request)
+
+    return call
 
 
 class ValidationException(CommonServiceException):
@@ -230,7 +261,7 @@ def _aws_record(moto_record: dict[str, Any], region: str) -> Record:
 def dynamodb_moto() -> Service:
     """Plugin ``localstack.aws.provider:dynamodb:moto``."""
     return Service.for_provider(
-        DynamoDBMotoProvider(), dispatch_table_factory=MotoFallbackDispatcher
+        DynamoDBMotoProvider(), dispatch_table_factory=serialised_moto_dispatcher
     )
 
 
@@ -238,5 +269,5 @@ def dynamodb_moto() -> Service:
 def dynamodbstreams_moto() -> Service:
     """Plugin ``localstack.aws.provider:dynamodbstreams:moto``."""
     return Service.for_provider(
-        DynamoDBStreamsMotoProvider(), dispatch_table_factory=MotoFallbackDispatcher
+        DynamoDBStreamsMotoProvider(), dispatch_table_factory=serialised_moto_dispatcher
     )

@@ -19,8 +19,8 @@ from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
 from lambdamesh.emulator.paths import ProjectPaths
 from tests.conftest import RunningEmulator
 
-SERVICES = ("users", "catalog", "reviews", "orders")
-"""The services of the synchronous journey, in deploy order."""
+SERVICES = ("users", "catalog", "reviews", "orders", "payments", "inventory", "notifications")
+"""Every service, in deploy order."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class DeployedService:
     stack
         Its CloudFormation stack.
     api_url
-        Base URL of its REST API stage, ending in ``/``.
+        Base URL of its REST API stage, ending in ``/``; ``None`` for a service without one.
     functions
         Logical id (``APIHandler``, ``Rpc``, ...) → function name.
     outputs
@@ -43,12 +43,13 @@ class DeployedService:
 
     name: str
     stack: str
-    api_url: str
+    api_url: str | None
     functions: Mapping[str, str]
     outputs: Mapping[str, str]
 
     def url(self, path: str) -> str:
         """The full URL of ``path`` on this service's API."""
+        assert self.api_url is not None, f"{self.name} has no REST API"
         return self.api_url + path.lstrip("/")
 
 
@@ -64,6 +65,8 @@ class DeployedSystem:
         Service name → its deployment.
     shared_outputs
         Outputs of the shared stack (``CircuitBreakerTable``, ``DeploymentBucket``).
+    messaging_outputs
+        Outputs of the messaging stack (topic ARNs, queue URLs, the consumers' tables).
     cache_dir
         Where the deployed packages are cached (``<cache_dir>/<service>/...``).
     """
@@ -71,6 +74,7 @@ class DeployedSystem:
     report: DeployReport
     services: Mapping[str, DeployedService]
     shared_outputs: Mapping[str, str]
+    messaging_outputs: Mapping[str, str]
     cache_dir: Path
 
     def __getitem__(self, service: str) -> DeployedService:
@@ -110,7 +114,6 @@ def deploy_system(emulator: RunningEmulator, state_dir: Path) -> DeployedSystem:
     services: dict[str, DeployedService] = {}
     for name in SERVICES:
         service = report.service(name)
-        assert service.api_url is not None, f"{name} has no REST API"
         services[name] = DeployedService(
             name=name,
             stack=service.stack,
@@ -119,11 +122,12 @@ def deploy_system(emulator: RunningEmulator, state_dir: Path) -> DeployedSystem:
             outputs=_stack_outputs(cfn, service.stack),
         )
     shared = _stack_outputs(cfn, options.stack_name("shared"))
-    return DeployedSystem(report, services, shared, options.cache_dir)
+    messaging = _stack_outputs(cfn, options.stack_name("messaging"))
+    return DeployedSystem(report, services, shared, messaging, options.cache_dir)
 
 
 @pytest.fixture(scope="session")
 def deployed(emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory) -> DeployedSystem:
-    """Users, catalog, reviews and orders deployed once for the session (default stack names)."""
+    """Every service deployed once for the session (default stack names)."""
     state_dir = (emulator.home / "deployments") if emulator.home else tmp_path_factory.mktemp("dep")
     return deploy_system(emulator, state_dir)

@@ -1,0 +1,307 @@
+"""Benchmark: orders per second through the whole order saga, beside a bare messaging floor.
+
+**The saga.** ``ORDERS`` orders (one pack of paper filters each, from one user) are posted to
+``POST /orders`` from a pool of ``THREADS`` threads (each with an ``Idempotency-Key``, a 503 or
+409 retried after its ``Retry-After``, as a client would); then the orders table is polled
+(``BatchGetItem``, consistent, every ``POLL_INTERVAL_S``) until every order is confirmed.
+Printed: wall time from the first POST to the last order seen confirmed, orders/s, p50/p90 of
+the POST latency, and p50/p90 of placed → confirmed per order (the order's ``created_at`` to
+the poll that first saw it confirmed: the resolution is the poll interval). The inventory's
+stock of paper filters is topped up by ``ORDERS + 1`` units first (the extra one for the warm-up
+order); the orders take exactly those units again.
+
+**The floor**, measured in the same run on the same emulator: a standard SNS topic, a standard
+SQS queue subscribed to it (raw delivery) and a no-op function reading it through an event
+source mapping (batch size 10, no batching window), all made here and removed afterwards.
+An order makes ``HOPS_PER_ORDER`` SNS → SQS → Lambda deliveries on its way to confirmed:
+``order.placed`` → payments, ``order.placed`` → inventory, ``payment.processed`` → orders,
+``inventory.reserved`` → orders, ``order.confirmed`` → notifications. The floor publishes
+``ORDERS * HOPS_PER_ORDER`` messages (one ``Publish`` each, from ``THREADS`` threads) and times
+them until the queue is empty; its throughput in orders/s is ``ORDERS / floor wall time``, i.e.
+messages/s divided by the hops per order. It has none of the saga's work (API Gateway, the
+HTTP/RPC calls of ``POST /orders``, DynamoDB, SES, publishing from the functions) and runs all
+its hops at once rather than one after the other, so it is an upper bound the saga is held
+against: target saga ≥ ``TARGET_RATIO`` times the floor.
+
+Figures are printed, never asserted. Run with ``-s``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+import urllib3
+
+from tests.conftest import RunningEmulator
+from tests.e2e.conftest import DeployedSystem, deploy_system
+from tests.e2e.lambda_support import create_function, unique_name, wait_until
+
+ORDERS = 500
+THREADS = 8
+HOPS_PER_ORDER = 5
+TARGET_RATIO = 0.6
+POLL_INTERVAL_S = 0.25
+PRODUCT = "p-paper-filters"
+SAGA_TIMEOUT_S = 900.0
+"""Bound on waiting for every order (not a performance assertion)."""
+
+NOOP = """
+    def handler(event, context):
+        return {"batchItemFailures": []}
+"""
+
+_http = urllib3.PoolManager(maxsize=THREADS, retries=False)
+_TIMEOUT = urllib3.Timeout(connect=2.0, read=60.0)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, round(fraction * len(ordered) + 0.5))
+    return ordered[min(len(ordered), rank) - 1]
+
+
+@pytest.fixture(scope="module")
+def system(emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory) -> DeployedSystem:
+    """Every service deployed (reused as is when the stacks are current)."""
+    return deploy_system(emulator, tmp_path_factory.mktemp("bench-saga-deploy"))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One posted order: its id, when it was created, the POST's latency, 503s it met."""
+
+    order_id: str
+    created_at: float
+    post_s: float
+    unavailable: int
+
+
+MAX_POST_ATTEMPTS = 20
+
+
+def post_order(url: str, user_id: str) -> Placed:
+    """Place one order as a well-behaved client does under load.
+
+    A ``503`` (a dependency timed out or the breaker is open while the emulator is
+    saturated) is retried after its ``Retry-After`` under the same ``Idempotency-Key``, so a
+    retry never places a second order. The latency is the client's: first try to answer.
+    """
+    body = json.dumps(
+        {"user_id": user_id, "items": [{"product_id": PRODUCT, "quantity": 1}]}
+    ).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    started = time.perf_counter()
+    for attempt in range(MAX_POST_ATTEMPTS):
+        response = _http.request("POST", url, body=body, headers=headers, timeout=_TIMEOUT)
+        if response.status in (200, 201):
+            elapsed = time.perf_counter() - started
+            order = json.loads(response.data)
+            created = datetime.fromisoformat(order["created_at"]).timestamp()
+            return Placed(order["id"], created, elapsed, attempt)
+        assert response.status in (409, 503), response.data
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    raise AssertionError(f"no order placed after {MAX_POST_ATTEMPTS} attempts")
+
+
+def confirmed_at(dynamodb: Any, table: str, order_ids: list[str]) -> dict[str, float]:
+    """Poll until every order is confirmed; when each was first seen so (epoch seconds)."""
+    seen: dict[str, float] = {}
+    pending = list(order_ids)
+    deadline = time.monotonic() + SAGA_TIMEOUT_S
+    while pending:
+        assert time.monotonic() < deadline, f"{len(pending)} orders still not confirmed"
+        for start in range(0, len(pending), 100):
+            keys = [{"id": {"S": order_id}} for order_id in pending[start : start + 100]]
+            request: dict[str, Any] = {
+                table: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "id, #status",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                }
+            }
+            while request:
+                answer = dynamodb.batch_get_item(RequestItems=request)
+                now = time.time()
+                for item in answer["Responses"].get(table, []):
+                    status = item["status"]["S"]
+                    assert status != "cancelled", f"order {item['id']['S']} was cancelled"
+                    if status == "confirmed":
+                        seen[item["id"]["S"]] = now
+                request = answer.get("UnprocessedKeys") or {}
+        pending = [order_id for order_id in pending if order_id not in seen]
+        if pending:
+            time.sleep(POLL_INTERVAL_S)
+    return seen
+
+
+def new_user_id(system: DeployedSystem) -> str:
+    response = _http.request(
+        "POST",
+        system["users"].url("users"),
+        body=json.dumps({"email": f"bench-{uuid.uuid4().hex[:8]}@example.org", "name": "Bench"}),
+        headers={"Content-Type": "application/json"},
+        timeout=_TIMEOUT,
+    )
+    assert response.status == 201, response.data
+    user_id: str = json.loads(response.data)["id"]
+    return user_id
+
+
+def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> float:
+    """Post ``ORDERS`` orders, wait for them all to be confirmed; print figures; orders/s."""
+    dynamodb = emulator.client("dynamodb")
+    orders_table = system["orders"].outputs["OrdersTableName"]
+    dynamodb.update_item(
+        TableName=system["inventory"].outputs["StockTableName"],
+        Key={"product_id": {"S": PRODUCT}},
+        UpdateExpression="ADD stock :units",
+        ExpressionAttributeValues={":units": {"N": str(ORDERS + 1)}},
+    )
+    user_id = new_user_id(system)
+    url = system["orders"].url("orders")
+    # One order through the whole saga first, so that every consumer has a warm container.
+    warm = post_order(url, user_id)
+    confirmed_at(dynamodb, orders_table, [warm.order_id])
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        placed = list(pool.map(lambda _: post_order(url, user_id), range(ORDERS)))
+    posted = time.time()
+    seen = confirmed_at(dynamodb, orders_table, [order.order_id for order in placed])
+    wall = max(seen.values()) - started
+    rate = ORDERS / wall
+    post_ms = [order.post_s * 1000 for order in placed]
+    to_confirmed = [seen[order.order_id] - order.created_at for order in placed]
+    print(f"\nsaga: {ORDERS} orders, POST from {THREADS} threads, then polled until confirmed")
+    retried = sum(1 for order in placed if order.unavailable)
+    print(f"  posting took          {posted - started:8.1f} s")
+    print(
+        f"  503/409 answers       {sum(order.unavailable for order in placed)}"
+        f" (on {retried} orders, retried after Retry-After under the same key)"
+    )
+    print(f"  wall time             {wall:8.1f} s   ({rate:.1f} orders/s)")
+    print(
+        f"  POST latency          p50 {percentile(post_ms, 0.5):7.0f} ms"
+        f"   p90 {percentile(post_ms, 0.9):7.0f} ms"
+    )
+    print(
+        f"  placed -> confirmed   p50 {percentile(to_confirmed, 0.5):7.2f} s"
+        f"    p90 {percentile(to_confirmed, 0.9):7.2f} s"
+        f"   (poll resolution {POLL_INTERVAL_S} s)"
+    )
+    return rate
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The floor's topic, queue and mapped no-op function."""
+
+    topic_arn: str
+    queue_url: str
+
+
+@pytest.fixture(scope="module")
+def pipeline(emulator: RunningEmulator) -> Iterator[Pipeline]:
+    """A bare SNS → SQS → no-op Lambda pipeline (batch size 10), removed afterwards."""
+    sns, sqs, lambda_client = (emulator.client(name) for name in ("sns", "sqs", "lambda"))
+    name = unique_name("bench-saga-floor")
+    topic_arn = sns.create_topic(Name=name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    function_name = create_function(lambda_client, NOOP, name=name)
+    mapping = lambda_client.create_event_source_mapping(
+        FunctionName=function_name,
+        EventSourceArn=queue_arn,
+        BatchSize=10,
+        MaximumBatchingWindowInSeconds=0,
+    )["UUID"]
+    try:
+        wait_until(
+            lambda: (
+                lambda_client.get_event_source_mapping(UUID=mapping)["State"] == "Enabled" or None
+            )
+        )
+        yield Pipeline(topic_arn, queue_url)
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=mapping)
+        lambda_client.delete_function(FunctionName=function_name)
+        sqs.delete_queue(QueueUrl=queue_url)
+        sns.delete_topic(TopicArn=topic_arn)
+
+
+def drain(sqs: Any, pipeline: Pipeline) -> float:
+    """Wait until the queue holds no message, visible or in flight; the time it was seen so.
+
+    Called once every ``Publish`` has returned: SNS has put them all in the queue by then.
+    """
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+    def queue_empty() -> float | None:
+        attributes = sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=names)
+        if any(int(attributes["Attributes"][name]) for name in names):
+            return None
+        return time.time()
+
+    return wait_until(queue_empty, timeout_s=SAGA_TIMEOUT_S, interval_s=0.05)
+
+
+def run_floor(emulator: RunningEmulator, pipeline: Pipeline) -> float:
+    """Push ``ORDERS * HOPS_PER_ORDER`` messages through the floor; print; orders/s."""
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+
+    def publish(index: int) -> None:
+        sns.publish(TopicArn=pipeline.topic_arn, Message=json.dumps({"n": index}))
+
+    # Warm: one batch through, so the function's container is up.
+    for index in range(10):
+        publish(index)
+    drain(sqs, pipeline)
+    messages = ORDERS * HOPS_PER_ORDER
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        list(pool.map(publish, range(messages)))
+    published = time.time()
+    finished = drain(sqs, pipeline)
+    wall = finished - started
+    rate = ORDERS / wall
+    print(
+        f"floor: {messages} messages ({ORDERS} orders x {HOPS_PER_ORDER} hops) through"
+        " SNS -> SQS -> no-op Lambda (batch 10)"
+    )
+    print(f"  publishing took       {published - started:8.1f} s")
+    print(
+        f"  wall time             {wall:8.1f} s   ({messages / wall:.0f} messages/s,"
+        f" {rate:.1f} orders/s)"
+    )
+    return rate
+
+
+def test_saga_orders_per_second_beside_the_bare_messaging_floor(
+    emulator: RunningEmulator, system: DeployedSystem, pipeline: Pipeline
+) -> None:
+    # GIVEN every service deployed and a bare SNS -> SQS -> no-op Lambda pipeline
+    # WHEN 500 orders go through the saga, and 500 orders' worth of hops through the floor
+    saga_rate = run_saga(emulator, system)
+    floor_rate = run_floor(emulator, pipeline)
+    # THEN the figures are printed (never asserted: the machine is noisy)
+    ratio = saga_rate / floor_rate
+    verdict = "meets" if ratio >= TARGET_RATIO else "misses"
+    print(f"saga / floor: {ratio:.2f} ({verdict} the target of {TARGET_RATIO})")

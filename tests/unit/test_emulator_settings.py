@@ -113,13 +113,20 @@ def test_callers_endpoint_and_opt_in_do_not_leak_but_other_variables_do(tmp_path
         "AWS_PROFILE": "prod",
         ALLOW_NON_LOOPBACK_ENV: "1",
         "VIRTUAL_ENV": "/work/.venv",
+        "PYTHONDONTWRITEBYTECODE": "1",
         "DEBUG": "1",
     }
     # WHEN the environment is built
     env = emulator_environment(_settings(tmp_path), inherited=inherited)
     # THEN only DEBUG survives
     assert env["DEBUG"] == "1"
-    for dropped in ("AWS_ENDPOINT_URL", "AWS_PROFILE", ALLOW_NON_LOOPBACK_ENV, "VIRTUAL_ENV"):
+    for dropped in (
+        "AWS_ENDPOINT_URL",
+        "AWS_PROFILE",
+        ALLOW_NON_LOOPBACK_ENV,
+        "VIRTUAL_ENV",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         assert dropped not in env
 
 

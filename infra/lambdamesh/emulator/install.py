@@ -25,7 +25,7 @@ from lambdamesh.emulator.paths import ProjectPaths
 
 Progress = Callable[[str], None]
 
-INSTALL_LAYOUT_VERSION = "2"
+INSTALL_LAYOUT_VERSION = "3"
 """Bump when the install procedure itself changes, so existing installs are redone."""
 
 PYTHON_ENV = "LAMBDAMESH_PYTHON313"
@@ -185,7 +185,21 @@ def _install(paths: ProjectPaths, progress: Progress, *, fresh: bool) -> None:
     # ``sync`` (not ``install``) makes an existing venv match the pins exactly, so an
     # update only touches what changed and never wipes a venv a running emulator uses.
     progress("==> installing LocalStack and its pins into it...")
-    _run([uv, "pip", "sync", "--python", venv_python, str(paths.requirements)], progress)
+    # Bytecode compiled at install: without it every start compiles LocalStack from source
+    # (measured: Ready after 5.1-5.8 s instead of 1.8 s when PYTHONDONTWRITEBYTECODE is set,
+    # as it is on many CI machines and containers).
+    _run(
+        [
+            uv,
+            "pip",
+            "sync",
+            "--compile-bytecode",
+            "--python",
+            venv_python,
+            str(paths.requirements),
+        ],
+        progress,
+    )
     progress("==> installing the lambdamesh LocalStack plugins (editable)...")
     _run(
         [uv, "pip", "install", "--python", venv_python, "--no-deps", "-e", str(paths.plugins_dir)],
@@ -201,6 +215,7 @@ def _install(paths: ProjectPaths, progress: Progress, *, fresh: bool) -> None:
             "install",
             "--python",
             venv_python,
+            "--compile-bytecode",
             "--target",
             str(paths.lambda_runtime),
             # botocore & co. at the emulator's versions, as one AWS runtime ships them.

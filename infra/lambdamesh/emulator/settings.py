@@ -69,6 +69,7 @@ _DROPPED_FROM_CALLER = (
     "AWS_PROFILE",
     "AWS_SESSION_TOKEN",
     "LOCALSTACK_AUTH_TOKEN",
+    "PYTHONDONTWRITEBYTECODE",  # LocalStack caches its plugins' bytecode like any import
     "PYTHONHOME",
     "PYTHONPATH",
     "VIRTUAL_ENV",

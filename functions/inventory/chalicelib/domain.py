@@ -29,7 +29,12 @@ from lambdamesh_toolkit.contracts.events import (
     OrderPlaced,
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events import (
+    EventPublisher,
+    new_event,
+    publish_stored,
+    republish_if_caused_by,
+)
 
 from .seed_data import SEED_STOCK
 
@@ -127,14 +132,6 @@ class InventoryRepository(Protocol):
         ...
 
 
-class EventPublisher(Protocol):
-    """The inventory topic (``lambdamesh_toolkit.events.Publisher``)."""
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        """Publish the event; the topic's message id once it has it."""
-        ...
-
-
 def stock_lines(lines: Iterable[OrderLine]) -> tuple[StockLine, ...]:
     """The stock an order takes: quantities summed per product, in product id order.
 
@@ -202,7 +199,7 @@ class Storekeeper:
         """
         existing = self._repository.get(order.order_id)
         if existing is not None:
-            return self._republish_if_caused_by(existing.outcome_event, event)
+            return republish_if_caused_by(self._publisher, existing.outcome_event, event)
         reservation_id = self._new_id()
         reserved = Reservation(
             order_id=order.order_id,
@@ -218,13 +215,15 @@ class Storekeeper:
         )
         result = self._repository.reserve(reserved)
         if result is ReserveResult.RESERVED:
-            return self._publish(reserved.outcome_event)
+            return publish_stored(self._publisher, reserved.outcome_event)
         if isinstance(result, Shortage):
             rejected = self._rejection(event, reserved, result)
             if self._repository.add(rejected):
-                return self._publish(rejected.outcome_event)
+                return publish_stored(self._publisher, rejected.outcome_event)
         # Another delivery recorded the order meanwhile: that record stands.
-        return self._republish_if_caused_by(self._require(order.order_id).outcome_event, event)
+        return republish_if_caused_by(
+            self._publisher, self._require(order.order_id).outcome_event, event
+        )
 
     def release(self, event: EventEnvelope, order_id: str) -> EventEnvelope | None:
         """Give an order's reserved stock back once; publish ``inventory.released``.
@@ -254,10 +253,10 @@ class Storekeeper:
                 ),
             )
             if self._repository.release(released):
-                return self._publish(released.release_event)
+                return publish_stored(self._publisher, released.release_event)
             existing = self._require(order_id)
         if existing.status is ReservationStatus.RELEASED:
-            return self._republish_if_caused_by(existing.release_event, event)
+            return republish_if_caused_by(self._publisher, existing.release_event, event)
         return None
 
     def seed(self, levels: Iterable[tuple[str, int]] = SEED_STOCK) -> SeedReport:
@@ -286,19 +285,6 @@ class Storekeeper:
                 causation_id=event.id,
             ),
         )
-
-    def _republish_if_caused_by(
-        self, stored: EventEnvelope | None, event: EventEnvelope
-    ) -> EventEnvelope | None:
-        """Publish ``stored`` again if ``event`` caused it (a redelivery), else nothing."""
-        if stored is None or stored.causation_id != event.id:
-            return None
-        return self._publish(stored)
-
-    def _publish(self, envelope: EventEnvelope | None) -> EventEnvelope | None:
-        if envelope is not None:
-            self._publisher.publish(envelope)
-        return envelope
 
     def _require(self, order_id: str) -> Reservation:
         reservation = self._repository.get(order_id)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from lambdamesh_toolkit.events import EventPublisher
 
-from lambdamesh_toolkit.contracts.events import EventEnvelope
+__all__ = ["EVENTS_DEPENDENCY", "SOURCE", "EventPublisher"]
 
 SOURCE = "orders"
 """The ``source`` of every event orders publish."""
 EVENTS_DEPENDENCY = "orders-events"
 """The orders topic's name in errors and logs."""
-
-
-class EventPublisher(Protocol):
-    """The orders topic (``lambdamesh_toolkit.events.Publisher``)."""
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        """Publish ``envelope``; the message id once the topic has accepted it."""
-        ...

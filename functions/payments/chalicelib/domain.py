@@ -28,7 +28,12 @@ from lambdamesh_toolkit.contracts.events import (
     PaymentProcessed,
     PaymentRefunded,
 )
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events import (
+    EventPublisher,
+    new_event,
+    publish_stored,
+    republish_if_caused_by,
+)
 
 from .provider import ChargeResult
 
@@ -101,14 +106,6 @@ class PaymentRepository(Protocol):
         ...
 
 
-class EventPublisher(Protocol):
-    """The payments topic (``lambdamesh_toolkit.events.Publisher``)."""
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        """Publish the event; the topic's message id once it has it."""
-        ...
-
-
 class PaymentDesk:
     """Charges placed orders and refunds cancelled ones.
 
@@ -147,10 +144,10 @@ class PaymentDesk:
         if payment is None:
             payment = self._charge(event, order)
             if self._repository.add(payment):
-                return self._publish(payment.outcome_event)
+                return publish_stored(self._publisher, payment.outcome_event)
             # Another delivery recorded the order's payment meanwhile: that one stands.
             payment = self._require(order.order_id)
-        return self._republish_if_caused_by(payment.outcome_event, event)
+        return republish_if_caused_by(self._publisher, payment.outcome_event, event)
 
     def on_order_cancelled(
         self, event: EventEnvelope, cancellation: OrderCancelled
@@ -176,7 +173,7 @@ class PaymentDesk:
         if payment.status is PaymentStatus.PROCESSED:
             return self._refund(event, payment)
         if payment.status is PaymentStatus.REFUNDED:
-            return self._republish_if_caused_by(payment.refund_event, event)
+            return republish_if_caused_by(self._publisher, payment.refund_event, event)
         return None
 
     def _charge(self, event: EventEnvelope, order: OrderPlaced) -> Payment:
@@ -238,22 +235,9 @@ class PaymentDesk:
             updated_at=self._clock(),
         )
         if self._repository.refund(refunded):
-            return self._publish(announcement)
+            return publish_stored(self._publisher, announcement)
         current = self._require(payment.order_id)
-        return self._republish_if_caused_by(current.refund_event, event)
-
-    def _republish_if_caused_by(
-        self, stored: EventEnvelope | None, event: EventEnvelope
-    ) -> EventEnvelope | None:
-        """Publish ``stored`` again if ``event`` caused it (a redelivery), else nothing."""
-        if stored is None or stored.causation_id != event.id:
-            return None
-        return self._publish(stored)
-
-    def _publish(self, envelope: EventEnvelope | None) -> EventEnvelope | None:
-        if envelope is not None:
-            self._publisher.publish(envelope)
-        return envelope
+        return republish_if_caused_by(self._publisher, current.refund_event, event)
 
     def _require(self, order_id: str) -> Payment:
         payment = self._repository.get(order_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
@@ -228,3 +228,40 @@ def message_size(body: str, attributes: dict[str, MessageAttributeValueTypeDef])
         size += len(name.encode()) + len(value["DataType"].encode())
         size += len(value.get("StringValue", "").encode())
     return size
+
+
+class EventPublisher(Protocol):
+    """What publishes an event: :class:`Publisher`, or a double in tests (a domain's port)."""
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        """Publish ``envelope``; the topic's message id once it has it."""
+        ...
+
+
+def publish_stored(
+    publisher: EventPublisher, envelope: EventEnvelope | None
+) -> EventEnvelope | None:
+    """Publish a stored event if there is one; return it (``None`` when there is none).
+
+    For standard topics: the envelope was stored with the state change that caused it (an
+    outbox on the record), so publishing it again after a crash repeats the same event id and
+    consumers drop the duplicate.
+    """
+    if envelope is not None:
+        publisher.publish(envelope)
+    return envelope
+
+
+def republish_if_caused_by(
+    publisher: EventPublisher, stored: EventEnvelope | None, event: EventEnvelope
+) -> EventEnvelope | None:
+    """Publish ``stored`` again if ``event`` caused it, else nothing.
+
+    A redelivered ``event`` finds the state change it caused already stored; its announcement
+    may not have been published (a crash between the write and the publish), so it is sent
+    again under the same event id. A different event that finds the same state publishes
+    nothing.
+    """
+    if stored is None or stored.causation_id != event.id:
+        return None
+    return publish_stored(publisher, stored)

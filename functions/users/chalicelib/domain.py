@@ -14,7 +14,7 @@ from typing import Protocol
 from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events import EventPublisher, new_event
 
 SOURCE = "users"
 """The ``source`` of the events users publish."""
@@ -39,14 +39,6 @@ class AnnouncementFailedError(Exception):
         super().__init__(f"user {user.id} registered; user.created {event.id} not published")
         self.user = user
         self.event = event
-
-
-class EventPublisher(Protocol):
-    """The users topic (``lambdamesh_toolkit.events.Publisher``)."""
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        """Publish ``envelope``; the message id once the topic has accepted it."""
-        ...
 
 
 class UserRepository(Protocol):

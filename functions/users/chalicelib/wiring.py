@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lambdamesh_toolkit.aws import dynamodb_client
-from lambdamesh_toolkit.events import Publisher
+from lambdamesh_toolkit.events import EventPublisher, Publisher
 
-from .domain import EventPublisher, UserRegistry
+from .domain import UserRegistry
 from .store import DynamoUserRepository
 
 if TYPE_CHECKING:

@@ -33,6 +33,7 @@ from lambdamesh_toolkit.events import (
     EventTooLargeError,
     Publisher,
     new_event,
+    republish_if_caused_by,
 )
 
 if TYPE_CHECKING:
@@ -300,3 +301,36 @@ def test_publish_refuses_an_envelope_whose_data_breaks_its_model(aws: None) -> N
     # THEN the missing field is named and nothing was sent
     assert raised.value.field == "data.reason"
     assert wiring.received() == []
+
+
+@dataclass
+class RecordingPublisher:
+    """Keeps what it was asked to publish."""
+
+    published: list[EventEnvelope]
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        self.published.append(envelope)
+        return f"message-{len(self.published)}"
+
+
+def test_a_redelivered_cause_republishes_its_stored_announcement_and_nothing_else_does() -> None:
+    # GIVEN an announcement stored with the state change that order.placed caused
+    cause = new_event("order.placed", order_placed(), source="orders")
+    stored = new_event(
+        "payment.failed",
+        PaymentFailed(order_id="o-1", reason="declined"),
+        source="payments",
+        causation_id=cause.id,
+    )
+    other = new_event("order.placed", order_placed(), source="orders")
+    publisher = RecordingPublisher([])
+    # WHEN the same cause is redelivered, then another event finds the same state
+    again = republish_if_caused_by(publisher, stored, cause)
+    unrelated = republish_if_caused_by(publisher, stored, other)
+    nothing_stored = republish_if_caused_by(publisher, None, cause)
+    # THEN only the redelivery publishes the stored announcement again, under its own id
+    assert again == stored
+    assert unrelated is None
+    assert nothing_stored is None
+    assert publisher.published == [stored]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from lambdamesh_toolkit import aws
 from lambdamesh_toolkit.config import EnvSettings, load_settings
 from lambdamesh_toolkit.contracts.events import (
     EventData,
@@ -305,20 +306,10 @@ def default_dynamodb_client() -> DynamoDBClient:
     """The DynamoDB client the stores share in a warm container, created on first use."""
     global _shared_dynamodb  # one client per process, created lazily
     if _shared_dynamodb is None:
-        # Imported here: boto3 costs ~0.3 s of cold start, paid on the first record only.
-        import boto3
-
-        _shared_dynamodb = boto3.client("dynamodb", config=_aws_config())
+        # Created on the first record: boto3 costs ~0.3 s of cold start. The timeouts are well
+        # inside the consumers' 10 s function timeout.
+        _shared_dynamodb = aws.dynamodb_client()
     return _shared_dynamodb
-
-
-def _aws_config() -> Any:
-    from botocore.config import Config
-
-    # Well inside the consumers' 10 s function timeout, with botocore's standard retries.
-    return Config(
-        connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 3, "mode": "standard"}
-    )
 
 
 def backoff_delay_s(attempts: int, base_s: float) -> int:
@@ -387,7 +378,7 @@ class _VisibilityBackoff:
         if self._client is None:
             import boto3
 
-            self._client = boto3.client("sqs", config=_aws_config())
+            self._client = boto3.client("sqs", config=aws.fail_fast_config())
         return self._client
 
 

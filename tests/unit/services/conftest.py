@@ -214,3 +214,24 @@ def sqs_event_of(
             }
         )
     return {"Records": records}
+
+
+@pytest.fixture
+def orders_topic(topic_inbox: TopicFactory) -> TopicInbox:
+    """The orders FIFO topic, with a queue capturing what orders publish."""
+    return topic_inbox("lambdamesh-orders.fifo")
+
+
+@pytest.fixture
+def orders(
+    deployed_service: ServiceFactory, orders_topic: TopicInbox, event_tables: dict[str, str]
+) -> LoadedService:
+    """The orders service with its tables, its topic and test values for its dependencies."""
+    return deployed_service(
+        "orders",
+        UsersApiUrl="http://users.test/api",
+        CatalogFunctionName="lambdamesh-catalog-dev-rpc",
+        CircuitBreakerTable="breaker",
+        OrdersTopicArn=orders_topic.topic_arn,
+        **event_tables,
+    )

@@ -25,7 +25,7 @@ from lambdamesh_toolkit.contracts.events import (
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events import Publisher, new_event
-from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox
+from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import FakeCatalogRpc, FakeUsersApi, json_body, post_json
 
@@ -178,24 +178,13 @@ ORDER = {"user_id": "u-ann", "items": [{"product_id": "p-kettle", "quantity": 1}
 _message_ids = itertools.count()
 
 
-@pytest.fixture
-def orders_topic(topic_inbox: TopicFactory) -> TopicInbox:
-    return topic_inbox("lambdamesh-orders.fifo")
-
-
-@pytest.fixture
-def orders(
-    deployed_service: ServiceFactory, orders_topic: TopicInbox, event_tables: dict[str, str]
-) -> LoadedService:
-    boto3.client("sqs", region_name="us-east-1").create_queue(QueueName=OUTCOMES_QUEUE)
-    return deployed_service(
-        "orders",
-        UsersApiUrl="http://users.test/api",
-        CatalogFunctionName="lambdamesh-catalog-dev-rpc",
-        CircuitBreakerTable="breaker",
-        OrdersTopicArn=orders_topic.topic_arn,
-        **event_tables,
-    )
+@pytest.fixture(autouse=True)
+def outcomes_queue(aws: None) -> str:
+    """The queue the outcomes consumer reads (its URL is looked up from the record's ARN)."""
+    queue_url: str = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName=OUTCOMES_QUEUE
+    )["QueueUrl"]
+    return queue_url
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.events import Publisher
-from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox
+from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import (
     PRODUCTS,
@@ -32,26 +32,6 @@ ORDER = {
     "user_id": "u-ann",
     "items": [{"product_id": "p-kettle", "quantity": 1}, {"product_id": "p-beans", "quantity": 2}],
 }
-
-
-@pytest.fixture
-def orders_topic(topic_inbox: TopicFactory) -> TopicInbox:
-    """The orders FIFO topic, with a queue that receives whatever is published on it."""
-    return topic_inbox("lambdamesh-orders.fifo")
-
-
-@pytest.fixture
-def orders(
-    deployed_service: ServiceFactory, orders_topic: TopicInbox, event_tables: dict[str, str]
-) -> LoadedService:
-    return deployed_service(
-        "orders",
-        UsersApiUrl="http://users.test/api",
-        CatalogFunctionName="lambdamesh-catalog-dev-rpc",
-        CircuitBreakerTable="breaker",
-        OrdersTopicArn=orders_topic.topic_arn,
-        **event_tables,
-    )
 
 
 @pytest.fixture

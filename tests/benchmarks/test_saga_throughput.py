@@ -29,6 +29,7 @@ Figures are printed, never asserted. Run with ``-s``.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem, deploy_system
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
 
-ORDERS = 500
+ORDERS = int(os.environ.get("LAMBDAMESH_BENCH_ORDERS", "500"))
 THREADS = 8
 HOPS_PER_ORDER = 5
 TARGET_RATIO = 0.6

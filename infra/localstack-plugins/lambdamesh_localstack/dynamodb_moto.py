@@ -29,6 +29,10 @@ during the copy fails it ("dictionary changed size during iteration", HTTP 500),
 rollback would restore the copy over writes made meanwhile. Measured with eight
 concurrent clients placing orders. moto is pure Python under the GIL, so the lock
 costs little throughput.
+
+``TransactWriteItems`` rolls back item by item instead of through moto's copy of
+every table it touches (:mod:`lambdamesh_localstack.moto_transactions`): the copy
+made a transaction cost 90-100 ms of CPU on a table of a few hundred orders.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ from localstack.services.moto import MotoFallbackDispatcher
 from localstack.services.plugins import Service, aws_provider
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import StreamShard
+
+from lambdamesh_localstack import moto_transactions
 
 SHARD_ITERATOR_LIFETIME_SECONDS = 15 * 60
 """AWS: a shard iterator expires 15 minutes after it is returned to the requester."""
@@ -260,6 +266,7 @@ def _aws_record(moto_record: dict[str, Any], region: str) -> Record:
 @aws_provider(api="dynamodb", name="moto")  # type: ignore[untyped-decorator]
 def dynamodb_moto() -> Service:
     """Plugin ``localstack.aws.provider:dynamodb:moto``."""
+    moto_transactions.install()
     return Service.for_provider(
         DynamoDBMotoProvider(), dispatch_table_factory=serialised_moto_dispatcher
     )

@@ -1,23 +1,21 @@
-"""The ``process`` executor's function-side runtime, speaking LocalStack's runtime-init protocol.
+"""The ``process`` executor's function-side runtime: invocations in on stdin, results out on a pipe.
 
-The executor endpoint is played by a small HTTP server recording what the runtime posts; the
-runtime itself is the real bootstrap in a real subprocess.
+The executor is played by the test: it writes invocation documents to the runtime's standard
+input and reads result documents from the result pipe; the runtime itself is the real bootstrap
+in a real subprocess.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
-import queue
+import os
 import subprocess
 import sys
 import textwrap
-import threading
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -28,65 +26,39 @@ from lambdamesh_localstack.interpreters import (
     parse_python_runtime,
 )
 
-RUNTIME_ID = "0123456789abcdef"
-
-
-@dataclass
-class RecordingEndpoint:
-    """What the runtime posted, by path suffix, in arrival order."""
-
-    posts: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
-
-    def next(self, timeout: float = 20) -> tuple[str, Any]:
-        return self.posts.get(timeout=timeout)
-
-
-def _handler_class(endpoint: RecordingEndpoint) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            endpoint.posts.put((self.path, json.loads(body)))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
 
 @dataclass
 class RunningRuntime:
     process: subprocess.Popen[bytes]
-    endpoint: RecordingEndpoint
-    port: int
+    results: IO[bytes]
 
-    def invoke(self, request_id: str, event: Any) -> None:
-        body = json.dumps(
-            {
-                "invoke-id": request_id,
-                "invoked-function-arn": "arn:aws:lambda:us-east-1:000000000000:function:f",
-                "payload": json.dumps(event),
-                "trace-id": "Root=1-0-0",
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/invoke", data=body, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            assert response.status == 202
+    def invoke(self, request_id: str, event: Any) -> dict[str, Any]:
+        """Send one invocation; the result document the runtime answers with."""
+        document = {
+            "invoke-id": request_id,
+            "invoked-function-arn": "arn:aws:lambda:us-east-1:000000000000:function:f",
+            "payload": json.dumps(event),
+            "trace-id": "Root=1-0-0",
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(document).encode() + b"\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def read(self) -> dict[str, Any]:
+        line = self.results.readline()
+        assert line, "the runtime closed its result pipe"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
 
 def start_runtime(tmp_path: Path, source: str) -> Iterator[RunningRuntime]:
     task_root = tmp_path / "task"
     task_root.mkdir()
     (task_root / "app.py").write_text(textwrap.dedent(source))
-    endpoint = RecordingEndpoint()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(endpoint))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    read_end, write_end = os.pipe()
     env = {
-        "LOCALSTACK_RUNTIME_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}/_ls/{RUNTIME_ID}",
-        "LOCALSTACK_RUNTIME_ID": RUNTIME_ID,
+        function_bootstrap.RESULT_FD_ENV: str(write_end),
         "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDAMESH_LOG_FILE": str(tmp_path / "function.log"),
         "_HANDLER": "app.handler",
@@ -94,16 +66,21 @@ def start_runtime(tmp_path: Path, source: str) -> Iterator[RunningRuntime]:
         "AWS_LAMBDA_FUNCTION_TIMEOUT": "3",
     }
     process = subprocess.Popen(
-        [sys.executable, "-I", "-S", function_bootstrap.__file__], env=env, stdin=subprocess.PIPE
+        [sys.executable, "-I", "-S", function_bootstrap.__file__],
+        env=env,
+        stdin=subprocess.PIPE,
+        pass_fds=(write_end,),
     )
+    os.close(write_end)
+    results = os.fdopen(read_end, "rb")
     try:
-        path, document = endpoint.next()
-        assert path == f"/_ls/{RUNTIME_ID}/status/{RUNTIME_ID}/ready"
-        yield RunningRuntime(process, endpoint, int(document["port"]))
+        runtime = RunningRuntime(process, results)
+        assert runtime.read() == {"ready": True}
+        yield runtime
     finally:
         process.kill()
         process.wait()
-        server.shutdown()
+        results.close()
 
 
 @pytest.fixture
@@ -121,34 +98,31 @@ ECHO = """
 
 
 @pytest.mark.parametrize("runtime", [ECHO], indirect=True)
-def test_result_is_posted_after_logs_with_start_end_report(runtime: RunningRuntime) -> None:
+def test_result_comes_back_with_its_logs_framed_by_start_end_report(
+    runtime: RunningRuntime,
+) -> None:
     # GIVEN a ready runtime WHEN an invocation arrives
-    runtime.invoke("req-1", {"n": 7})
-    # THEN its logs come first, framed by START/END/REPORT, then its JSON result
-    logs_path, logs = runtime.endpoint.next()
-    result_path, result = runtime.endpoint.next()
-    assert logs_path.endswith("/invocations/req-1/logs")
-    lines = logs["logs"].splitlines()
+    answer = runtime.invoke("req-1", {"n": 7})
+    # THEN its JSON result comes back with its logs, framed by START/END/REPORT
+    lines = answer["logs"].splitlines()
     assert lines[0] == "init"
     assert lines[1] == "START RequestId: req-1 Version: $LATEST"
     assert "got 7" in lines
     assert lines[-2] == "END RequestId: req-1"
     assert lines[-1].startswith("REPORT RequestId: req-1\tDuration: ")
     assert "Init Duration:" in lines[-1]
-    assert result_path.endswith("/invocations/req-1/response")
-    assert result == {"n": 7, "request_id": "req-1"}
+    assert answer["outcome"] == "response"
+    assert json.loads(answer["body"]) == {"n": 7, "request_id": "req-1"}
 
 
 @pytest.mark.parametrize("runtime", [ECHO], indirect=True)
 def test_second_invocation_logs_only_its_own_output(runtime: RunningRuntime) -> None:
     # GIVEN a runtime that served one invocation
     runtime.invoke("req-1", {"n": 1})
-    runtime.endpoint.next(), runtime.endpoint.next()
     # WHEN a second one arrives
-    runtime.invoke("req-2", {"n": 2})
-    _, logs = runtime.endpoint.next()
+    answer = runtime.invoke("req-2", {"n": 2})
     # THEN its logs hold neither initialisation output nor the first invocation's lines
-    text = logs["logs"]
+    text = answer["logs"]
     assert "init" not in text.splitlines()
     assert "req-1" not in text
     assert "got 2" in text
@@ -158,13 +132,12 @@ def test_second_invocation_logs_only_its_own_output(runtime: RunningRuntime) -> 
 @pytest.mark.parametrize(
     "runtime", ["def handler(event, context):\n    raise KeyError('sku')\n"], indirect=True
 )
-def test_exception_is_posted_as_error_document(runtime: RunningRuntime) -> None:
+def test_exception_comes_back_as_error_document(runtime: RunningRuntime) -> None:
     # GIVEN a handler that raises WHEN it is invoked
-    runtime.invoke("req-1", {})
-    runtime.endpoint.next()
-    path, error = runtime.endpoint.next()
-    # THEN the error path receives Lambda's error document with only the user's frames
-    assert path.endswith("/invocations/req-1/error")
+    answer = runtime.invoke("req-1", {})
+    # THEN the answer is an error: Lambda's error document with only the user's frames
+    assert answer["outcome"] == "error"
+    error = json.loads(answer["body"])
     assert error["errorType"] == "KeyError"
     assert error["errorMessage"] == "'sku'"
     assert error["requestId"] == "req-1"
@@ -176,12 +149,10 @@ def test_exception_is_posted_as_error_document(runtime: RunningRuntime) -> None:
 )
 def test_unserialisable_result_is_a_marshal_error(runtime: RunningRuntime) -> None:
     # GIVEN a handler returning a set WHEN it is invoked
-    runtime.invoke("req-1", {})
-    runtime.endpoint.next()
-    path, error = runtime.endpoint.next()
+    answer = runtime.invoke("req-1", {})
     # THEN the invocation fails as Lambda's runtime fails it
-    assert path.endswith("/error")
-    assert error["errorType"] == "Runtime.MarshalError"
+    assert answer["outcome"] == "error"
+    assert json.loads(answer["body"])["errorType"] == "Runtime.MarshalError"
 
 
 @pytest.mark.parametrize(
@@ -191,9 +162,8 @@ def test_import_error_is_reported_on_every_invocation(runtime: RunningRuntime) -
     # GIVEN a package whose module fails to import (the runtime still reports ready)
     for request_id in ("req-1", "req-2"):
         # WHEN it is invoked
-        runtime.invoke(request_id, {})
-        runtime.endpoint.next()
-        _, error = runtime.endpoint.next()
+        answer = runtime.invoke(request_id, {})
+        error = json.loads(answer["body"])
         # THEN each invocation fails with Runtime.ImportModuleError naming the module
         assert error["errorType"] == "Runtime.ImportModuleError"
         assert error["errorMessage"] == (
@@ -208,6 +178,47 @@ def test_runtime_exits_when_its_stdin_closes(runtime: RunningRuntime) -> None:
     runtime.process.stdin.close()
     # THEN the process exits by itself
     assert runtime.process.wait(timeout=10) == 0
+
+
+SLEEPER = """
+    import time
+
+    def handler(event, context):
+        time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("runtime", [SLEEPER], indirect=True)
+def test_runtime_busy_in_a_handler_exits_when_the_executor_closes_its_result_pipe(
+    runtime: RunningRuntime,
+) -> None:
+    # GIVEN a runtime busy in a long handler
+    assert runtime.process.stdin is not None
+    runtime.process.stdin.write(b'{"invoke-id": "req-1", "payload": "{}"}\n')
+    runtime.process.stdin.flush()
+    # WHEN the executor's end of the result pipe closes (LocalStack killed, say)
+    runtime.results.close()
+    # THEN the process exits at once, not after the handler
+    assert runtime.process.wait(timeout=10) == 0
+
+
+PIPE_PROBE = """
+    import os, sys
+
+    def handler(event, context):
+        fd = int(os.environ["LAMBDAMESH_RESULT_FD"])
+        return {"stdin": sys.stdin.read(), "result_fd_inherited": os.get_inheritable(fd)}
+"""
+
+
+@pytest.mark.parametrize("runtime", [PIPE_PROBE], indirect=True)
+def test_handler_reaches_neither_the_invocations_nor_passes_the_result_pipe_on(
+    runtime: RunningRuntime,
+) -> None:
+    # GIVEN / WHEN a handler reads its standard input and looks at the result descriptor
+    answer = runtime.invoke("req-1", {})
+    # THEN stdin is empty (/dev/null) and processes it starts would not inherit the pipe
+    assert json.loads(answer["body"]) == {"stdin": "", "result_fd_inherited": False}
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+import moto.dynamodb.models as moto_dynamodb_models
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.table import Table
 
-import moto.dynamodb.models as moto_dynamodb_models
 from lambdamesh_localstack import moto_transactions
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import StreamSpecificationTypeDef
 
 REGION = "us-east-1"
 ORDERS = "orders"
@@ -33,13 +36,16 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(
         DynamoDBBackend, "transact_write_items", DynamoDBBackend.transact_write_items
     )
-    monkeypatch.setattr(moto_dynamodb_models, "copy", moto_dynamodb_models.copy)
+    monkeypatch.setattr(moto_dynamodb_models, "copy", moto_dynamodb_models.__dict__["copy"])
     moto_transactions.install()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        streams = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        streams: StreamSpecificationTypeDef = {
+            "StreamEnabled": True,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
         client.create_table(
             TableName=ORDERS,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],

@@ -2,90 +2,89 @@
 
 Runs as ``<pythonX.Y> -I -S function_bootstrap.py`` in its own process, with the standard
 library only (it must work on every Python the executor maps a runtime to, with nothing but the
-function's package and boto3 importable). It speaks LocalStack's runtime-init protocol:
+function's package and boto3 importable). It talks to the executor over two pipes, one JSON
+document per line:
 
-1. listen on ``127.0.0.1`` (an ephemeral port, loopback only) for ``POST /invoke``;
-2. import the handler, then post
-   ``{LOCALSTACK_RUNTIME_ENDPOINT}/status/{LOCALSTACK_RUNTIME_ID}/ready`` with the chosen port;
-3. per invocation: run the handler, post its logs (with Lambda's START/END/REPORT lines) to
-   ``/invocations/{id}/logs`` and its result to ``/response`` or ``/error``.
+1. import the handler, then write ``{"ready": true}`` to the result pipe (file descriptor
+   ``$LAMBDAMESH_RESULT_FD``); an import error is reported on every invocation, as AWS does;
+2. read invocations from standard input: ``invoke-id``, ``invoked-function-arn``, ``payload``
+   (the event as JSON text) and ``trace-id``, the fields of LocalStack's runtime-init protocol;
+3. per invocation, run the handler and write ``{"outcome": "response" | "error", "body":
+   <the result or error document as JSON text>, "logs": <what the invocation printed, framed by
+   Lambda's START/END/REPORT lines>}``.
 
 LocalStack's own runtime-init is a Go binary built for its Lambda container images, and AWS's
 ``awslambdaric`` needs a Runtime API server and native extensions; neither runs a bare host
-process, hence this small implementation of the same protocol.
+process. Pipes instead of runtime-init's HTTP calls: the function process listens on no socket,
+and an invocation costs the emulator no HTTP request of its own (runtime-init makes three).
 
-The process exits when its standard input reaches end-of-file: the executor holds the other end,
-so when LocalStack exits or is killed, no function process is left behind.
+The process exits when its standard input reaches end-of-file or the executor's end of the
+result pipe closes, whichever it sees first: when LocalStack exits or is killed, no function
+process is left behind, even one busy in a handler.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
-import http.server
 import importlib
 import json
 import math
 import os
-import queue
-import socket
+import select
 import sys
 import threading
 import time
 import traceback
-import urllib.parse
 from typing import Any
 
 ENV = os.environ
+RESULT_FD_ENV = "LAMBDAMESH_RESULT_FD"
 
 
-class ExecutorConnection:
-    """A kept-alive HTTP connection to the executor endpoint, with Nagle's algorithm off.
+class Channel:
+    """The executor's two pipes: invocations in, results out, a JSON document per line.
 
-    ``http.client`` writes headers and body in two sends; with Nagle on, loopback delayed ACKs
-    add ~40 ms to every post, which would dominate a warm invoke.
+    Parameters
+    ----------
+    invocations_fd
+        Read end of the invocation pipe (the process's standard input).
+    results_fd
+        Write end of the result pipe.
+
+    Neither descriptor stays where the handler could reach it by accident: standard input is
+    moved to a private descriptor and replaced by ``/dev/null``, and neither is inherited by
+    processes the handler starts.
     """
 
-    def __init__(self, endpoint: str) -> None:
-        parsed = urllib.parse.urlsplit(endpoint)
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 80
-        self.prefix = parsed.path
-        self.connection: http.client.HTTPConnection | None = None
+    def __init__(self, invocations_fd: int, results_fd: int) -> None:
+        private = os.dup(invocations_fd)  # not inheritable, as every new descriptor
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, invocations_fd)
+        os.close(null)
+        os.set_inheritable(results_fd, False)
+        self._invocations = os.fdopen(private, "rb")
+        self._results_fd = results_fd
 
-    def _connect(self) -> http.client.HTTPConnection:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        connection.connect()
-        assert connection.sock is not None
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return connection
+    def receive(self) -> dict[str, Any] | None:
+        """The next invocation, or ``None`` when the executor closed the pipe."""
+        line = self._invocations.readline()
+        if not line:
+            return None
+        document: dict[str, Any] = json.loads(line)
+        return document
 
-    def post(self, path: str, body: bytes) -> None:
-        """POST ``body`` to ``path`` (relative to the endpoint), reconnecting once if needed."""
-        headers = {"Content-Type": "application/json"}
-        for attempt in (1, 2):
-            if self.connection is None:
-                self.connection = self._connect()
-            try:
-                self.connection.request("POST", self.prefix + path, body=body, headers=headers)
-                self.connection.getresponse().read()
-                return
-            except (OSError, http.client.HTTPException):
-                self.connection.close()
-                self.connection = None
-                if attempt == 2:
-                    raise
+    def send(self, document: dict[str, Any]) -> None:
+        """Write one document (a line), whole."""
+        data = memoryview(json.dumps(document).encode() + b"\n")
+        while data:
+            data = data[os.write(self._results_fd, data) :]
 
-
-EXECUTOR = ExecutorConnection(ENV.get("LOCALSTACK_RUNTIME_ENDPOINT", "http://127.0.0.1"))
-
-
-def _post(path: str, body: bytes) -> None:
-    EXECUTOR.post(path, body)
-
-
-def _post_json(path: str, document: dict[str, Any]) -> None:
-    _post(path, json.dumps(document).encode())
+    def wait_for_executor_gone(self) -> None:
+        """Block until the executor's end of the result pipe closes (poll reports an error)."""
+        watcher = select.poll()
+        watcher.register(self._results_fd, select.POLLERR | select.POLLHUP)
+        while not watcher.poll():
+            pass
 
 
 class LambdaContext:
@@ -105,26 +104,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class InvokeHandler(http.server.BaseHTTPRequestHandler):
-    """Accepts ``POST /invoke`` from LocalStack and queues it for the main thread."""
-
-    invocations: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
-        if self.path != "/invoke":
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.invocations.put(json.loads(body))
-        self.send_response(202)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the function's log free of access lines."""
 
 
 def _error_document(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -213,20 +192,12 @@ class LogFile:
                 stream.flush()
 
 
-def _exit_when_parent_goes() -> None:
-    """Exit as soon as standard input (held open by the executor) reaches end-of-file."""
-    try:
-        while os.read(0, 1024):
-            pass
-    finally:
-        os._exit(0)
-
-
 class Runtime:
     """One execution environment: initialise once, then invoke the handler per request."""
 
-    def __init__(self, log: LogFile) -> None:
+    def __init__(self, log: LogFile, channel: Channel) -> None:
         self.log = log
+        self.channel = channel
         self.handler: Any = None
         self.init_error: dict[str, Any] | None = None
         self.init_duration_ms: float | None = None
@@ -243,11 +214,13 @@ class Runtime:
         if self.init_error:
             self.log.write(_format_error_log(self.init_error))
 
-    def serve_forever(self) -> None:
-        while True:
-            self.invoke(InvokeHandler.invocations.get())
+    def serve(self) -> None:
+        """Answer invocations until the executor closes the invocation pipe."""
+        while (invocation := self.channel.receive()) is not None:
+            self.channel.send(self.invoke(invocation))
 
-    def invoke(self, invocation: dict[str, Any]) -> None:
+    def invoke(self, invocation: dict[str, Any]) -> dict[str, Any]:
+        """Run the handler on one invocation; the result document for the executor."""
         request_id = str(invocation["invoke-id"])
         # The first invocation's log starts with what initialisation printed, as on AWS.
         offset = self.init_offset if self.init_duration_ms is not None else self.log.offset()
@@ -258,14 +231,12 @@ class Runtime:
         outcome, body = self._run(invocation, request_id, started)
         duration_ms = (time.perf_counter() - started) * 1000
         self.log.write(self._end_lines(request_id, duration_ms, init_duration))
-        _post_json(f"/invocations/{request_id}/logs", {"logs": self.log.read_from(offset)})
-        _post(f"/invocations/{request_id}/{outcome}", body)
+        return {"outcome": outcome, "body": body, "logs": self.log.read_from(offset)}
 
-    def _run(
-        self, invocation: dict[str, Any], request_id: str, started: float
-    ) -> tuple[str, bytes]:
+    def _run(self, invocation: dict[str, Any], request_id: str, started: float) -> tuple[str, str]:
+        """``("response", result JSON)`` or ``("error", error document JSON)``."""
         if self.init_error is not None:
-            return "error", json.dumps({**self.init_error, "requestId": request_id}).encode()
+            return "error", json.dumps({**self.init_error, "requestId": request_id})
         deadline = time.monotonic() + self.timeout_s - (time.perf_counter() - started)
         context = LambdaContext(request_id, str(invocation.get("invoked-function-arn")), deadline)
         try:
@@ -275,9 +246,9 @@ class Runtime:
         except Exception as exc:
             document = {**_error_document(exc), "requestId": request_id}
             self.log.write(_format_error_log(document))
-            return "error", json.dumps(document).encode()
+            return "error", json.dumps(document)
         try:
-            return "response", json.dumps(result).encode()
+            return "response", json.dumps(result)
         except (TypeError, ValueError) as exc:
             document = {
                 "errorMessage": f"Unable to marshal response: {exc}",
@@ -286,7 +257,7 @@ class Runtime:
                 "stackTrace": [],
             }
             self.log.write(_format_error_log(document))
-            return "error", json.dumps(document).encode()
+            return "error", json.dumps(document)
 
     def _end_lines(self, request_id: str, duration_ms: float, init_ms: float | None) -> str:
         max_rss_mb = _peak_rss_mb()
@@ -331,16 +302,17 @@ def main() -> None:
     sys.path[:0] = [p for p in (task_root, runtime_dir) if p]
     os.chdir(task_root)
     log = LogFile(ENV["LAMBDAMESH_LOG_FILE"])
-    threading.Thread(target=_exit_when_parent_goes, name="parent-watch", daemon=True).start()
+    channel = Channel(0, int(ENV[RESULT_FD_ENV]))
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), InvokeHandler)
-    threading.Thread(target=server.serve_forever, name="invoke-listener", daemon=True).start()
+    def exit_when_executor_gone() -> None:
+        channel.wait_for_executor_gone()
+        os._exit(0)
 
-    runtime = Runtime(log)
+    threading.Thread(target=exit_when_executor_gone, name="executor-watch", daemon=True).start()
+    runtime = Runtime(log, channel)
     runtime.initialise()
-    runtime_id = ENV["LOCALSTACK_RUNTIME_ID"]
-    _post_json(f"/status/{runtime_id}/ready", {"port": server.server_address[1]})
-    runtime.serve_forever()
+    channel.send({"ready": True})
+    runtime.serve()
 
 
 if __name__ == "__main__":

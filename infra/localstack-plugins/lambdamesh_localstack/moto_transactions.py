@@ -4,7 +4,7 @@ moto makes a transaction atomic by deep-copying every table the transaction
 touches before it starts and putting the copies back when an operation fails.
 That copy costs time in proportion to the table: measured on the embedded
 LocalStack, one single-item transaction took 10 ms of CPU on an empty table and
-92–101 ms on tables of 300–1 500 items (orders, event marks), so two
+92-101 ms on tables of 300-1500 items (orders, event marks), so two
 transactions per order capped the whole system at a few orders a second, and it
 got slower with every order stored.
 
@@ -170,7 +170,6 @@ def install() -> None:
         return
     # The module's ``copy`` is used for the tables' rollback copy and for per-item copies
     # (kept): only a Table's deep copy becomes the table itself.
-    moto_dynamodb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
-    DynamoDBBackend.transact_write_items = with_item_rollback(  # type: ignore[method-assign]
-        DynamoDBBackend.transact_write_items
-    )
+    setattr(moto_dynamodb_models, "copy", _CopyWithoutTables())  # noqa: B010 - not exported
+    wrapped = with_item_rollback(DynamoDBBackend.transact_write_items)
+    DynamoDBBackend.transact_write_items = wrapped  # type: ignore[method-assign,assignment]

@@ -1,0 +1,46 @@
+"""The emulator's own libraries hold what the lambdamesh hooks replace.
+
+Each hook leaves LocalStack as it is when its target is missing (only slower); this test makes
+a missing target fail loudly instead, run by the emulator's own interpreter.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh_localstack.request_overhead import MEMOISED
+from tests.conftest import RunningEmulator
+
+PROBE = """
+import importlib, sys
+missing = [
+    f"{module}.{function}"
+    for module, function in TARGETS
+    if not callable(getattr(importlib.import_module(module), function, None))
+]
+from localstack.services.lambda_.invocation.logs import LogHandler
+from moto.dynamodb.models import DynamoDBBackend
+for owner, name in ((LogHandler, "run_log_loop"), (DynamoDBBackend, "transact_write_items")):
+    if not callable(getattr(owner, name, None)):
+        missing.append(f"{owner.__name__}.{name}")
+print(", ".join(missing))
+"""
+
+
+def test_every_function_the_hooks_replace_exists_in_the_emulator(
+    emulator: RunningEmulator,
+) -> None:
+    # GIVEN the emulator's virtualenv (installed by the emulator fixture)
+    python = ProjectPaths.discover().venv_python
+    targets = [(module, function) for module, function, _ in MEMOISED]
+    # WHEN its interpreter looks for every function the hooks replace
+    probe = subprocess.run(
+        [str(python), "-c", PROBE.replace("TARGETS", repr(targets))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    # THEN none is missing
+    assert probe.stdout.strip() == ""

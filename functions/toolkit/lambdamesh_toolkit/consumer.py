@@ -30,11 +30,12 @@ timeouts.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, Field
 
@@ -56,7 +57,11 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        KeysAndAttributesTypeDef,
+        WriteRequestTypeDef,
+    )
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
 
@@ -74,11 +79,18 @@ MAX_VISIBILITY_TIMEOUT_S = 43_200
 RETRY_BACKOFF_BASE_ENV = "RETRY_BACKOFF_BASE_S"
 #: Longest reason kept in the failures table.
 MAX_REASON_CHARS = 1000
+#: DynamoDB's largest BatchGetItem and BatchWriteItem.
+MAX_BATCH_GET_KEYS = 100
+MAX_BATCH_WRITE_ITEMS = 25
 
 FIFO_SKIPPED_REASON = "not processed: an earlier message of its group failed in this batch"
 
 #: A handler receives the envelope and its validated ``data`` (the registered model).
 EventHandler = Callable[[EventEnvelope, Any], None]
+
+
+class UnprocessedKeysError(RuntimeError):
+    """DynamoDB kept leaving part of a batch request unprocessed (throttling)."""
 
 
 class ConsumerSettings(EnvSettings):
@@ -169,14 +181,14 @@ class RecordFailure:
 
 
 class IdempotencyStore(Protocol):
-    """Remembers which events a service has processed."""
+    """Remembers which events a service has processed; read and written a batch at a time."""
 
-    def is_processed(self, key: str) -> bool:
-        """Tell whether ``key`` (``<service>#<event id>``) is marked processed."""
+    def processed_among(self, keys: Collection[str]) -> set[str]:
+        """The keys (``<service>#<event id>``) among ``keys`` that are marked processed."""
         ...
 
-    def mark_processed(self, key: str, *, expires_at: int) -> bool:
-        """Mark ``key`` processed until ``expires_at`` (epoch s); ``False`` if it already was."""
+    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
+        """Mark every key processed until ``expires_at`` (epoch seconds)."""
         ...
 
 
@@ -191,6 +203,10 @@ class FailureStore(Protocol):
 class DynamoDbIdempotencyStore:
     """:class:`IdempotencyStore` on a DynamoDB table (key ``id``, TTL ``expiration``).
 
+    One ``BatchGetItem`` reads the marks of up to 100 events and one ``BatchWriteItem`` writes
+    up to 25, so a batch of records costs two requests, not two per record. Keys a batch
+    request leaves unprocessed (throttling) are asked again after a short backoff.
+
     Parameters
     ----------
     table_name : str
@@ -199,37 +215,91 @@ class DynamoDbIdempotencyStore:
         A client to use; by default the consumer's shared one, created on first use.
     """
 
+    #: Attempts at the keys a batch request left unprocessed, and the first pause between them.
+    UNPROCESSED_ATTEMPTS = 4
+    UNPROCESSED_BACKOFF_S = 0.05
+
     def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name
         self._client = client
 
-    def is_processed(self, key: str) -> bool:
-        """Read the mark with a consistent read (a redelivery may follow the mark closely)."""
-        answer = self._dynamodb().get_item(
-            TableName=self.table_name,
-            Key={EVENT_TABLE_KEY: {"S": key}},
-            ConsistentRead=True,
-            ProjectionExpression="#k",
-            ExpressionAttributeNames={"#k": EVENT_TABLE_KEY},
-        )
-        return "Item" in answer
+    def processed_among(self, keys: Collection[str]) -> set[str]:
+        """Read the marks with consistent reads (a redelivery may follow a mark closely).
 
-    def mark_processed(self, key: str, *, expires_at: int) -> bool:
-        """Put the mark unless it exists; ``False`` when another delivery marked it first."""
+        Raises
+        ------
+        UnprocessedKeysError
+            When DynamoDB still left keys unread after :attr:`UNPROCESSED_ATTEMPTS` attempts.
+        """
         client = self._dynamodb()
-        try:
-            client.put_item(
-                TableName=self.table_name,
-                Item={
-                    EVENT_TABLE_KEY: {"S": key},
-                    EVENT_TABLE_TTL_ATTRIBUTE: {"N": str(expires_at)},
-                },
-                ConditionExpression="attribute_not_exists(#k)",
-                ExpressionAttributeNames={"#k": EVENT_TABLE_KEY},
-            )
-        except client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        found: set[str] = set()
+        unique = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
+        for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
+            chunk = unique[start : start + MAX_BATCH_GET_KEYS]
+            request: dict[str, KeysAndAttributesTypeDef] = {
+                self.table_name: {
+                    "Keys": [{EVENT_TABLE_KEY: {"S": key}} for key in chunk],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#k",
+                    "ExpressionAttributeNames": {"#k": EVENT_TABLE_KEY},
+                }
+            }
+            for attempt in range(self.UNPROCESSED_ATTEMPTS):
+                if attempt:
+                    time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
+                answer = client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    found.add(str(item[EVENT_TABLE_KEY]["S"]))
+                # The unprocessed part has the request's shape (typed as an output shape).
+                request = cast(
+                    "dict[str, KeysAndAttributesTypeDef]", answer.get("UnprocessedKeys") or {}
+                )
+                if not request:
+                    break
+            else:
+                raise UnprocessedKeysError(
+                    f"DynamoDB left processed marks unread in {self.table_name} "
+                    f"after {self.UNPROCESSED_ATTEMPTS} attempts"
+                )
+        return found
+
+    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
+        """Put every mark (a later mark of the same event replaces the earlier one).
+
+        Raises
+        ------
+        UnprocessedKeysError
+            When DynamoDB still left marks unwritten after :attr:`UNPROCESSED_ATTEMPTS` attempts.
+        """
+        client = self._dynamodb()
+        unique = list(dict.fromkeys(keys))  # BatchWriteItem refuses two writes of one key
+        for start in range(0, len(unique), MAX_BATCH_WRITE_ITEMS):
+            writes: list[WriteRequestTypeDef] = [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            EVENT_TABLE_KEY: {"S": key},
+                            EVENT_TABLE_TTL_ATTRIBUTE: {"N": str(expires_at)},
+                        }
+                    }
+                }
+                for key in unique[start : start + MAX_BATCH_WRITE_ITEMS]
+            ]
+            request: dict[str, list[WriteRequestTypeDef]] = {self.table_name: writes}
+            for attempt in range(self.UNPROCESSED_ATTEMPTS):
+                if attempt:
+                    time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
+                answer = client.batch_write_item(RequestItems=request)
+                request = cast(
+                    "dict[str, list[WriteRequestTypeDef]]", answer.get("UnprocessedItems") or {}
+                )
+                if not request:
+                    break
+            else:
+                raise UnprocessedKeysError(
+                    f"DynamoDB left processed marks unwritten in {self.table_name} "
+                    f"after {self.UNPROCESSED_ATTEMPTS} attempts"
+                )
 
     def _dynamodb(self) -> DynamoDBClient:
         if self._client is None:
@@ -276,16 +346,14 @@ class InMemoryIdempotencyStore:
     def __init__(self) -> None:
         self.marks: dict[str, int] = {}
 
-    def is_processed(self, key: str) -> bool:
-        """Tell whether ``key`` is marked."""
-        return key in self.marks
+    def processed_among(self, keys: Collection[str]) -> set[str]:
+        """The marked keys among ``keys``."""
+        return {key for key in keys if key in self.marks}
 
-    def mark_processed(self, key: str, *, expires_at: int) -> bool:
-        """Mark ``key``; ``False`` if it already was."""
-        if key in self.marks:
-            return False
-        self.marks[key] = expires_at
-        return True
+    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
+        """Mark every key."""
+        for key in keys:
+            self.marks[key] = expires_at
 
 
 class InMemoryFailureStore:
@@ -385,12 +453,16 @@ class _VisibilityBackoff:
 class EventConsumer:
     """Processes SQS batches of event envelopes with partial batch responses.
 
-    Handlers must be idempotent on their own too: the processed mark is written
-    *after* a handler returns, so a handler that crashes (or times out) after
-    its side effect but before the mark runs again on redelivery. Make each
-    side effect conditional (a DynamoDB condition on the order, a put keyed by
-    the event id) or naturally repeatable. The mark only saves the work and
-    the second side effect in the common case.
+    The marks of a batch's events are read in one request before the batch runs
+    and written in one request after its handlers returned (two DynamoDB requests
+    a batch, not two a record); two deliveries of one event in one batch run the
+    handler once. Handlers must be idempotent on their own too: an invocation
+    that crashes (or times out) after a side effect but before the marks are
+    written runs that handler again on redelivery, and so does a batch whose
+    marks could not be written. Make each side effect conditional (a DynamoDB
+    condition on the order, a put keyed by the event id) or naturally
+    repeatable. The marks only save the work and the second side effect in the
+    common case.
 
     FIFO queues use Powertools' ``SqsFifoPartialProcessor`` with
     ``skip_group_on_error``: after a failure, the later records of the *same
@@ -466,6 +538,7 @@ class EventConsumer:
         self._backoff = _VisibilityBackoff(sqs_client)
         self._processor = _new_processor(fifo)
         self._request_id: str | None = None
+        self._marks = _BatchMarks(self.idempotency_store, frozenset(), None)
 
     def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one SQS batch; return the partial batch response.
@@ -485,16 +558,35 @@ class EventConsumer:
         """
         records = list(event.get("Records") or [])
         self._request_id = getattr(context, "aws_request_id", None)
+        self._marks = _BatchMarks.read(self.idempotency_store, self.service, records)
         processor = self._processor
         try:
             with processor(records, self._handle_record):
                 processor.process()
+            self._write_marks()
             failed = list(zip(processor.fail_messages, processor.exceptions, strict=True))
             if failed:
                 self._after_failures(failed)
             return {"batchItemFailures": list(processor.response()["batchItemFailures"])}
         finally:
             self.logger.remove_keys(["event_id", "event_type", "message_id"])
+
+    def _write_marks(self) -> None:
+        """Mark the events handled in this batch, in one write; a failure is only logged.
+
+        The handlers ran and their records are acknowledged either way: a mark missing after
+        an outage costs a second run of an idempotent handler if the event comes again.
+        """
+        handled = self._marks.handled
+        if not handled:
+            return
+        expires_at = int(time.time() + IDEMPOTENCY_TTL.total_seconds())
+        try:
+            self.idempotency_store.mark_processed(handled, expires_at=expires_at)
+        except Exception:
+            self.logger.exception(
+                "could not mark events processed", extra={"event_ids": list(handled)}
+            )
 
     def _handle_record(self, record: SQSRecord) -> None:
         envelope: EventEnvelope | None = None
@@ -527,13 +619,11 @@ class EventConsumer:
             )
         data = event_data(envelope)
         key = f"{self.service}#{envelope.id}"
-        if self.idempotency_store.is_processed(key):
+        if self._marks.is_processed(key):
             self.logger.info("duplicate event acknowledged without processing")
             return
         handler(envelope, data)
-        expires_at = int(time.time() + IDEMPOTENCY_TTL.total_seconds())
-        if not self.idempotency_store.mark_processed(key, expires_at=expires_at):
-            self.logger.info("event was processed concurrently by another delivery")
+        self._marks.handled.append(key)
         self.logger.debug("event processed")
 
     def _failed(
@@ -615,6 +705,61 @@ class EventConsumer:
             correlation_id=correlation_id,
         )
         return failure, delay_s
+
+
+class _BatchMarks:
+    """The processed marks of one batch's events, read in one request before the batch runs.
+
+    ``is_processed`` answers from that read, and counts an event handled earlier in the same
+    batch (two deliveries of one event in one batch) as processed. When the read failed, each
+    record asks on its own, so an outage fails the records with their reason, one by one.
+    """
+
+    def __init__(
+        self, store: IdempotencyStore, processed: frozenset[str], read_keys: frozenset[str] | None
+    ) -> None:
+        self._store = store
+        self._processed = processed
+        self._read_keys = read_keys
+        self.handled: list[str] = []
+        """Keys of the events handled in this batch, in order."""
+
+    @classmethod
+    def read(
+        cls, store: IdempotencyStore, service: str, records: Iterable[Mapping[str, Any]]
+    ) -> _BatchMarks:
+        """Read the marks of every record whose body carries an event id."""
+        keys = frozenset(
+            f"{service}#{event_id}"
+            for record in records
+            if (event_id := _event_id_of(record.get("body"))) is not None
+        )
+        if not keys:
+            return cls(store, frozenset(), frozenset())
+        try:
+            return cls(store, frozenset(store.processed_among(keys)), keys)
+        except Exception:
+            return cls(store, frozenset(), None)
+
+    def is_processed(self, key: str) -> bool:
+        """Whether the event was processed before this batch or earlier in it."""
+        if key in self.handled:
+            return True
+        if self._read_keys is not None and key in self._read_keys:
+            return key in self._processed
+        return key in self._store.processed_among([key])
+
+
+def _event_id_of(body: Any) -> str | None:
+    """The ``id`` of an envelope's JSON body, or ``None`` (full validation comes later)."""
+    if not isinstance(body, str):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    event_id = document.get("id") if isinstance(document, dict) else None
+    return event_id if isinstance(event_id, str) else None
 
 
 def typed_handler[M: EventData, R](

@@ -6,12 +6,13 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from lambdamesh_toolkit.consumer import (
@@ -19,9 +20,11 @@ from lambdamesh_toolkit.consumer import (
     EVENT_TABLE_TTL_ATTRIBUTE,
     FIFO_SKIPPED_REASON,
     DynamoDbFailureStore,
+    DynamoDbIdempotencyStore,
     EventConsumer,
     InMemoryFailureStore,
     InMemoryIdempotencyStore,
+    UnprocessedKeysError,
     backoff_delay_s,
 )
 from lambdamesh_toolkit.contracts.events import (
@@ -536,3 +539,124 @@ def test_a_fifo_batch_that_fails_entirely_is_answered_not_raised(world: World) -
 
     # THEN the record is listed (Powertools would raise by default: switched off)
     assert failed_ids(response) == [event["Records"][0]["messageId"]]
+
+
+class CountingMarks(InMemoryIdempotencyStore):
+    """In-memory marks that count the store's requests, and can be made to fail."""
+
+    def __init__(self, *, read_error: Exception | None = None) -> None:
+        super().__init__()
+        self.reads: list[set[str]] = []
+        self.writes: list[list[str]] = []
+        self.read_error = read_error
+        self.write_error: Exception | None = None
+
+    def processed_among(self, keys: Collection[str]) -> set[str]:
+        self.reads.append(set(keys))
+        if self.read_error is not None:
+            raise self.read_error
+        return super().processed_among(keys)
+
+    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
+        self.writes.append(list(keys))
+        if self.write_error is not None:
+            raise self.write_error
+        super().mark_processed(keys, expires_at=expires_at)
+
+
+def test_a_batch_reads_and_writes_its_marks_in_one_request_each(world: World) -> None:
+    # GIVEN three events in one batch
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    envelopes = [user_created(f"u-{n}") for n in range(3)]
+    for envelope in envelopes:
+        publisher.publish(envelope)
+    marks = CountingMarks()
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: None}, idempotency_store=marks
+    )
+
+    # WHEN the batch is processed
+    response = consumer.process(world.receive(world.standard), None)
+
+    # THEN the marks were read once for all three and written once for all three
+    assert failed_ids(response) == []
+    keys = {f"{SERVICE}#{envelope.id}" for envelope in envelopes}
+    assert marks.reads == [keys]
+    assert [set(write) for write in marks.writes] == [keys]
+
+
+def test_marks_that_cannot_be_read_fail_each_record_with_the_reason(world: World) -> None:
+    # GIVEN a marks table that cannot be read
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    marks = CountingMarks(read_error=RuntimeError("marks table unavailable"))
+    calls: list[str] = []
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: calls.append(data.user_id)},
+        idempotency_store=marks,
+    )
+    event = world.receive(world.standard)
+
+    # WHEN the batch is processed
+    response = consumer.process(event, None)
+
+    # THEN the handler did not run; the record failed with the reason, to be retried
+    assert calls == []
+    message_id = event["Records"][0]["messageId"]
+    assert failed_ids(response) == [message_id]
+    assert world.failure(message_id).reason == "RuntimeError: marks table unavailable"
+
+
+def test_marks_that_cannot_be_written_leave_the_handled_records_acknowledged(
+    world: World,
+) -> None:
+    # GIVEN a marks table that refuses writes
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    marks = CountingMarks()
+    marks.write_error = RuntimeError("throttled")
+    calls: list[str] = []
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: calls.append(data.user_id)},
+        idempotency_store=marks,
+    )
+
+    # WHEN the batch is processed
+    response = consumer.process(world.receive(world.standard), None)
+
+    # THEN the handler ran and its record is acknowledged: it is not run again for a lost mark
+    assert calls == ["u-1"]
+    assert failed_ids(response) == []
+
+
+def test_the_dynamodb_marks_ask_again_for_keys_left_unprocessed() -> None:
+    # GIVEN DynamoDB answering the first read and write with unprocessed keys, then all
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    store = DynamoDbIdempotencyStore(IDEMPOTENCY_TABLE, client=client)
+    store.UNPROCESSED_BACKOFF_S = 0
+    key = {EVENT_TABLE_KEY: {"S": "s#e-1"}}
+    with Stubber(client) as stub:
+        unread = {"Keys": [key], "ConsistentRead": True}
+        stub.add_response("batch_get_item", {"UnprocessedKeys": {IDEMPOTENCY_TABLE: unread}})
+        stub.add_response("batch_get_item", {"Responses": {IDEMPOTENCY_TABLE: [key]}})
+        unwritten = [{"PutRequest": {"Item": key}}]
+        stub.add_response("batch_write_item", {"UnprocessedItems": {IDEMPOTENCY_TABLE: unwritten}})
+        stub.add_response("batch_write_item", {"UnprocessedItems": {}})
+        # WHEN marks are read and written
+        found = store.processed_among(["s#e-1", "s#e-1"])
+        store.mark_processed(["s#e-1"], expires_at=1)
+        # THEN both asked again until DynamoDB took everything
+        stub.assert_no_pending_responses()
+    assert found == {"s#e-1"}
+
+
+def test_the_dynamodb_marks_give_up_when_keys_stay_unprocessed() -> None:
+    # GIVEN DynamoDB leaving a key unread on every attempt
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    store = DynamoDbIdempotencyStore(IDEMPOTENCY_TABLE, client=client)
+    store.UNPROCESSED_BACKOFF_S = 0
+    unread = {"Keys": [{EVENT_TABLE_KEY: {"S": "s#e-1"}}]}
+    with Stubber(client) as stub:
+        for _ in range(store.UNPROCESSED_ATTEMPTS):
+            stub.add_response("batch_get_item", {"UnprocessedKeys": {IDEMPOTENCY_TABLE: unread}})
+        # WHEN the marks are read THEN the read fails, naming the table
+        with pytest.raises(UnprocessedKeysError, match=IDEMPOTENCY_TABLE):
+            store.processed_among(["s#e-1"])

@@ -133,6 +133,51 @@ def test_boto3_is_importable_and_reaches_the_emulator(emulator: Any, lambda_clie
     assert any(url.endswith(f"/{queue_name}") for url in payload)
 
 
+def test_large_events_and_results_cross_the_pipes_whole(lambda_client: Any) -> None:
+    # GIVEN a function answering with a result of the size it is asked for
+    name = create_function(
+        lambda_client,
+        """
+        def handler(event, context):
+            return {"received": len(event["blob"]), "blob": "r" * event["size"]}
+        """,
+    )
+    # WHEN it is invoked with a 1 MB event and asked for a 5 MB result (Lambda's limit is 6 MB)
+    payload, error = invoke(lambda_client, name, {"blob": "e" * 1_000_000, "size": 5_000_000})
+    # THEN both arrive whole, in one invocation
+    assert error is None
+    assert payload["received"] == 1_000_000
+    assert payload["blob"] == "r" * 5_000_000
+
+
+def test_a_process_that_dies_in_a_handler_fails_that_invocation_and_is_replaced(
+    lambda_client: Any,
+) -> None:
+    # GIVEN a function whose handler can end its own process
+    name = create_function(
+        lambda_client,
+        """
+        import os
+
+        def handler(event, context):
+            if event.get("die"):
+                os._exit(3)
+            return os.getpid()
+        """,
+    )
+    pid_before, _ = invoke(lambda_client, name)
+    # WHEN the process exits in the middle of an invocation
+    payload, error = invoke(lambda_client, name, {"die": True})
+    # THEN that invocation fails as Lambda reports a runtime exit
+    assert error == "Unhandled"
+    assert payload["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in payload["errorMessage"]
+    # AND the next one runs in a fresh process
+    pid_after, error_after = invoke(lambda_client, name)
+    assert error_after is None
+    assert pid_after != pid_before
+
+
 def test_timeout_answers_sandbox_timedout_and_recycles_the_process(lambda_client: Any) -> None:
     # GIVEN a function with a 1 s timeout that sleeps when asked to
     name = create_function(

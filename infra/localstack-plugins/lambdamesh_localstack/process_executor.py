@@ -85,7 +85,9 @@ class ResultPipe:
             When the pipe closed first.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while (end := self._buffer.find(b"\n")) < 0:
+        scanned = 0  # a 6 MB answer arrives in many chunks: look for the newline in new ones
+        while (end := self._buffer.find(b"\n", scanned)) < 0:
+            scanned = len(self._buffer)
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             readable, _, _ = select.select([self.fd], [], [], remaining)
             if not readable:

@@ -33,7 +33,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -244,23 +244,14 @@ class DynamoDbIdempotencyStore:
                     "ExpressionAttributeNames": {"#k": EVENT_TABLE_KEY},
                 }
             }
-            for attempt in range(self.UNPROCESSED_ATTEMPTS):
-                if attempt:
-                    time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
-                answer = client.batch_get_item(RequestItems=request)
+            for answer in self._until_processed(
+                lambda part: client.batch_get_item(RequestItems=part),
+                request,
+                leftover="UnprocessedKeys",
+                what="unread",
+            ):
                 for item in answer.get("Responses", {}).get(self.table_name, []):
                     found.add(str(item[EVENT_TABLE_KEY]["S"]))
-                # The unprocessed part has the request's shape (typed as an output shape).
-                request = cast(
-                    "dict[str, KeysAndAttributesTypeDef]", answer.get("UnprocessedKeys") or {}
-                )
-                if not request:
-                    break
-            else:
-                raise UnprocessedKeysError(
-                    f"DynamoDB left processed marks unread in {self.table_name} "
-                    f"after {self.UNPROCESSED_ATTEMPTS} attempts"
-                )
         return found
 
     def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
@@ -286,20 +277,41 @@ class DynamoDbIdempotencyStore:
                 for key in unique[start : start + MAX_BATCH_WRITE_ITEMS]
             ]
             request: dict[str, list[WriteRequestTypeDef]] = {self.table_name: writes}
-            for attempt in range(self.UNPROCESSED_ATTEMPTS):
-                if attempt:
-                    time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
-                answer = client.batch_write_item(RequestItems=request)
-                request = cast(
-                    "dict[str, list[WriteRequestTypeDef]]", answer.get("UnprocessedItems") or {}
-                )
-                if not request:
-                    break
-            else:
-                raise UnprocessedKeysError(
-                    f"DynamoDB left processed marks unwritten in {self.table_name} "
-                    f"after {self.UNPROCESSED_ATTEMPTS} attempts"
-                )
+            for _ in self._until_processed(
+                lambda part: client.batch_write_item(RequestItems=part),
+                request,
+                leftover="UnprocessedItems",
+                what="unwritten",
+            ):
+                pass
+
+    def _until_processed[R: Mapping[str, Any]](
+        self, send: Callable[[R], Any], request: R, *, leftover: str, what: str
+    ) -> Iterator[Mapping[str, Any]]:
+        """Send ``request``, then what DynamoDB left unprocessed (the answer's ``leftover``),
+        with backoff; yield every answer.
+
+        Written here: botocore retries throttled calls, not the part of a batch call that
+        DynamoDB accepted but did not process.
+
+        Raises
+        ------
+        UnprocessedKeysError
+            When something is still left after :attr:`UNPROCESSED_ATTEMPTS` attempts.
+        """
+        for attempt in range(self.UNPROCESSED_ATTEMPTS):
+            if attempt:
+                time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
+            answer: Mapping[str, Any] = send(request)
+            yield answer
+            # The unprocessed part has the request's shape (typed as an output shape).
+            request = cast(R, answer.get(leftover))
+            if not request:
+                return
+        raise UnprocessedKeysError(
+            f"DynamoDB left processed marks {what} in {self.table_name} "
+            f"after {self.UNPROCESSED_ATTEMPTS} attempts"
+        )
 
     def _dynamodb(self) -> DynamoDBClient:
         if self._client is None:

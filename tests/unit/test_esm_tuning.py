@@ -22,7 +22,6 @@ from lambdamesh_localstack.esm_tuning import (
     UnsupportedLocalStackVersionError,
     batch_concurrency,
     check_localstack_version,
-    group_by_message_group,
     poller_environment,
 )
 
@@ -77,19 +76,6 @@ def test_maximum_concurrency_of_the_mapping_replaces_the_default() -> None:
     assert batch_concurrency({"ScalingConfig": {"MaximumConcurrency": 2}}, 5) == 2
     assert batch_concurrency({"ScalingConfig": {}}, 5) == 5
     assert batch_concurrency({}, 5) == 5
-
-
-def test_fifo_messages_are_grouped_keeping_their_order() -> None:
-    # GIVEN interleaved messages of two groups
-    messages = [
-        {"MessageId": str(index), "Attributes": {"MessageGroupId": group}}
-        for index, group in enumerate("abab")
-    ]
-    # WHEN they are grouped / THEN each group keeps the order the messages arrived in
-    assert [[m["MessageId"] for m in group] for group in group_by_message_group(messages)] == [
-        ["0", "2"],
-        ["1", "3"],
-    ]
 
 
 class FakeSqsClient:
@@ -204,6 +190,25 @@ def test_fifo_queue_receives_one_batch_at_a_time_per_request(release: threading.
     # WHEN it polls / THEN it asks for a single batch, so a group never spans two batches
     poller.poll_events()
     assert fake.source_client.requests[0]["sqs_override_max_message_count"] == 2
+
+
+def test_a_fifo_batch_of_several_groups_goes_to_the_function_whole_in_order(
+    release: threading.Event,
+) -> None:
+    # GIVEN a FIFO receive answering messages of two groups, interleaved
+    answer = [
+        {"MessageId": str(index), "Attributes": {"MessageGroupId": group}}
+        for index, group in enumerate("abab")
+    ]
+    fake = FakeSqsPoller([answer], release=release)
+    fake.is_fifo_queue = True
+    poller = wrap(fake, {"BatchSize": 10}, concurrency=1)
+    # WHEN it polls
+    poller.poll_events()
+    release.set()
+    wait_for(lambda: len(fake.started) == 1)
+    # THEN one invocation gets the whole batch, each group in the order received (as on AWS)
+    assert [[m["MessageId"] for m in batch] for batch in fake.started] == [["0", "1", "2", "3"]]
 
 
 def test_closing_the_poller_closes_localstacks_poller(release: threading.Event) -> None:

@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Self
@@ -188,18 +188,6 @@ def batch_concurrency(esm_config: Mapping[str, Any], default: int) -> int:
     return int(maximum) if maximum else default
 
 
-def group_by_message_group(messages: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Split FIFO messages by ``MessageGroupId``, keeping their order within each group.
-
-    LocalStack's own ``split_by_message_group_id`` does the same; this copy keeps the module
-    importable without LocalStack.
-    """
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for message in messages:
-        groups.setdefault(message["Attributes"]["MessageGroupId"], []).append(message)
-    return list(groups.values())
-
-
 # LocalStack splits larger batches into invocations of at most this many records, to stay under
 # Lambda's 6 MB payload limit; we keep its figure.
 MAX_RECORDS_PER_INVOCATION: Final = 2500
@@ -224,7 +212,11 @@ class LongPollingSqsPoller:
 
     FIFO queues stay in order per message group: SQS does not hand out messages of a group while
     earlier messages of that group are in flight, and a FIFO receive fills a single batch, so two
-    concurrent batches never hold the same group.
+    concurrent batches never hold the same group. A batch goes to the function whole, several
+    message groups in it each in the order received, as on AWS (where handlers skip the rest of a
+    group after a failure, e.g. with Powertools' ``SqsFifoPartialProcessor(skip_group_on_error)``).
+    LocalStack 4.14.0 invokes the function once per message group instead: with one group per
+    order, one invocation per message.
 
     Parameters
     ----------
@@ -340,11 +332,7 @@ class LongPollingSqsPoller:
 
     def _process_chunk(self, messages: list[dict[str, Any]]) -> None:
         try:
-            if self._poller.is_fifo_queue:
-                for group in group_by_message_group(messages):
-                    self._poller.handle_messages(group)
-            else:
-                self._poller.handle_messages(messages)
+            self._poller.handle_messages(messages)
         except Exception as error:
             # The same handling as LocalStack's poller: messages not deleted become visible
             # again after the visibility timeout and are retried, then redriven to the DLQ.

@@ -1,8 +1,10 @@
 """Benchmark: the embedded LocalStack and its ``process`` Lambda executor.
 
 Prints start → healthy, cold and warm invoke latency of a function that imports boto3 beside a
-no-op function invoked the same way in the same run (the floor), and peak RSS of LocalStack and of
-one function process. Targets (2-core machine): healthy ≤ 3 s once installed, warm invoke median
+no-op function invoked the same way in the same run (the floor), LocalStack's own CPU time per
+warm no-op invoke (what bounds throughput on a small machine: every invoke, direct, through API
+Gateway or a mapping, runs inside its one process), and peak RSS of LocalStack and of one function
+process. Targets (2-core machine): healthy ≤ 3 s once installed, warm invoke median
 ≤ 25 ms, cold ≤ 0.5 s. Figures are printed, never asserted: these machines are noisy.
 """
 
@@ -12,6 +14,8 @@ import shutil
 import statistics
 import time
 from typing import Any
+
+import psutil
 
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
@@ -35,6 +39,7 @@ WITH_BOTO3 = """
 """
 
 WARM_SAMPLES = 50
+CPU_SAMPLES = 500
 COLD_SAMPLES = 5
 STARTS = 3
 
@@ -110,6 +115,16 @@ def test_invoke_latency_and_memory(emulator: Any) -> None:
     print(f" warm ({WARM_SAMPLES} sequential invokes; target median ≤ 25 ms)")
     for label, samples in warm.items():
         _report(label, samples, floor_warm)
+
+    if emulator.pid is not None:
+        runtime = psutil.Process(emulator.pid)
+        before = runtime.cpu_times()
+        for _ in range(CPU_SAMPLES):
+            invoke(lambda_client, names["no-op (floor)"])
+        after = runtime.cpu_times()
+        cpu_ms = (after.user + after.system - before.user - before.system) / CPU_SAMPLES * 1000
+        print(f"[embedded runtime] LocalStack CPU per warm no-op invoke ({CPU_SAMPLES} sequential)")
+        print(f"  {cpu_ms:.2f} ms")
 
     payload, _ = invoke(lambda_client, names["imports boto3"])
     print("[embedded runtime] peak RSS")

@@ -27,6 +27,7 @@ import psutil
 import pytest
 
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
+from tests.sqs_support import queue_arn
 
 HOP_SAMPLES = int(os.environ.get("LAMBDAMESH_BENCH_HOP_SAMPLES", "30"))
 HOP_SPACING_S = float(os.environ.get("LAMBDAMESH_BENCH_HOP_SPACING_S", "2"))
@@ -83,13 +84,6 @@ NOOP = """
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
-def queue_arn(sqs: Any, url: str) -> str:
-    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return arn
 
 
 def wait_enabled(lambda_client: Any, uuid: str, state: str = "Enabled") -> None:

@@ -51,6 +51,7 @@ import urllib3
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem, deploy_system
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
+from tests.sqs_support import subscribe_raw
 
 ORDERS = int(os.environ.get("LAMBDAMESH_BENCH_ORDERS", "500"))
 THREADS = 8
@@ -263,15 +264,7 @@ def pipeline(emulator: RunningEmulator) -> Iterator[Pipeline]:
     name = unique_name("bench-saga-floor")
     topic_arn = sns.create_topic(Name=name)["TopicArn"]
     queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    queue_arn = subscribe_raw(sns, sqs, topic_arn, queue_url)
     function_name = create_function(lambda_client, NOOP, name=name)
     mapping = lambda_client.create_event_source_mapping(
         FunctionName=function_name,

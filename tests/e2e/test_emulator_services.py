@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
+from tests.sqs_support import queue_arn, subscribe_raw
 
 REGION = "us-east-1"
 
@@ -85,15 +86,7 @@ def test_sns_fans_out_to_every_subscribed_queue(emulator: Any) -> None:
     topic_arn = sns.create_topic(Name=unique_name("orders"))["TopicArn"]
     queue_urls = [sqs.create_queue(QueueName=unique_name(c))["QueueUrl"] for c in ("pay", "stock")]
     for queue_url in queue_urls:
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        subscribe_raw(sns, sqs, topic_arn, queue_url)
     # WHEN one event is published
     sns.publish(
         TopicArn=topic_arn,
@@ -133,9 +126,7 @@ def test_sqs_event_source_mapping_drives_a_function(emulator: Any) -> None:
     sqs, lambda_client = emulator.client("sqs"), emulator.client("lambda")
     sink_url = sqs.create_queue(QueueName=unique_name("sink"))["QueueUrl"]
     source_url = sqs.create_queue(QueueName=unique_name("source"))["QueueUrl"]
-    source_arn = sqs.get_queue_attributes(QueueUrl=source_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    source_arn = queue_arn(sqs, source_url)
     name = create_function(lambda_client, FORWARDER, environment={"SINK_URL": sink_url})
     lambda_client.create_event_source_mapping(
         EventSourceArn=source_arn, FunctionName=name, BatchSize=10

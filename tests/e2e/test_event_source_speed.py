@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
+from tests.sqs_support import queue_arn
 
 HOLDING_RECORDER = """
     import json
@@ -94,13 +95,6 @@ def stamps_url(sqs: Any) -> Iterator[str]:
     url: str = sqs.create_queue(QueueName=unique_name("stamps"))["QueueUrl"]
     yield url
     sqs.delete_queue(QueueUrl=url)
-
-
-def queue_arn(sqs: Any, url: str) -> str:
-    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return arn
 
 
 def map_queue(lambda_client: Any, function_name: str, source_arn: str, **settings: Any) -> str:

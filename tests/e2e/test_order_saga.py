@@ -30,6 +30,7 @@ from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem
 from tests.e2e.lambda_support import wait_until
 from tests.e2e.test_sync_journey import call, catalog_product, new_user, order_body, set_environment
+from tests.sqs_support import queue_arn
 
 ESPRESSO = "p-espresso-beans"
 GRINDER = "p-burr-grinder"
@@ -155,14 +156,12 @@ def saga(deployed: DeployedSystem, emulator: RunningEmulator) -> Iterator[Saga]:
     queue_url = sqs.create_queue(QueueName=f"lambdamesh-test-saga-spy-{uuid.uuid4().hex[:8]}")[
         "QueueUrl"
     ]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    spy_arn = queue_arn(sqs, queue_url)
     subscriptions = [
         sns.subscribe(
             TopicArn=deployed.messaging_outputs[topic],
             Protocol="sqs",
-            Endpoint=queue_arn,
+            Endpoint=spy_arn,
             Attributes={"RawMessageDelivery": "true"},
             ReturnSubscriptionArn=True,
         )["SubscriptionArn"]

@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope
+from tests.sqs_support import subscribe_raw
 from tests.unit.services.service_loader import (
     LoadedService,
     create_tables,
@@ -152,15 +153,7 @@ def topic_inbox(aws: None) -> TopicFactory:
         else:
             queue = sqs.create_queue(QueueName=queue_name)
         queue_url = queue["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        subscribe_raw(sns, sqs, topic_arn, queue_url)
         return TopicInbox(topic_arn=topic_arn, queue_url=queue_url)
 
     return create

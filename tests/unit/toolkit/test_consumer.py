@@ -37,6 +37,7 @@ from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events import Publisher, new_event
 from lambdamesh_toolkit.logging import get_logger
+from tests.sqs_support import subscribe_raw
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -167,13 +168,7 @@ def wired_queue(sns: SNSClient, sqs: SQSClient, name: str, *, fifo: bool) -> Que
         if fifo
         else {"VisibilityTimeout": "60"},
     )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    return Queue(url, arn, topic_arn)
+    return Queue(url, subscribe_raw(sns, sqs, topic_arn, url), topic_arn)
 
 
 @pytest.fixture

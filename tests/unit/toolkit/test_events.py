@@ -35,6 +35,7 @@ from lambdamesh_toolkit.events import (
     new_event,
     republish_if_caused_by,
 )
+from tests.sqs_support import subscribe_raw
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -85,15 +86,7 @@ def wire(name: str, *, fifo: bool) -> Wiring:
     queue_url = sqs.create_queue(QueueName=f"{name}-q{suffix}", Attributes=queue_attributes)[
         "QueueUrl"
     ]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(
-        TopicArn=topic_arn,
-        Protocol="sqs",
-        Endpoint=queue_arn,
-        Attributes={"RawMessageDelivery": "true"},
-    )
+    subscribe_raw(sns, sqs, topic_arn, queue_url)
     return Wiring(sns, sqs, topic_arn, queue_url)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings
+from lambdamesh_toolkit.config import EventBookkeepingSettings
 
 
-class InventorySettings(EnvSettings):
+class InventorySettings(EventBookkeepingSettings):
     """Where inventory's tables, topic and event bookkeeping are.
+
+    The event consumer's tables come from :class:`EventBookkeepingSettings`.
 
     Attributes
     ----------
@@ -18,13 +20,8 @@ class InventorySettings(EnvSettings):
         ``RESERVATIONS_TABLE``: one item per order (reserved, rejected, released, voided).
     inventory_topic_arn
         ``INVENTORY_TOPIC_ARN``: where ``inventory.*`` events are published.
-    event_idempotency_table, event_failures_table
-        ``EVENT_IDEMPOTENCY_TABLE`` / ``EVENT_FAILURES_TABLE``: the event consumer's
-        bookkeeping (handled event ids, the last error of failed messages).
     """
 
     stock_table: str = Field(alias="STOCK_TABLE", min_length=1)
     reservations_table: str = Field(alias="RESERVATIONS_TABLE", min_length=1)
     inventory_topic_arn: str = Field(alias="INVENTORY_TOPIC_ARN", min_length=1)
-    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
-    event_failures_table: str = Field(alias="EVENT_FAILURES_TABLE", min_length=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings
+from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
 
 
 class OrdersSettings(EnvSettings):
@@ -38,8 +38,8 @@ class OrdersSettings(EnvSettings):
     orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
 
 
-class SagaSettings(EnvSettings):
-    """What the outcome consumer (the saga) needs.
+class SagaSettings(EventBookkeepingSettings):
+    """What the outcome consumer (the saga) needs, besides the event consumer's tables.
 
     Attributes
     ----------
@@ -47,13 +47,7 @@ class SagaSettings(EnvSettings):
         ``ORDERS_TABLE``: the saga's state lives on the orders' items.
     orders_topic_arn
         ``ORDERS_TOPIC_ARN``: where ``order.confirmed`` / ``order.cancelled`` go.
-    event_idempotency_table
-        ``EVENT_IDEMPOTENCY_TABLE``: the events already handled, by event id.
-    event_failures_table
-        ``EVENT_FAILURES_TABLE``: why a message failed (read by ``lambdamesh dlq show``).
     """
 
     orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
     orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
-    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
-    event_failures_table: str = Field(alias="EVENT_FAILURES_TABLE", min_length=1)

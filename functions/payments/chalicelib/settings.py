@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings
+from lambdamesh_toolkit.config import EventBookkeepingSettings
 
 
-class PaymentsSettings(EnvSettings):
+class PaymentsSettings(EventBookkeepingSettings):
     """Where payments' table, topic and event bookkeeping are, and how the provider behaves.
+
+    The event consumer's tables come from :class:`EventBookkeepingSettings`.
 
     Attributes
     ----------
@@ -16,9 +18,6 @@ class PaymentsSettings(EnvSettings):
         ``PAYMENTS_TABLE``: one item per order (its one charge, refund or void).
     payments_topic_arn
         ``PAYMENTS_TOPIC_ARN``: where ``payment.*`` events are published.
-    event_idempotency_table, event_failures_table
-        ``EVENT_IDEMPOTENCY_TABLE`` / ``EVENT_FAILURES_TABLE``: the event consumer's
-        bookkeeping (handled event ids, the last error of failed messages).
     decline_above_cents
         ``PAYMENT_DECLINE_ABOVE_CENTS``: the simulated provider declines larger amounts.
     failure_rate
@@ -27,7 +26,5 @@ class PaymentsSettings(EnvSettings):
 
     payments_table: str = Field(alias="PAYMENTS_TABLE", min_length=1)
     payments_topic_arn: str = Field(alias="PAYMENTS_TOPIC_ARN", min_length=1)
-    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
-    event_failures_table: str = Field(alias="EVENT_FAILURES_TABLE", min_length=1)
     decline_above_cents: int = Field(100_000, alias="PAYMENT_DECLINE_ABOVE_CENTS", ge=0)
     failure_rate: float = Field(0.0, alias="PAYMENT_FAILURE_RATE", ge=0.0, le=1.0)

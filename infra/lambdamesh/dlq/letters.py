@@ -154,6 +154,20 @@ def describe_message(message: MessageTypeDef, failure: FailureRecord | None = No
     )
 
 
+def receive_batch(
+    sqs: SQSClient, queue_url: str, count: int, *, hold_s: int
+) -> list[MessageTypeDef]:
+    """Up to ``count`` messages in one receive (no wait), every attribute, hidden ``hold_s``."""
+    return sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=count,
+        VisibilityTimeout=hold_s,
+        WaitTimeSeconds=0,
+        MessageAttributeNames=["All"],
+        MessageSystemAttributeNames=["All"],
+    ).get("Messages", [])
+
+
 def peek(sqs: SQSClient, queue_url: str, max_messages: int) -> list[MessageTypeDef]:
     """Up to ``max_messages`` messages of the queue, left in it.
 
@@ -167,14 +181,8 @@ def peek(sqs: SQSClient, queue_url: str, max_messages: int) -> list[MessageTypeD
     received: dict[str, MessageTypeDef] = {}
     try:
         while len(received) < max_messages:
-            batch = sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=min(RECEIVE_BATCH, max_messages - len(received)),
-                VisibilityTimeout=HOLD_S,
-                WaitTimeSeconds=0,
-                MessageAttributeNames=["All"],
-                MessageSystemAttributeNames=["All"],
-            ).get("Messages", [])
+            wanted = min(RECEIVE_BATCH, max_messages - len(received))
+            batch = receive_batch(sqs, queue_url, wanted, hold_s=HOLD_S)
             if not batch:
                 break
             for message in batch:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.dlq.letters import RECEIVE_BATCH, release
+from lambdamesh.dlq.letters import RECEIVE_BATCH, receive_batch, release
 from lambdamesh.dlq.queues import DeadLetterQueue, queue_name
 
 if TYPE_CHECKING:
@@ -310,14 +310,7 @@ def move_messages(
     moved = 0
     while max_messages is None or moved < max_messages:
         wanted = RECEIVE_BATCH if max_messages is None else min(RECEIVE_BATCH, max_messages - moved)
-        batch = sqs.receive_message(
-            QueueUrl=dlq.url,
-            MaxNumberOfMessages=wanted,
-            VisibilityTimeout=REDRIVE_HOLD_S,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
+        batch = receive_batch(sqs, dlq.url, wanted, hold_s=REDRIVE_HOLD_S)
         if not batch:
             break
         for index, message in enumerate(batch):

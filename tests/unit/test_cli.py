@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lambdamesh import cli
+from lambdamesh.emulator import commands as emulator_commands
 from lambdamesh.emulator.settings import ALLOW_NON_LOOPBACK_FLAG
 
 
@@ -83,8 +84,8 @@ def test_up_on_a_non_loopback_host_is_refused_before_anything_starts(
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("nothing may be installed or started")
 
-    monkeypatch.setattr(cli, "ensure_emulator_installed", must_not_run)
-    monkeypatch.setattr(cli, "EmbeddedLocalStack", must_not_run)
+    monkeypatch.setattr(emulator_commands, "ensure_emulator_installed", must_not_run)
+    monkeypatch.setattr(emulator_commands, "EmbeddedLocalStack", must_not_run)
     # WHEN up is asked to listen on every interface without the opt-in
     code = cli.main(["up", "--host", "0.0.0.0"])
     # THEN it is refused with a message naming the opt-in

@@ -1,0 +1,319 @@
+"""The emulator's subcommands: ``lambdamesh install``, ``up``, ``down`` and ``status``.
+
+Each is a :class:`~lambdamesh.command.Command` in :data:`COMMANDS`, in the order
+``lambdamesh --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lambdamesh.arguments import ENDPOINT_ENV, add_endpoint, add_port
+from lambdamesh.command import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Command, err, say
+from lambdamesh.deploy import command as deploy_command
+from lambdamesh.deploy.records import load_services
+from lambdamesh.deploy.target import Target
+from lambdamesh.emulator.install import InstallError, ensure_emulator_installed
+from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.emulator.process import (
+    DEFAULT_START_TIMEOUT,
+    EmbeddedLocalStack,
+    EmulatorError,
+    ExternalLocalStack,
+)
+from lambdamesh.emulator.settings import (
+    ALLOW_NON_LOOPBACK_FLAG,
+    DEFAULT_HOST,
+    NON_LOOPBACK_WARNING,
+    REGION,
+    NonLoopbackRefusedError,
+    check_bind_host,
+    is_loopback_host,
+)
+
+# --- install -----------------------------------------------------------------
+
+
+def _configure_install(parser: argparse.ArgumentParser) -> None:
+    """Add ``install``'s arguments: ``--force``."""
+    parser.add_argument(
+        "--force", action="store_true", help="reinstall even if the install is up to date"
+    )
+
+
+def _run_install(args: argparse.Namespace) -> int:
+    """Create or update the emulator's virtualenv; returns the exit code."""
+    try:
+        python = ensure_emulator_installed(progress=say, force=args.force)
+    except InstallError as error:
+        err(f"error: {error}")
+        return EXIT_FAILURE
+    say(f"==> emulator virtualenv is up to date: {python.parent.parent}")
+    return EXIT_OK
+
+
+# --- up ----------------------------------------------------------------------
+
+
+def _configure_up(parser: argparse.ArgumentParser) -> None:
+    """Add ``up``'s arguments: port, bind host, its opt-in, timeout and endpoint."""
+    add_port(parser)
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"bind address (default: {DEFAULT_HOST}); only loopback addresses are accepted "
+        f"unless {ALLOW_NON_LOOPBACK_FLAG} is given",
+    )
+    parser.add_argument(
+        ALLOW_NON_LOOPBACK_FLAG,
+        action="store_true",
+        help="allow a non-loopback --host. DANGEROUS: anyone who can reach the port can run "
+        "code on this machine through Lambda",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_START_TIMEOUT,
+        help=f"seconds to wait for LocalStack to be healthy (default: {DEFAULT_START_TIMEOUT:.0f})",
+    )
+    add_endpoint(parser)
+
+
+def _print_usage_hint(endpoint: str, port: int | None) -> None:
+    """Print how to reach the emulator from a shell and, when embedded, how to stop it.
+
+    Parameters
+    ----------
+    endpoint
+        The emulator's URL.
+    port
+        The embedded emulator's port; ``None`` for an external one, which is not stopped.
+    """
+    host_port = endpoint.removeprefix("http://").removeprefix("https://")
+    say(f"    endpoint: {endpoint}")
+    say("    use it from a shell:")
+    say(f"      export AWS_ENDPOINT_URL={endpoint}")
+    say(f"      export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION={REGION}")
+    say("      .venv/bin/awslocal sqs list-queues")
+    say(f"    (awslocal reads AWS_ENDPOINT_URL, or LOCALSTACK_HOST={host_port})")
+    if port is not None:
+        say(f"    stop it with: lambdamesh down --port {port}")
+
+
+def _run_up_external(endpoint: str, timeout: float) -> int:
+    """Wait for an external LocalStack to be healthy; returns the exit code.
+
+    Parameters
+    ----------
+    endpoint
+        The external LocalStack's URL.
+    timeout
+        Seconds to wait for it to be healthy.
+    """
+    external = ExternalLocalStack(endpoint)
+    say(f"==> using the LocalStack at {external.endpoint_url} (not started by lambdamesh)")
+    health = external.wait_healthy(timeout)
+    if not health.healthy:
+        state = "is not answering" if not health.answering else "is not healthy"
+        err(f"error: the LocalStack at {external.endpoint_url} {state} after {timeout:.0f} s")
+        return EXIT_FAILURE
+    version = health.version or "(version unknown)"
+    say(f"==> LocalStack {version} is ready at {external.endpoint_url}")
+    _print_usage_hint(external.endpoint_url, None)
+    return EXIT_OK
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    """Start (or find) the embedded LocalStack, or check an external one; returns the exit code."""
+    if args.endpoint:
+        return _run_up_external(args.endpoint, args.timeout)
+    try:
+        check_bind_host(args.host, allow_non_loopback=args.allow_non_loopback)
+    except NonLoopbackRefusedError as refused:
+        err(f"error: {refused}")
+        return EXIT_USAGE
+    if not is_loopback_host(args.host):
+        err(NON_LOOPBACK_WARNING.format(host=args.host, port=args.port))
+    try:
+        ensure_emulator_installed(progress=say)
+        emulator = EmbeddedLocalStack(
+            args.port, host=args.host, allow_non_loopback=args.allow_non_loopback
+        )
+        result = emulator.start(timeout=args.timeout, progress=say)
+    except (InstallError, EmulatorError) as error:
+        err(f"error: {error}")
+        return EXIT_FAILURE
+    if result.reused:
+        say(f"==> LocalStack is already running at {result.endpoint_url} (pid {result.pid})")
+    else:
+        say(f"==> LocalStack is ready in {result.seconds:.1f} s (pid {result.pid})")
+    _print_usage_hint(result.endpoint_url, args.port)
+    return EXIT_OK
+
+
+# --- down --------------------------------------------------------------------
+
+
+def _configure_down(parser: argparse.ArgumentParser) -> None:
+    """Add ``down``'s arguments: port and endpoint."""
+    add_port(parser)
+    add_endpoint(parser)
+
+
+def _run_down(args: argparse.Namespace) -> int:
+    """Stop the embedded LocalStack on the port, if any; returns the exit code."""
+    if args.endpoint:
+        say(f"==> the LocalStack at {args.endpoint} is not managed by lambdamesh; left running")
+        return EXIT_OK
+    emulator = EmbeddedLocalStack(args.port)
+    state = emulator.running()
+    if state is None:
+        say(f"==> no embedded LocalStack is running on port {args.port}")
+        return EXIT_OK
+    say(f"==> stopping LocalStack on port {args.port} (pid {state.pid})...")
+    emulator.stop()
+    say("==> stopped")
+    return EXIT_OK
+
+
+# --- status ------------------------------------------------------------------
+
+
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    """Add ``status``'s arguments: port, ``--json`` and endpoint."""
+    add_port(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
+    add_endpoint(parser)
+
+
+def _format_status(status: dict[str, Any]) -> list[str]:
+    """The lines ``lambdamesh status`` prints for a status without ``--json``.
+
+    Parameters
+    ----------
+    status
+        The emulator's status, with what ``lambdamesh deploy`` recorded under ``deployed``.
+
+    Returns
+    -------
+    list[str]
+        The lines, without newlines.
+    """
+    origin = "external" if status["external"] else "embedded"
+    if not status["running"]:
+        return [f"{origin} LocalStack at {status['endpoint']}: not running"]
+    lines = [f"{origin} LocalStack at {status['endpoint']}: running"]
+    if status.get("pid") is not None:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["started_at"]))
+        lines += [
+            f"  pid      {status['pid']}",
+            f"  uptime   {status['uptime_seconds']:.0f} s (since {started})",
+            f"  rss      {status['rss_bytes'] / 2**20:.0f} MiB "
+            f"({status['rss_with_children_bytes'] / 2**20:.0f} MiB with function processes)",
+            f"  log      {status['log']}",
+        ]
+    lines.append(f"  healthy  {status['healthy']} (version {status.get('version') or '?'})")
+    services = status.get("services") or {}
+    # Services outside SERVICES are listed as "disabled"; only the others matter here.
+    lines += [
+        f"    {name:<16} {state}" for name, state in sorted(services.items()) if state != "disabled"
+    ]
+    deployed = status.get("deployed") or {}
+    if deployed:
+        lines.append("  deployed (lambdamesh deploy)")
+        lines += [
+            f"    {name:<16} {record.get('api_url') or '(no API)'}"
+            for name, record in sorted(deployed.items())
+        ]
+    return lines
+
+
+def _deployed_services(args: argparse.Namespace, status: dict[str, Any]) -> dict[str, Any]:
+    """What ``lambdamesh deploy`` recorded for this emulator: API URLs and function names."""
+    if args.endpoint:
+        target = Target.localstack(args.endpoint)
+        return load_services(deploy_command.records_dir(ProjectPaths.discover(), target))
+    return load_services(Path(status["run_dir"]))
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    """Print the emulator's status, as lines or as one JSON object; returns the exit code."""
+    status = (
+        ExternalLocalStack(args.endpoint).status()
+        if args.endpoint
+        else EmbeddedLocalStack(args.port).status()
+    )
+    status["deployed"] = _deployed_services(args, status)
+    if args.json:
+        say(json.dumps(status, sort_keys=True))
+    else:
+        for line in _format_status(status):
+            say(line)
+    return EXIT_OK
+
+
+COMMANDS: list[Command] = [
+    Command(
+        name="install",
+        summary="create the embedded LocalStack's own virtualenv (once)",
+        description=(
+            "Create .lambdamesh/emulator/venv (Python 3.13, localstack-core and the\n"
+            "lambdamesh LocalStack plugins) and the Lambda runtime library. Does nothing\n"
+            "when infra/emulator/requirements.txt and the plugins' pyproject.toml are\n"
+            "unchanged since the last install.\n\n"
+            "examples:\n"
+            "  lambdamesh install\n"
+            "  lambdamesh install --force"
+        ),
+        configure=_configure_install,
+        run=_run_install,
+    ),
+    Command(
+        name="up",
+        summary="start the embedded LocalStack (or check LAMBDAMESH_ENDPOINT's)",
+        description=(
+            "Start LocalStack without Docker in the background, listening on loopback\n"
+            "only, with state and logs under .lambdamesh/run/<port>/, and wait until it\n"
+            "is healthy. Finds and reports an emulator already running on the port.\n"
+            f"With --endpoint (or ${ENDPOINT_ENV}) only checks that LocalStack's health.\n\n"
+            "examples:\n"
+            "  lambdamesh up\n"
+            "  lambdamesh up --port 4567\n"
+            f"  {ENDPOINT_ENV}=http://127.0.0.1:4566 lambdamesh up   # LocalStack in Docker"
+        ),
+        configure=_configure_up,
+        run=_run_up,
+    ),
+    Command(
+        name="down",
+        summary="stop the embedded LocalStack and every function process",
+        description=(
+            "Stop the embedded LocalStack on --port: SIGTERM to its process group, SIGKILL\n"
+            "after 10 s, and no function process left behind. An external LocalStack\n"
+            "(--endpoint) is never stopped.\n\n"
+            "examples:\n"
+            "  lambdamesh down\n"
+            "  lambdamesh down --port 4567"
+        ),
+        configure=_configure_down,
+        run=_run_down,
+    ),
+    Command(
+        name="status",
+        summary="show endpoint, pid, uptime, memory and services' health",
+        description=(
+            "Show whether the emulator runs, where, since when, how much memory it uses\n"
+            "and the state of every service.\n\n"
+            "examples:\n"
+            "  lambdamesh status\n"
+            "  lambdamesh status --json | jq .running"
+        ),
+        configure=_configure_status,
+        run=_run_status,
+    ),
+]
+"""``install``, ``up``, ``down`` and ``status``, in that order."""

@@ -22,6 +22,7 @@ from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, ExternalLocalStack
 from lambdamesh.emulator.settings import DEFAULT_HOST
+from lambdamesh_toolkit.aws import clients
 
 ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
 E2E_DIR = Path(__file__).parent / "e2e"
@@ -32,6 +33,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def fresh_aws_clients() -> Iterator[None]:
+    """Each test builds its own shared AWS clients: a client keeps the environment (region,
+    credentials, endpoint) of the test that built it."""
+    clients.reset_shared_clients()
+    yield
+    clients.reset_shared_clients()
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:

@@ -22,8 +22,8 @@ from chalicelib.wiring import (
     build_storekeeper,
 )
 from lambdamesh_toolkit.config import load_settings
-from lambdamesh_toolkit.consumer import EventConsumer
 from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events.consuming import EventConsumer
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 
 app = Chalice(app_name="lambdamesh-inventory")

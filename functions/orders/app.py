@@ -26,9 +26,9 @@ from chalicelib.outcomes import OUTCOME_TYPES, OrderSaga
 from chalicelib.settings import OrdersSettings, SagaSettings
 from chalicelib.wiring import build_order_desk, build_saga
 from lambdamesh_toolkit.config import load_settings
-from lambdamesh_toolkit.consumer import EventConsumer
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
+from lambdamesh_toolkit.events.consuming import EventConsumer
 from lambdamesh_toolkit.http_api import HttpApi, json_response
 from lambdamesh_toolkit.logging import get_logger
 

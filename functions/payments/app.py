@@ -15,7 +15,7 @@ from chalice.app import Chalice, SQSEvent
 from chalicelib.settings import PaymentsSettings
 from chalicelib.wiring import build_order_events_consumer, build_payment_desk
 from lambdamesh_toolkit.config import load_settings
-from lambdamesh_toolkit.consumer import EventConsumer
+from lambdamesh_toolkit.events.consuming import EventConsumer
 from lambdamesh_toolkit.logging import get_logger
 
 app = Chalice(app_name="lambdamesh-payments")

@@ -29,7 +29,8 @@ from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, EmulatorError, ExternalLocalStack
 from lambdamesh_toolkit.contracts.events import OrderConfirmed, UserCreated
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events import Publisher, new_event
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import Publisher
 
 NAME = "demo"
 SUMMARY = "start the emulator, deploy every service and trace an order journey"

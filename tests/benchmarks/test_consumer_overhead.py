@@ -26,16 +26,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdamesh_toolkit.consumer import (
-    EVENT_TABLE_KEY,
-    EventConsumer,
-    InMemoryFailureStore,
-    InMemoryIdempotencyStore,
-)
 from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import OrderLine
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events.bookkeeping import EVENT_TABLE_KEY
+from lambdamesh_toolkit.events.consuming import EventConsumer
+from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.logging import get_logger
+from tests.support.event_bookkeeping import InMemoryFailureStore, InMemoryIdempotencyStore
 
 RECORDS = 10_000
 MOTO_RECORDS = 1_000

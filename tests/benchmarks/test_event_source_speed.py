@@ -27,7 +27,7 @@ import psutil
 import pytest
 
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
-from tests.sqs_support import queue_arn
+from tests.support.sqs import queue_arn
 
 HOP_SAMPLES = int(os.environ.get("LAMBDAMESH_BENCH_HOP_SAMPLES", "30"))
 HOP_SPACING_S = float(os.environ.get("LAMBDAMESH_BENCH_HOP_SPACING_S", "2"))

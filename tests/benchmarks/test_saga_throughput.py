@@ -51,7 +51,7 @@ import urllib3
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem, deploy_system
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
-from tests.sqs_support import subscribe_raw
+from tests.support.sqs import subscribe_raw
 
 ORDERS = int(os.environ.get("LAMBDAMESH_BENCH_ORDERS", "500"))
 THREADS = 8

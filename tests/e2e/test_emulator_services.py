@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
-from tests.sqs_support import queue_arn, subscribe_raw
+from tests.support.sqs import queue_arn, subscribe_raw
 
 REGION = "us-east-1"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
-from tests.sqs_support import queue_arn
+from tests.support.sqs import queue_arn
 
 HOLDING_RECORDER = """
     import json

@@ -30,7 +30,7 @@ from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem
 from tests.e2e.lambda_support import wait_until
 from tests.e2e.test_sync_journey import call, catalog_product, new_user, order_body, set_environment
-from tests.sqs_support import queue_arn
+from tests.support.sqs import queue_arn
 
 ESPRESSO = "p-espresso-beans"
 GRINDER = "p-burr-grinder"

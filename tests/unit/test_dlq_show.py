@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
@@ -13,9 +14,7 @@ from moto import mock_aws
 from lambdamesh.dlq.formatting import format_letters, format_queues
 from lambdamesh.dlq.letters import (
     DeadLetter,
-    FailureRecord,
     describe_message,
-    failure_records,
     read_dead_letters,
 )
 from lambdamesh.dlq.queues import (
@@ -26,6 +25,7 @@ from lambdamesh.dlq.queues import (
     list_dead_letter_queues,
     resolve_dead_letter_queue,
 )
+from lambdamesh_toolkit.events.bookkeeping import DynamoDbFailureStore, RecordFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -56,6 +56,18 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[SQSClient]:
         client.create_queue(QueueName="lambdamesh-users-dlq-notes")
         client.create_queue(QueueName="other-x-dlq")
         yield client
+
+
+def failure(message_id: str) -> RecordFailure:
+    """A failure as a consumer records it: the orders consumer's fifth attempt."""
+    return RecordFailure(
+        message_id,
+        "orders",
+        "lambdamesh-orders-outcomes",
+        "ValueError: boom",
+        5,
+        dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC),
+    )
 
 
 def test_short_names_stand_for_the_dead_letter_queue_of_that_queue() -> None:
@@ -102,7 +114,7 @@ def test_reading_dead_letters_leaves_them_in_the_queue_and_joins_their_failure(
     dlq = resolve_dead_letter_queue(sqs, "orders-outcomes", "lambdamesh")
     first = sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(ENVELOPE))["MessageId"]
     sqs.send_message(QueueUrl=dlq, MessageBody="not json")
-    recorded = {first: FailureRecord("ValueError: boom", "orders", attempts=5)}
+    recorded = {first: failure(first)}
     # WHEN read
     letters = read_dead_letters(sqs, dlq, 10, lambda ids: recorded)
     # THEN both are described, the first with its failure, and both are still visible
@@ -138,11 +150,16 @@ def test_failure_records_are_read_by_message_id(monkeypatch: pytest.MonkeyPatch)
             },
         )
         # WHEN two message ids are looked up
-        records = failure_records(dynamodb, "failures", ["m-1", "m-2"])
+        records = DynamoDbFailureStore("failures", client=dynamodb).get_many(["m-1", "m-2"])
     # THEN the recorded one is found, the other absent
     assert records == {
-        "m-1": FailureRecord(
-            "KeyError: 'x'", "orders", "lambdamesh-orders-outcomes", 3, "2026-11-23T12:00:00+00:00"
+        "m-1": RecordFailure(
+            "m-1",
+            "orders",
+            "lambdamesh-orders-outcomes",
+            "KeyError: 'x'",
+            3,
+            dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC),
         )
     }
 
@@ -197,7 +214,7 @@ def test_text_output_shows_depths_and_each_messages_essentials() -> None:
         None,
         None,
         "{}",
-        FailureRecord("ValueError: boom", "orders", attempts=5),
+        failure("m1"),
     )
     # WHEN formatted
     listing = format_queues([queue])
@@ -215,6 +232,6 @@ def test_text_output_shows_depths_and_each_messages_essentials() -> None:
         "payment.failed",
         "corr-1",
         "receives     6",
-        "ValueError: boom (orders, attempt 5)",
+        "ValueError: boom (orders, attempt 5, 2026-11-23T12:00:00+00:00)",
     ):
         assert expected in shown

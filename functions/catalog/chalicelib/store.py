@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.catalog import Product
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class DynamoProductRepository:
                 ConditionExpression="attribute_not_exists(id)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True

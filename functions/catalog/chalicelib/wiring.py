@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.aws import clients
 
 from .domain import Catalog
 from .store import DynamoProductRepository
@@ -17,4 +17,8 @@ if TYPE_CHECKING:
 
 def build_catalog(settings: CatalogSettings, *, dynamodb: DynamoDBClient | None = None) -> Catalog:
     """The catalog wired to its table."""
-    return Catalog(DynamoProductRepository(dynamodb or dynamodb_client(), settings.products_table))
+    return Catalog(
+        DynamoProductRepository(
+            dynamodb or clients.dynamodb(clients.REQUEST), settings.products_table
+        )
+    )

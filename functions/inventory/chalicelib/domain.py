@@ -29,12 +29,8 @@ from lambdamesh_toolkit.contracts.events import (
     OrderPlaced,
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
-from lambdamesh_toolkit.events import (
-    EventPublisher,
-    new_event,
-    publish_stored,
-    republish_if_caused_by,
-)
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import EventPublisher, Outbox
 
 from .seed_data import SEED_STOCK
 
@@ -188,7 +184,7 @@ class Storekeeper:
         new_id: Callable[[], str] = new_reservation_id,
     ) -> None:
         self._repository = repository
-        self._publisher = publisher
+        self._outbox = Outbox(publisher)
         self._new_id = new_id
 
     def on_order_placed(self, event: EventEnvelope, order: OrderPlaced) -> EventEnvelope | None:
@@ -199,7 +195,7 @@ class Storekeeper:
         """
         existing = self._repository.get(order.order_id)
         if existing is not None:
-            return republish_if_caused_by(self._publisher, existing.outcome_event, event)
+            return self._outbox.republish_if_caused_by(existing.outcome_event, event)
         reservation_id = self._new_id()
         reserved = Reservation(
             order_id=order.order_id,
@@ -215,14 +211,14 @@ class Storekeeper:
         )
         result = self._repository.reserve(reserved)
         if result is ReserveResult.RESERVED:
-            return publish_stored(self._publisher, reserved.outcome_event)
+            return self._outbox.publish_stored(reserved.outcome_event)
         if isinstance(result, Shortage):
             rejected = self._rejection(event, reserved, result)
             if self._repository.add(rejected):
-                return publish_stored(self._publisher, rejected.outcome_event)
+                return self._outbox.publish_stored(rejected.outcome_event)
         # Another delivery recorded the order meanwhile: that record stands.
-        return republish_if_caused_by(
-            self._publisher, self._require(order.order_id).outcome_event, event
+        return self._outbox.republish_if_caused_by(
+            self._require(order.order_id).outcome_event, event
         )
 
     def release(self, event: EventEnvelope, order_id: str) -> EventEnvelope | None:
@@ -253,10 +249,10 @@ class Storekeeper:
                 ),
             )
             if self._repository.release(released):
-                return publish_stored(self._publisher, released.release_event)
+                return self._outbox.publish_stored(released.release_event)
             existing = self._require(order_id)
         if existing.status is ReservationStatus.RELEASED:
-            return republish_if_caused_by(self._publisher, existing.release_event, event)
+            return self._outbox.republish_if_caused_by(existing.release_event, event)
         return None
 
     def seed(self, levels: Iterable[tuple[str, int]] = SEED_STOCK) -> SeedReport:

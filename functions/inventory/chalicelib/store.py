@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import (
+    CancellationReason,
+    cancellation_reasons,
+    condition_failed,
+)
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 
 from .domain import Reservation, ReservationStatus, ReserveResult, Shortage, StockLine
@@ -83,10 +88,9 @@ class DynamoInventoryRepository:
         try:
             self._client.transact_write_items(TransactItems=[record, *takes])
         except ClientError as error:
-            reasons = _cancellation_reasons(error)
-            if reasons is None:
+            if not condition_failed(error):
                 raise
-            return _refusal(reasons, reservation.lines)
+            return _refusal(cancellation_reasons(error) or [], reservation.lines)
         return ReserveResult.RESERVED
 
     def add(self, reservation: Reservation) -> bool:
@@ -98,7 +102,7 @@ class DynamoInventoryRepository:
                 ConditionExpression="attribute_not_exists(order_id)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -128,7 +132,7 @@ class DynamoInventoryRepository:
         try:
             self._client.transact_write_items(TransactItems=[record, *gives])
         except ClientError as error:
-            if _cancellation_reasons(error) is None:
+            if not condition_failed(error):
                 raise
             return False
         return True
@@ -142,32 +146,21 @@ class DynamoInventoryRepository:
                 ConditionExpression="attribute_not_exists(product_id)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
 
 
-def _cancellation_reasons(error: ClientError) -> list[dict[str, Any]] | None:
-    """A transaction's per-item reasons if a condition cancelled it, else ``None``."""
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return None
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    if not any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
-        return None
-    return reasons
-
-
 def _refusal(
-    reasons: list[dict[str, Any]], lines: tuple[StockLine, ...]
+    reasons: list[CancellationReason], lines: tuple[StockLine, ...]
 ) -> ReserveResult | Shortage:
     """What a cancelled reservation means; ``reasons`` align with ``[record, *lines]``."""
-    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+    if reasons and reasons[0].condition_failed:
         return ReserveResult.ALREADY_RECORDED
     for line, reason in zip(lines, reasons[1:], strict=False):
-        if reason.get("Code") == "ConditionalCheckFailed":
-            old = reason.get("Item")
-            available = None if not old else int(old["stock"]["N"])
+        if reason.condition_failed:
+            available = None if not reason.item else int(reason.item["stock"]["N"])
             return Shortage(line.product_id, line.quantity, available)
     raise RuntimeError(f"reservation cancelled without a failed condition: {reasons}")
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
-from lambdamesh_toolkit.consumer import EventConsumer, log_published, typed_handler
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
     OrderPlaced,
     PaymentFailed,
 )
-from lambdamesh_toolkit.events import Publisher
+from lambdamesh_toolkit.events.consuming import EventConsumer, log_published, typed_handler
+from lambdamesh_toolkit.events.publishing import Publisher
 
 from .domain import SERVICE, Storekeeper
 from .store import DynamoInventoryRepository
@@ -35,9 +35,11 @@ def build_storekeeper(
     """The storekeeper wired to its tables and the inventory topic."""
     return Storekeeper(
         DynamoInventoryRepository(
-            dynamodb or dynamodb_client(), settings.stock_table, settings.reservations_table
+            dynamodb or clients.dynamodb(clients.CONSUMER),
+            settings.stock_table,
+            settings.reservations_table,
         ),
-        Publisher(settings.inventory_topic_arn, sns_client=sns),
+        Publisher(settings.inventory_topic_arn, sns_client=sns, profile=clients.CONSUMER),
     )
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
+
 from .domain import MailRecord, MailStatus
 from .mail import Contact
 
@@ -82,7 +84,7 @@ class DynamoMailLog:
                 ConditionExpression="attribute_not_exists(event_id)",
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
         else:
             return None
@@ -109,7 +111,7 @@ class DynamoMailLog:
                 },
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -153,7 +155,3 @@ def _record_from_item(item: Mapping[str, Any]) -> MailRecord:
         claimed_at=int(item["claimed_at"]["N"]),
         message_id=None if message_id is None else message_id["S"],
     )
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
-from lambdamesh_toolkit.consumer import EventConsumer, typed_handler
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
     OrderConfirmed,
     UserCreated,
 )
+from lambdamesh_toolkit.events.consuming import EventConsumer, typed_handler
 
 from .domain import Notifier
 from .ses import SesMailer
@@ -29,22 +29,9 @@ if TYPE_CHECKING:
 SERVICE = "notifications"
 
 
-def ses_client() -> SESClient:
-    """An SES client with short timeouts."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "ses",
-        config=Config(
-            connect_timeout=1, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3}
-        ),
-    )
-
-
 def build_mailer(settings: NotificationsSettings, *, ses: SESClient | None = None) -> SesMailer:
     """The SES mailer, sending from ``MAIL_FROM``."""
-    return SesMailer(ses or ses_client(), settings.mail_from)
+    return SesMailer(ses or clients.ses(clients.CONSUMER), settings.mail_from)
 
 
 def build_notifier(
@@ -54,7 +41,7 @@ def build_notifier(
     ses: SESClient | None = None,
 ) -> Notifier:
     """The notifier wired to its tables and SES."""
-    client = dynamodb or dynamodb_client()
+    client = dynamodb or clients.dynamodb(clients.CONSUMER)
     return Notifier(
         DynamoContactBook(client, settings.contacts_table),
         DynamoMailLog(client, settings.sent_mail_table),

@@ -24,7 +24,8 @@ from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderStatus
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, NotFound, Unprocessable
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import Outbox, UnpublishedEventsError
 
 from .idempotency import (
     IDEMPOTENCY_HEADER,
@@ -141,7 +142,7 @@ class OrderDesk:
         self._users = users
         self._catalog = catalog
         self._repository = repository
-        self._publisher = publisher
+        self._outbox = Outbox(publisher)
         self._clock = clock
         self._new_id = new_id
 
@@ -212,8 +213,13 @@ class OrderDesk:
 
     def _publish_placement(self, placed: EventEnvelope, order_id: str) -> None:
         try:
-            self._publisher.publish(placed, group_id=order_id)
-        except Exception as error:
+            self._outbox.publish(
+                [placed],
+                group_id=order_id,
+                then=lambda: self._repository.mark_placement_published(order_id),
+            )
+        except UnpublishedEventsError as unpublished:
+            error = unpublished.__cause__ or unpublished
             # Whatever went wrong (SNS down, throttled, refused), the event has no confirm;
             # it is stored unpublished, and the client's retry with its key publishes it.
             raise DependencyUnavailable(
@@ -225,7 +231,6 @@ class OrderDesk:
                     " Idempotency-Key publishes it"
                 ),
             ) from error
-        self._repository.mark_placement_published(order_id)
 
     def _settle_held_claim(
         self, held: IdempotencyClaim, body_fingerprint: str, now_s: int

@@ -31,7 +31,8 @@ from lambdamesh_toolkit.contracts.events import (
     PaymentFailed,
     PaymentProcessed,
 )
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import Outbox
 
 from .publishing import SOURCE, EventPublisher
 from .saga import Decision, Outcome, SagaState, decide
@@ -97,7 +98,7 @@ class OrderSaga:
 
     def __init__(self, repository: SagaRepository, publisher: EventPublisher) -> None:
         self._repository = repository
-        self._publisher = publisher
+        self._outbox = Outbox(publisher)
 
     def apply(self, envelope: EventEnvelope, data: BaseModel) -> SagaState:
         """Apply one outcome event to its order; publish what that decides.
@@ -158,11 +159,12 @@ class OrderSaga:
 
     def _flush(self, record: SagaRecord) -> None:
         """Publish the outbox, then empty it."""
-        if not record.outbox:
-            return
-        for envelope in record.outbox:
-            self._publisher.publish(envelope, group_id=record.state.order_id)
-        self._repository.clear_outbox(record.state.order_id, record.state.version)
+        state = record.state
+        self._outbox.publish(
+            record.outbox,
+            group_id=state.order_id,
+            then=lambda: self._repository.clear_outbox(state.order_id, state.version),
+        )
 
 
 def _as_outcome(data: BaseModel) -> Outcome:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lambdamesh_toolkit.events import EventPublisher
+from lambdamesh_toolkit.events.publishing import EventPublisher
 
 __all__ = ["EVENTS_DEPENDENCY", "SOURCE", "EventPublisher"]
 

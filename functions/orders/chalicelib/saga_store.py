@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.contracts.orders import OrderStatus
 
@@ -91,7 +92,7 @@ class DynamoSagaRepository:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -114,7 +115,7 @@ class DynamoSagaRepository:
                 },
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
 
 
@@ -135,7 +136,3 @@ def _record_from_item(item: Mapping[str, Any]) -> SagaRecord:
         for entry in item.get("outbox", {}).get("L", [])
     )
     return SagaRecord(state=state, outbox=outbox)
-
-
-def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

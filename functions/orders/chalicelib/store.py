@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.contracts.orders import Order, OrderStatus
 
@@ -112,7 +113,7 @@ class DynamoOrderRepository:
                     ExpressionAttributeNames={"#key": "key"},
                 )
             except ClientError as error:
-                if not _condition_failed(error):
+                if not condition_failed(error):
                     raise
             else:
                 return None
@@ -139,7 +140,7 @@ class DynamoOrderRepository:
                 },
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -155,7 +156,7 @@ class DynamoOrderRepository:
                 ExpressionAttributeValues=_ours_values(claim),
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
 
     def complete(self, claim: IdempotencyClaim, order: Order, placed: EventEnvelope) -> bool:
@@ -189,7 +190,7 @@ class DynamoOrderRepository:
                 ]
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -256,14 +257,3 @@ def _claim_from_item(item: Mapping[str, Any]) -> IdempotencyClaim:
         lease_expires_at=int(item["lease_expires_at"]["N"]),
         expires_at=int(item["expires_at"]["N"]),
     )
-
-
-def _condition_failed(error: ClientError) -> bool:
-    """Whether a write was refused because its condition did not hold."""
-    code = error.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code != "TransactionCanceledException":
-        return False
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
-from lambdamesh_toolkit.events import Publisher
+from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
 
@@ -63,7 +63,9 @@ def build_order_desk(
         users=UsersHttpDirectory(users_http, USERS_DEPENDENCY),
         catalog=CatalogRpcLookup(catalog_rpc),
         repository=DynamoOrderRepository(
-            dynamodb or dynamodb_client(), settings.orders_table, settings.idempotency_table
+            dynamodb or clients.dynamodb(clients.REQUEST),
+            settings.orders_table,
+            settings.idempotency_table,
         ),
         publisher=publisher or Publisher(settings.orders_topic_arn),
     )
@@ -77,6 +79,6 @@ def build_saga(
 ) -> OrderSaga:
     """The order saga wired to the orders table and the orders topic."""
     return OrderSaga(
-        DynamoSagaRepository(dynamodb or dynamodb_client(), settings.orders_table),
-        publisher or Publisher(settings.orders_topic_arn),
+        DynamoSagaRepository(dynamodb or clients.dynamodb(clients.CONSUMER), settings.orders_table),
+        publisher or Publisher(settings.orders_topic_arn, profile=clients.CONSUMER),
     )

@@ -28,12 +28,8 @@ from lambdamesh_toolkit.contracts.events import (
     PaymentProcessed,
     PaymentRefunded,
 )
-from lambdamesh_toolkit.events import (
-    EventPublisher,
-    new_event,
-    publish_stored,
-    republish_if_caused_by,
-)
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import EventPublisher, Outbox
 
 from .provider import ChargeResult
 
@@ -131,7 +127,7 @@ class PaymentDesk:
     ) -> None:
         self._provider = provider
         self._repository = repository
-        self._publisher = publisher
+        self._outbox = Outbox(publisher)
         self._clock = clock
 
     def on_order_placed(self, event: EventEnvelope, order: OrderPlaced) -> EventEnvelope | None:
@@ -144,10 +140,10 @@ class PaymentDesk:
         if payment is None:
             payment = self._charge(event, order)
             if self._repository.add(payment):
-                return publish_stored(self._publisher, payment.outcome_event)
+                return self._outbox.publish_stored(payment.outcome_event)
             # Another delivery recorded the order's payment meanwhile: that one stands.
             payment = self._require(order.order_id)
-        return republish_if_caused_by(self._publisher, payment.outcome_event, event)
+        return self._outbox.republish_if_caused_by(payment.outcome_event, event)
 
     def on_order_cancelled(
         self, event: EventEnvelope, cancellation: OrderCancelled
@@ -173,7 +169,7 @@ class PaymentDesk:
         if payment.status is PaymentStatus.PROCESSED:
             return self._refund(event, payment)
         if payment.status is PaymentStatus.REFUNDED:
-            return republish_if_caused_by(self._publisher, payment.refund_event, event)
+            return self._outbox.republish_if_caused_by(payment.refund_event, event)
         return None
 
     def _charge(self, event: EventEnvelope, order: OrderPlaced) -> Payment:
@@ -235,9 +231,9 @@ class PaymentDesk:
             updated_at=self._clock(),
         )
         if self._repository.refund(refunded):
-            return publish_stored(self._publisher, announcement)
+            return self._outbox.publish_stored(announcement)
         current = self._require(payment.order_id)
-        return republish_if_caused_by(self._publisher, current.refund_event, event)
+        return self._outbox.republish_if_caused_by(current.refund_event, event)
 
     def _require(self, order_id: str) -> Payment:
         payment = self._repository.get(order_id)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 
 from .domain import Payment, PaymentStatus
@@ -56,7 +57,7 @@ class DynamoPaymentRepository:
                 ConditionExpression="attribute_not_exists(order_id)",
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -72,7 +73,7 @@ class DynamoPaymentRepository:
                 ExpressionAttributeValues={":processed": {"S": PaymentStatus.PROCESSED}},
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -123,8 +124,3 @@ def _payment_from_item(item: Mapping[str, Any]) -> Payment:
         refund_event=envelope("refund_event"),
         updated_at=None if updated_at is None else datetime.fromisoformat(updated_at),
     )
-
-
-def _condition_failed(error: ClientError) -> bool:
-    """Whether a write was refused because its condition did not hold."""
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

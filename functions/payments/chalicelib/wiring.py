@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
-from lambdamesh_toolkit.consumer import EventConsumer, log_published, typed_handler
-from lambdamesh_toolkit.contracts.events import (
-    OrderCancelled,
-    OrderPlaced,
-)
-from lambdamesh_toolkit.events import Publisher
+from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.contracts.events import OrderCancelled, OrderPlaced
+from lambdamesh_toolkit.events.consuming import EventConsumer, log_published, typed_handler
+from lambdamesh_toolkit.events.publishing import Publisher
 
 from .domain import SERVICE, PaymentDesk, PaymentProvider
 from .provider import SimulatedProvider
@@ -38,8 +35,10 @@ def build_payment_desk(
         or SimulatedProvider(
             decline_above_cents=settings.decline_above_cents, failure_rate=settings.failure_rate
         ),
-        DynamoPaymentRepository(dynamodb or dynamodb_client(), settings.payments_table),
-        Publisher(settings.payments_topic_arn, sns_client=sns),
+        DynamoPaymentRepository(
+            dynamodb or clients.dynamodb(clients.CONSUMER), settings.payments_table
+        ),
+        Publisher(settings.payments_topic_arn, sns_client=sns, profile=clients.CONSUMER),
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.reviews import Review
 
 from .domain import DuplicateReviewError
@@ -53,7 +54,7 @@ class DynamoReviewRepository:
                 ConditionExpression="attribute_not_exists(product_id)",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 raise DuplicateReviewError(author_key) from error
             raise
 

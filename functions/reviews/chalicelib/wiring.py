@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
 from lambdamesh_toolkit.rpc import RpcClient
 
@@ -43,5 +43,7 @@ def build_review_book(
         )
     return ReviewBook(
         catalog=CatalogRpcLookup(catalog_rpc),
-        repository=DynamoReviewRepository(dynamodb or dynamodb_client(), settings.reviews_table),
+        repository=DynamoReviewRepository(
+            dynamodb or clients.dynamodb(clients.REQUEST), settings.reviews_table
+        ),
     )

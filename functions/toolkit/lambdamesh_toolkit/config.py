@@ -1,17 +1,28 @@
 """Typed settings read from the environment once, at cold start.
 
 A service declares its settings as a subclass of :class:`EnvSettings` whose
-field aliases are the environment variable names, and loads it at module level
+field aliases are the environment variable names, and loads it once per container
 with :func:`load_settings`. A missing or malformed variable fails the cold start
 with a message naming the variable, instead of a ``KeyError`` deep inside the
-first request::
+first request. Given an explicit mapping instead of ``os.environ``:
 
-    class OrdersSettings(EnvSettings):
-        orders_table: str = Field(alias="ORDERS_TABLE")
-        users_api_url: str = Field(alias="USERS_API_URL")
-        users_api_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
+>>> from pydantic import Field
+>>> class OrdersSettings(EnvSettings):
+...     orders_table: str = Field(alias="ORDERS_TABLE")
+...     read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
+>>> load_settings(OrdersSettings, {"ORDERS_TABLE": "orders"})
+OrdersSettings(orders_table='orders', read_timeout_s=3.0)
+>>> try:
+...     load_settings(OrdersSettings, {"USERS_API_READ_TIMEOUT_S": "0"})
+... except ConfigurationError as error:
+...     for part in str(error).split("; "):
+...         print(part)
+OrdersSettings: missing environment variable(s): ORDERS_TABLE
+invalid environment variable(s): USERS_API_READ_TIMEOUT_S (Input should be greater than 0)
 
-    SETTINGS = load_settings(OrdersSettings)
+``functions/orders/chalicelib/settings.py`` declares the orders service's settings this
+way, and ``functions/orders/app.py`` loads them on first use with
+``load_settings(OrdersSettings)``.
 
 pydantic (already in every function) does the parsing and validation, which
 is why ``pydantic-settings`` is not added to each Lambda package.

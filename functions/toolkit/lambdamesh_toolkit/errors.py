@@ -2,9 +2,22 @@
 
 A handler raises one of these; the edge (``http_api`` for API Gateway, ``rpc``
 for Lambda invocation) turns it into the wire form, and the clients turn the
-wire form back into the same class. The wire body is always::
+wire form back into the same class. The wire body is the ``error`` object of
+:meth:`ServiceError.to_body`: a code, a message and the field at fault (``None``
+when the error is about the whole request):
 
-    {"error": {"code": "...", "message": "...", "field": "..." | null}}
+>>> NotFound("order", "o-1").to_body()
+{'error': {'code': 'not_found', 'message': "order 'o-1' not found", 'field': None}}
+>>> InvalidRequest("items[0].quantity", "must be positive").to_body()["error"]["field"]
+'items[0].quantity'
+
+``DependencyUnavailable`` adds ``retry_after_s`` when it is known, and the
+clients rebuild the class from the wire with :func:`error_from_wire`:
+
+>>> DependencyUnavailable("users-api", 2.5).to_body()["error"]["retry_after_s"]
+2.5
+>>> error_from_wire("conflict", "email taken", "email", dependency="users-api")
+Conflict(code='conflict', message='email taken', field='email')
 """
 
 from __future__ import annotations

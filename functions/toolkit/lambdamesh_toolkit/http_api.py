@@ -1,15 +1,10 @@
 """Helpers that keep Chalice route handlers thin.
 
 A handler does three things: parse the body into a contract, call the
-domain, return a contract. This module does the rest::
-
-    api = HttpApi(app, logger)
-
-    @app.route("/users", methods=["POST"])
-    @api.endpoint(status=201)
-    def create_user() -> User:
-        command = api.parse_body(CreateUser)
-        return users.create(command)
+domain, return a contract. ``functions/users/app.py`` is the example: it builds
+``api = HttpApi(app, logger)`` once, and its ``create_user`` route, decorated with
+``@api.endpoint(status=201)`` under ``@app.route``, parses ``api.parse_body(CreateUser)``
+and returns the registered ``User``. This module does the rest:
 
 * the correlation id is read from ``X-Correlation-Id`` (or started) and bound
   to the logger, with the Lambda request id, before the handler runs;

@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeIs
 
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.errors import DependencyUnavailable
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BREAKER_TABLE_KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": "id", "KeyType": "HASH"}]
 BREAKER_TABLE_ATTRIBUTES: list[dict[str, str]] = [{"AttributeName": "id", "AttributeType": "S"}]
 BREAKER_TABLE_TTL_ATTRIBUTE = "expiration"
+#: The state read sits in front of every call: it must answer faster than the call itself.
+BREAKER_STATE_PROFILE = clients.REQUEST.but(
+    connect_timeout_s=0.5, read_timeout_s=1.0, max_attempts=2
+)
 
 
 class AttemptFailed(Exception):  # noqa: N818 - describes an event, not a bug
@@ -265,17 +270,7 @@ def dynamodb_breaker_store(
     )
 
     if dynamodb_client is None:
-        import boto3
-        from botocore.config import Config
-
-        dynamodb_client = boto3.client(
-            "dynamodb",
-            config=Config(
-                connect_timeout=0.5,
-                read_timeout=1.0,
-                retries={"total_max_attempts": 2, "mode": "standard"},
-            ),
-        )
+        dynamodb_client = clients.dynamodb(BREAKER_STATE_PROFILE)
         store = CircuitBreakerDynamoDBPersistence(
             table_name=table_name, boto3_client=dynamodb_client
         )

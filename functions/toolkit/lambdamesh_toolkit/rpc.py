@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.rpc import RpcError, RpcRequest, RpcResponse
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
 from lambdamesh_toolkit.errors import (
@@ -240,18 +241,13 @@ class RpcClient:
 
     def _client(self) -> LambdaClient:
         if self._lambda_client is None:
-            # Imported here: boto3 is the biggest import a function can make
-            # (~0.3-0.5 s); it is paid on the first call, not on every cold start.
-            import boto3
-            from botocore.config import Config
-
-            self._lambda_client = boto3.client(
-                "lambda",
-                config=Config(
-                    connect_timeout=self.connect_timeout_s,
-                    read_timeout=self.timeout_s,
-                    retries={"total_max_attempts": 1, "mode": "standard"},
-                ),
+            # The call's own timeouts; botocore's retries off: the retry policy decides.
+            self._lambda_client = clients.lambda_(
+                clients.REQUEST.but(
+                    connect_timeout_s=self.connect_timeout_s,
+                    read_timeout_s=self.timeout_s,
+                    max_attempts=1,
+                )
             )
         return self._lambda_client
 
@@ -275,19 +271,10 @@ class _Method[RequestT: BaseModel]:
 class RpcServer:
     """The server side: a registry of methods behind one Lambda handler.
 
-    Example
-    -------
-    ::
-
-        rpc = RpcServer("catalog", logger=logger)
-
-        @rpc.method("GetProduct", GetProductRequest)
-        def get_product(request: GetProductRequest) -> GetProductResponse:
-            return GetProductResponse(product=catalog.get(request.product_id))
-
-        @app.lambda_function(name="rpc")
-        def rpc_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-            return rpc.handle(event, context)
+    ``functions/catalog/app.py`` serves RPC this way: it builds
+    ``rpc = RpcServer("catalog", logger=logger)``, registers ``get_product_rpc`` with
+    ``@rpc.method("GetProduct", GetProductRequest)``, and its ``@app.lambda_function``
+    ``rpc_handler`` answers every invocation with ``rpc.handle(event, context)``.
 
     Parameters
     ----------

@@ -14,7 +14,8 @@ from typing import Protocol
 from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
-from lambdamesh_toolkit.events import EventPublisher, new_event
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import EventPublisher, Outbox, UnpublishedEventsError
 
 SOURCE = "users"
 """The ``source`` of the events users publish."""
@@ -44,8 +45,15 @@ class AnnouncementFailedError(Exception):
 class UserRepository(Protocol):
     """Where users live."""
 
-    def add(self, user: User) -> None:
-        """Store a new user; raise :class:`EmailAlreadyRegisteredError` if the email is taken."""
+    def add(self, user: User, announcement: EventEnvelope) -> None:
+        """Store a new user with its unpublished ``user.created``, atomically.
+
+        Raises :class:`EmailAlreadyRegisteredError` if the email is taken.
+        """
+        ...
+
+    def mark_announced(self, user_id: str) -> None:
+        """Forget the stored ``user.created`` of a user: it was published."""
         ...
 
     def get(self, user_id: str) -> User | None:
@@ -94,12 +102,12 @@ class UserRegistry:
         new_id: Callable[[], str] = new_user_id,
     ) -> None:
         self._repository = repository
-        self._events = events
+        self._outbox = Outbox(events)
         self._clock = clock
         self._new_id = new_id
 
     def register(self, request: CreateUser) -> User:
-        """Create a user, then publish ``user.created``.
+        """Create a user with its ``user.created`` (one write), then publish it.
 
         Raises
         ------
@@ -116,23 +124,21 @@ class UserRegistry:
             name=request.name.strip(),
             created_at=self._clock(),
         )
+        data = UserCreated(user_id=user.id, email=user.email, name=user.name)
+        event = new_event(UserCreated.event_type, data, source=SOURCE)
         try:
-            self._repository.add(user)
+            self._repository.add(user, event)
         except EmailAlreadyRegisteredError:
             raise Conflict(
                 f"a user with email {user.email} is already registered", field="email"
             ) from None
-        self._announce(user)
-        return user
-
-    def _announce(self, user: User) -> None:
-        data = UserCreated(user_id=user.id, email=user.email, name=user.name)
-        event = new_event(UserCreated.event_type, data, source=SOURCE)
         try:
-            self._events.publish(event)
-        except Exception as error:
-            # Whatever failed (SNS down, throttled, refused), the user exists: say so.
-            raise AnnouncementFailedError(user, event) from error
+            self._outbox.publish([event], then=lambda: self._repository.mark_announced(user.id))
+        except UnpublishedEventsError as error:
+            # Whatever failed (SNS down, throttled, refused), the user exists and the event
+            # stays stored with it: say so.
+            raise AnnouncementFailedError(user, event) from error.__cause__
+        return user
 
     def get(self, user_id: str) -> User:
         """The user with this id.

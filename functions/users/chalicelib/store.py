@@ -2,7 +2,8 @@
 
 One table, key ``pk`` (string), two kinds of item:
 
-- ``USER#<id>``: the user (``id``, ``email``, ``name``, ``created_at`` ISO-8601);
+- ``USER#<id>``: the user (``id``, ``email``, ``name``, ``created_at`` ISO-8601) and, until
+  it is published, its ``user.created`` event as JSON (``announcement``: the outbox);
 - ``EMAIL#<email>``: the claim on an email (``user_id``), which makes emails unique.
 
 Both are written in one transaction with ``attribute_not_exists(pk)``, so two concurrent
@@ -11,10 +12,12 @@ registrations of one email cannot both succeed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.contracts.users import User
 
 from .domain import EmailAlreadyRegisteredError
@@ -41,8 +44,8 @@ class DynamoUserRepository:
         self._client = client
         self._table = table_name
 
-    def add(self, user: User) -> None:
-        """Store the user and claim its email, atomically."""
+    def add(self, user: User, announcement: EventEnvelope) -> None:
+        """Store the user with its unpublished announcement and claim its email, atomically."""
         try:
             self._client.transact_write_items(
                 TransactItems=[
@@ -55,6 +58,7 @@ class DynamoUserRepository:
                                 "email": {"S": user.email},
                                 "name": {"S": user.name},
                                 "created_at": {"S": user.created_at.isoformat()},
+                                "announcement": {"S": announcement.model_dump_json()},
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
@@ -72,9 +76,28 @@ class DynamoUserRepository:
                 ]
             )
         except ClientError as error:
-            if _cancelled_by_condition(error):
+            if condition_failed(error):
                 raise EmailAlreadyRegisteredError(user.email) from error
             raise
+
+    def mark_announced(self, user_id: str) -> None:
+        """Drop the user's stored announcement: it was published."""
+        self._client.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": USER_PREFIX + user_id}},
+            UpdateExpression="REMOVE announcement",
+        )
+
+    def unpublished_announcement(self, user_id: str) -> EventEnvelope | None:
+        """The user's ``user.created`` if it was stored and not published."""
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": USER_PREFIX + user_id}},
+            ProjectionExpression="announcement",
+            ConsistentRead=True,
+        )
+        raw = answer.get("Item", {}).get("announcement")
+        return None if raw is None else EventEnvelope.model_validate_json(raw["S"])
 
     def get(self, user_id: str) -> User | None:
         """The user with this id, or ``None``."""
@@ -92,11 +115,3 @@ class DynamoUserRepository:
                 "created_at": item["created_at"]["S"],
             }
         )
-
-
-def _cancelled_by_condition(error: ClientError) -> bool:
-    """Whether a transaction was cancelled because a condition did not hold."""
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons: list[dict[str, Any]] = error.response.get("CancellationReasons", [])  # type: ignore[assignment]
-    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws import dynamodb_client
-from lambdamesh_toolkit.events import EventPublisher, Publisher
+from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.events.publishing import EventPublisher, Publisher
 
 from .domain import UserRegistry
 from .store import DynamoUserRepository
@@ -24,6 +24,6 @@ def build_registry(
 ) -> UserRegistry:
     """The user registry wired to its table and the users topic (clients replaceable)."""
     return UserRegistry(
-        DynamoUserRepository(dynamodb or dynamodb_client(), settings.users_table),
+        DynamoUserRepository(dynamodb or clients.dynamodb(clients.REQUEST), settings.users_table),
         publisher or Publisher(settings.users_topic_arn),
     )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.settings import REGION
+from lambdamesh_toolkit.aws import clients
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,7 @@ class Target:
     @classmethod
     def aws(cls, region: str | None = None) -> Target:
         """Real AWS; the region comes from ``region``, the environment or the AWS config."""
-        resolved = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        resolved = resolved or boto3.session.Session().region_name
+        resolved = region or clients.default_region()
         if not resolved:
             raise ValueError("no AWS region: set AWS_REGION or configure a default region")
         return cls(None, resolved)
@@ -68,7 +65,7 @@ class Target:
         if self.endpoint_url is not None:
             return emulator_client(self.endpoint_url, service_name, self.region)
         # Real AWS: the caller's usual credential chain (profile, SSO, role) applies.
-        return boto3.session.Session(region_name=self.region).client(service_name)  # type: ignore[call-overload]
+        return clients.client(service_name, clients.CLI, region=self.region)
 
     def api_url(self, api_id: str, stage: str) -> str:
         """The base URL of REST API ``api_id``'s ``stage``, ending in ``/``.

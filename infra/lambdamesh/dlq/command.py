@@ -22,7 +22,7 @@ from lambdamesh.dlq.formatting import (
     queue_document,
     redrive_document,
 )
-from lambdamesh.dlq.letters import failure_records, failures_table_name, read_dead_letters
+from lambdamesh.dlq.letters import failures_table_name, read_dead_letters
 from lambdamesh.dlq.queues import (
     QueueNotFoundError,
     describe_dead_letter_queue,
@@ -31,6 +31,7 @@ from lambdamesh.dlq.queues import (
 )
 from lambdamesh.dlq.redrive import RedriveError, redrive
 from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh_toolkit.events.bookkeeping import DynamoDbFailureStore
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -160,7 +161,7 @@ def _show(target: Target, args: argparse.Namespace) -> int:
     find_failures = None
     if table is not None:
         dynamodb: DynamoDBClient = target.client("dynamodb")
-        find_failures = functools.partial(failure_records, dynamodb, table)
+        find_failures = DynamoDbFailureStore(table, client=dynamodb).get_many
     letters = read_dead_letters(sqs, queue.url, args.max, find_failures)
     if args.json:
         document: dict[str, Any] = {

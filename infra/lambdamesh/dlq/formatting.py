@@ -82,8 +82,8 @@ def _letter_lines(letter: DeadLetter) -> list[str]:
             part
             for part in (
                 error.service,
-                f"attempt {error.attempts}" if error.attempts is not None else None,
-                error.at,
+                f"attempt {error.attempts}",
+                error.at.isoformat(timespec="seconds"),
             )
             if part
         )

@@ -6,23 +6,19 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
+
+from lambdamesh_toolkit.events.bookkeeping import FAILURES_TABLE_OUTPUT, RecordFailure
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
         MessageTypeDef,
     )
-
-FAILURES_TABLE_OUTPUT = "EventFailuresTable"
-"""The messaging stack's Output naming the table consumers record failures in."""
 
 HOLD_S = 20
 """How long a peeked message stays hidden before it is released (or reappears by itself)."""
@@ -30,35 +26,7 @@ HOLD_S = 20
 RECEIVE_BATCH = 10
 """SQS's largest ``MaxNumberOfMessages``."""
 
-BATCH_GET_LIMIT = 100
-"""DynamoDB's largest ``BatchGetItem`` request."""
-
 BODY_PREVIEW_CHARS = 300
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    """What a consumer wrote when it failed a message (``EventFailuresTable``, by message id).
-
-    Attributes
-    ----------
-    reason
-        The error, as the consumer logged it.
-    service
-        The consuming service.
-    queue
-        The queue it consumed from.
-    attempts
-        The message's receive count at that failure.
-    at
-        When it failed, as recorded.
-    """
-
-    reason: str
-    service: str | None = None
-    queue: str | None = None
-    attempts: int | None = None
-    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +70,7 @@ class DeadLetter:
     group_id: str | None
     source_queue_arn: str | None
     body_preview: str
-    last_error: FailureRecord | None = None
+    last_error: RecordFailure | None = None
 
 
 def _attribute(message: MessageTypeDef, name: str) -> str | None:
@@ -128,7 +96,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def describe_message(message: MessageTypeDef, failure: FailureRecord | None = None) -> DeadLetter:
+def describe_message(message: MessageTypeDef, failure: RecordFailure | None = None) -> DeadLetter:
     """A received SQS message as a :class:`DeadLetter` (a pure function of the message).
 
     The event type and correlation id come from the message attributes SNS copied onto it
@@ -219,51 +187,11 @@ def failures_table_name(cfn: CloudFormationClient, messaging_stack: str) -> str 
     return None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
-def failure_record(item: Mapping[str, Any]) -> FailureRecord:
-    """A failures-table item (already deserialized) as a :class:`FailureRecord`."""
-    attempts = _plain(item.get("attempts"))
-    return FailureRecord(
-        reason=str(item.get("reason", "")),
-        service=_text(item.get("service")),
-        queue=_text(item.get("queue")),
-        attempts=int(attempts)
-        if isinstance(attempts, int | float | str) and attempts != ""
-        else None,
-        at=_text(_plain(item.get("at"))),
-    )
-
-
-def failure_records(
-    dynamodb: DynamoDBClient, table: str, message_ids: Iterable[str]
-) -> dict[str, FailureRecord]:
-    """The recorded failures of ``message_ids`` (message id → record; absent ids are left out)."""
-    ids = list(dict.fromkeys(message_ids))
-    deserializer = TypeDeserializer()
-    records: dict[str, FailureRecord] = {}
-    for start in range(0, len(ids), BATCH_GET_LIMIT):
-        request: dict[str, Any] = {
-            table: {"Keys": [{"id": {"S": key}} for key in ids[start : start + BATCH_GET_LIMIT]]}
-        }
-        while request:
-            response = dynamodb.batch_get_item(RequestItems=request)
-            for raw in response.get("Responses", {}).get(table, []):
-                item = {key: deserializer.deserialize(value) for key, value in raw.items()}
-                records[str(item["id"])] = failure_record(item)
-            request = dict(response.get("UnprocessedKeys") or {})
-    return records
-
-
 def read_dead_letters(
     sqs: SQSClient,
     queue_url: str,
     max_messages: int,
-    find_failures: Callable[[list[str]], Mapping[str, FailureRecord]] | None = None,
+    find_failures: Callable[[list[str]], Mapping[str, RecordFailure]] | None = None,
 ) -> list[DeadLetter]:
     """Peek at the queue and describe each message, joined to its recorded failure.
 
@@ -276,8 +204,8 @@ def read_dead_letters(
     max_messages
         Read at most this many.
     find_failures
-        Message ids → their failure records (:func:`failure_records` on a table); ``None``
-        when there is no failures table to read.
+        Message ids → their failure records (``DynamoDbFailureStore.get_many`` on the failures
+        table); ``None`` when there is no failures table to read.
     """
     messages = peek(sqs, queue_url, max_messages)
     ids = [message.get("MessageId", "") for message in messages]

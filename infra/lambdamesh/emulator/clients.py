@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-
 from lambdamesh.emulator.settings import REGION
+from lambdamesh_toolkit.aws import clients
 
 TEST_ACCESS_KEY_ID = "test"
 TEST_SECRET_ACCESS_KEY = "test"  # noqa: S105 - a placeholder the emulator accepts, no secret
@@ -30,10 +29,11 @@ def emulator_client(endpoint_url: str, service_name: str, region: str = REGION) 
     Any
         The client; annotate the variable with the boto3-stubs client type you expect.
     """
-    # A session of its own, so the caller's AWS_PROFILE or ~/.aws never leak in.
-    session = boto3.session.Session(
-        aws_access_key_id=TEST_ACCESS_KEY_ID,
-        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
-        region_name=region,
+    # Credentials of its own, so the caller's AWS_PROFILE or ~/.aws never leak in.
+    return clients.client(
+        service_name,
+        clients.CLI,
+        endpoint_url=endpoint_url,
+        region=region,
+        credentials=clients.StaticCredentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY),
     )
-    return session.client(service_name, endpoint_url=endpoint_url)  # type: ignore[call-overload]

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope
-from tests.sqs_support import subscribe_raw
+from tests.support.sqs import subscribe_raw
 from tests.unit.services.service_loader import (
     LoadedService,
     create_tables,

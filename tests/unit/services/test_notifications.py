@@ -20,7 +20,7 @@ from lambdamesh_toolkit.contracts.events import (
     UserCreated,
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events import new_event
+from lambdamesh_toolkit.events.envelope import new_event
 from tests.unit.services.conftest import ServiceFactory, sqs_event_of
 from tests.unit.services.service_loader import LoadedService, load_service
 

@@ -24,7 +24,8 @@ from lambdamesh_toolkit.contracts.events import (
     PaymentProcessed,
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events import Publisher, new_event
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import Publisher
 from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import FakeCatalogRpc, FakeUsersApi, json_body, post_json

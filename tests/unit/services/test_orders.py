@@ -16,7 +16,7 @@ from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
-from lambdamesh_toolkit.events import Publisher
+from lambdamesh_toolkit.events.publishing import Publisher
 from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import (

@@ -9,12 +9,12 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from chalice.test import Client
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.reviews import CreateReview, ProductReviews
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcClient
+from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.services.conftest import ServiceFactory
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import FakeCatalogRpc, json_body, post_json

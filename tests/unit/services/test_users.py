@@ -151,12 +151,17 @@ class MemoryEvents:
 class MemoryUsers:
     def __init__(self, email_taken_error: type[Exception]) -> None:
         self.users: dict[str, User] = {}
+        self.announcements: dict[str, EventEnvelope] = {}
         self._taken = email_taken_error
 
-    def add(self, user: User) -> None:
+    def add(self, user: User, announcement: EventEnvelope) -> None:
         if any(existing.email == user.email for existing in self.users.values()):
             raise self._taken(user.email)
         self.users[user.id] = user
+        self.announcements[user.id] = announcement
+
+    def mark_announced(self, user_id: str) -> None:
+        del self.announcements[user_id]
 
     def get(self, user_id: str) -> User | None:
         return self.users.get(user_id)
@@ -209,6 +214,7 @@ def test_registry_announces_the_registered_user(domain: Any) -> None:
     user = registry.register(CreateUser(email=" Cy@Example.org", name="Cy"))
     # THEN one user.created names the stored user, normalised email included
     [event] = events.published
+    assert registry._repository.announcements == {}
     assert (event.type, event.version, event.source) == ("user.created", 1, "users")
     assert UserCreated.model_validate(event.data) == UserCreated(
         user_id=user.id, email="cy@example.org", name="Cy"
@@ -284,3 +290,20 @@ def test_a_lost_announcement_still_registers_the_user_and_logs_the_event(
     assert line["level"] == "ERROR"
     assert line["user_id"] == user["id"]
     assert line["event_id"]
+    # AND it stays stored with the user, to be published later
+    stored = registry._repository.unpublished_announcement(user["id"])
+    assert stored is not None
+    assert stored.id == line["event_id"]
+
+
+def test_a_published_announcement_is_no_longer_stored_with_the_user(
+    users: LoadedService, client: Client, users_topic: TopicInbox
+) -> None:
+    # GIVEN a registration whose user.created was published
+    user = json_body(post_json(client, "/users", ANN))
+    assert len(users_topic.messages()) == 1
+    # WHEN the user's stored announcement is read
+    settings = load_settings(users.module("chalicelib.settings").UsersSettings)
+    registry = users.module("chalicelib.wiring").build_registry(settings)
+    # THEN the outbox is empty
+    assert registry._repository.unpublished_announcement(user["id"]) is None

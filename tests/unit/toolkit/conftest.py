@@ -22,13 +22,14 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 from moto import mock_aws
 
-from lambdamesh_toolkit import breaker_memory, resilience
+from lambdamesh_toolkit import resilience
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.resilience import (
     BREAKER_TABLE_ATTRIBUTES,
     BREAKER_TABLE_KEY_SCHEMA,
     BREAKER_TABLE_TTL_ATTRIBUTE,
 )
+from tests.support import circuit_breaker
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -65,7 +66,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         breaker_base,
         persistence_base,
         persistence_dynamodb,
-        breaker_memory,
+        circuit_breaker,
         resilience,
     ):
         monkeypatch.setattr(module, "dt", shim)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.config import ConfigurationError
 from lambdamesh_toolkit.errors import DependencyUnavailable
 from lambdamesh_toolkit.http_client import ServiceHttpClient
@@ -14,6 +13,7 @@ from lambdamesh_toolkit.resilience import (
     RetryPolicy,
     dynamodb_breaker_store,
 )
+from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.toolkit.conftest import (
     FakeClock,
     ScriptedAnswer,

@@ -15,18 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from lambdamesh_toolkit.consumer import (
-    EVENT_TABLE_KEY,
-    EVENT_TABLE_TTL_ATTRIBUTE,
-    FIFO_SKIPPED_REASON,
-    DynamoDbFailureStore,
-    DynamoDbIdempotencyStore,
-    EventConsumer,
-    InMemoryFailureStore,
-    InMemoryIdempotencyStore,
-    UnprocessedKeysError,
-    backoff_delay_s,
-)
+from lambdamesh_toolkit.aws.dynamodb import UnprocessedItemsError
 from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderPlaced,
@@ -35,9 +24,19 @@ from lambdamesh_toolkit.contracts.events import (
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events import Publisher, new_event
+from lambdamesh_toolkit.events.bookkeeping import (
+    EVENT_TABLE_KEY,
+    EVENT_TABLE_TTL_ATTRIBUTE,
+    DynamoDbFailureStore,
+    DynamoDbIdempotencyStore,
+)
+from lambdamesh_toolkit.events.consuming import FIFO_SKIPPED_REASON, EventConsumer
+from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.events.retry_backoff import backoff_delay_s
 from lambdamesh_toolkit.logging import get_logger
-from tests.sqs_support import subscribe_raw
+from tests.support.event_bookkeeping import InMemoryFailureStore, InMemoryIdempotencyStore
+from tests.support.sqs import subscribe_raw
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -653,5 +652,5 @@ def test_the_dynamodb_marks_give_up_when_keys_stay_unprocessed() -> None:
         for _ in range(store.UNPROCESSED_ATTEMPTS):
             stub.add_response("batch_get_item", {"UnprocessedKeys": {IDEMPOTENCY_TABLE: unread}})
         # WHEN the marks are read THEN the read fails, naming the table
-        with pytest.raises(UnprocessedKeysError, match=IDEMPOTENCY_TABLE):
+        with pytest.raises(UnprocessedItemsError, match=IDEMPOTENCY_TABLE):
             store.processed_among(["s#e-1"])

@@ -12,7 +12,6 @@ import pytest
 from chalice.app import Chalice
 from chalice.test import Client
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.correlation import (
     CORRELATION_HEADER,
@@ -25,6 +24,7 @@ from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.logging import get_logger
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcServer
+from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.toolkit.conftest import ScriptedServer
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.resilience import CircuitBreaker, dynamodb_breaker_store
 from lambdamesh_toolkit.rpc import RpcClient
+from tests.support.circuit_breaker import InMemoryCircuitStore
 
 
 def timeouts(config: Any) -> tuple[float, float]:

@@ -21,21 +21,20 @@ from lambdamesh_toolkit.contracts.events import (
     PaymentFailed,
     UnknownEventError,
     UserCreated,
-    event_data,
     event_model,
-    parse_envelope,
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.contracts.schemas import export_json_schemas
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events import (
+from lambdamesh_toolkit.events.envelope import event_data, new_event, parse_envelope
+from lambdamesh_toolkit.events.publishing import (
     SNS_MAX_MESSAGE_BYTES,
     EventTooLargeError,
+    Outbox,
     Publisher,
-    new_event,
-    republish_if_caused_by,
+    UnpublishedEventsError,
 )
-from tests.sqs_support import subscribe_raw
+from tests.support.sqs import subscribe_raw
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -319,11 +318,62 @@ def test_a_redelivered_cause_republishes_its_stored_announcement_and_nothing_els
     other = new_event("order.placed", order_placed(), source="orders")
     publisher = RecordingPublisher([])
     # WHEN the same cause is redelivered, then another event finds the same state
-    again = republish_if_caused_by(publisher, stored, cause)
-    unrelated = republish_if_caused_by(publisher, stored, other)
-    nothing_stored = republish_if_caused_by(publisher, None, cause)
+    again = Outbox(publisher).republish_if_caused_by(stored, cause)
+    unrelated = Outbox(publisher).republish_if_caused_by(stored, other)
+    nothing_stored = Outbox(publisher).republish_if_caused_by(None, cause)
     # THEN only the redelivery publishes the stored announcement again, under its own id
     assert again == stored
     assert unrelated is None
     assert nothing_stored is None
     assert publisher.published == [stored]
+
+
+@dataclass
+class FailingAfter:
+    """Confirms ``confirmed`` publishes, then fails every one."""
+
+    confirmed: int
+    published: list[EventEnvelope]
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        if len(self.published) >= self.confirmed:
+            raise ConnectionError("sns unreachable")
+        self.published.append(envelope)
+        return f"message-{len(self.published)}"
+
+
+def test_the_outbox_publishes_committed_events_in_order_then_marks_them_published() -> None:
+    # GIVEN two events committed with a state change
+    first = new_event("order.placed", order_placed(), source="orders")
+    second = new_event("order.placed", order_placed(), source="orders")
+    publisher, marked = RecordingPublisher([]), []
+    # WHEN the outbox publishes them
+    Outbox(publisher).publish([first, second], then=lambda: marked.append("done"))
+    # THEN both went out in order, and only then were they marked published
+    assert publisher.published == [first, second]
+    assert marked == ["done"]
+
+
+def test_an_outbox_publish_that_fails_names_what_is_left_and_marks_nothing() -> None:
+    # GIVEN a topic that confirms one event and then fails
+    first = new_event("order.placed", order_placed(), source="orders")
+    second = new_event("order.placed", order_placed(), source="orders")
+    publisher, marked = FailingAfter(1, []), []
+    # WHEN the outbox publishes two committed events
+    with pytest.raises(UnpublishedEventsError) as raised:
+        Outbox(publisher).publish([first, second], then=lambda: marked.append("done"))
+    # THEN the unconfirmed one is named with its cause, and the outbox is not cleared
+    assert raised.value.events == (second,)
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    assert second.id in str(raised.value)
+    assert marked == []
+
+
+def test_an_empty_outbox_publishes_nothing_and_marks_nothing() -> None:
+    # GIVEN nothing committed
+    publisher, marked = RecordingPublisher([]), []
+    # WHEN the outbox is flushed
+    Outbox(publisher).publish([], then=lambda: marked.append("done"))
+    # THEN no request and no write was made
+    assert publisher.published == []
+    assert marked == []

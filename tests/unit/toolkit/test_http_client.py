@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER, use_correlation_id
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 from lambdamesh_toolkit.http_client import IDEMPOTENCY_HEADER, ServiceHttpClient
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
+from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.toolkit.conftest import ScriptedAnswer, ScriptedServer
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from lambdamesh_toolkit.breaker_memory import InMemoryCircuitStore
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
 from lambdamesh_toolkit.errors import (
@@ -24,6 +23,7 @@ from lambdamesh_toolkit.errors import (
 )
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcClient, RpcServer
+from tests.support.circuit_breaker import InMemoryCircuitStore
 
 PRODUCT = Product(id="p-1", name="Mug", price_cents=1250, currency="EUR", stock=3)
 

@@ -2,7 +2,8 @@
 
 Every event travels as an :class:`EventEnvelope` (the JSON body of the SNS
 message, delivered raw to SQS). Its ``data`` is validated against the model
-registered for ``(type, version)``; :func:`event_model` finds it. A change to a
+registered for ``(type, version)``; :func:`event_model` finds it.
+:mod:`lambdamesh_toolkit.events.envelope` builds and reads envelopes. A change to a
 ``data`` model that old consumers could not read (a new field included, since
 contracts refuse unknown fields) is a new model with a higher
 ``contract_version``, registered beside the old one.
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.contracts.users import Email
-from lambdamesh_toolkit.errors import field_path
 
 #: ``<entity>.<past-tense verb>``, e.g. ``order.placed``.
 EventType = Annotated[
@@ -260,53 +260,3 @@ def event_model(event_type: str, version: int) -> type[EventData]:
     if model is None:
         raise UnknownEventError(event_type, version)
     return model
-
-
-def event_data(envelope: EventEnvelope) -> EventData:
-    """Validate an envelope's ``data`` against its registered model.
-
-    Returns
-    -------
-    EventData
-        The typed ``data``.
-
-    Raises
-    ------
-    UnknownEventError
-        When ``(type, version)`` is not registered.
-    InvalidEventError
-        When ``data`` breaks the model, naming the first field at fault.
-    """
-    model = event_model(envelope.type, envelope.version)
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        what = f"{envelope.type} v{envelope.version}"
-        raise invalid_event_from(exc, prefix="data", what=what) from None
-
-
-def parse_envelope(body: str | bytes) -> EventEnvelope:
-    """Read an envelope from a JSON message body.
-
-    Raises
-    ------
-    InvalidEventError
-        When the body is not JSON or not an envelope, naming the field at fault.
-    """
-    try:
-        return EventEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise invalid_event_from(exc, what="envelope") from None
-
-
-def invalid_event_from(
-    exc: ValidationError, *, what: str, prefix: str | None = None
-) -> InvalidEventError:
-    """Turn a pydantic ``ValidationError`` into :class:`InvalidEventError` naming the field."""
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    if first["type"] == "json_invalid":
-        return InvalidEventError(f"{what} is not valid JSON: {first['msg']}")
-    field = field_path([*([prefix] if prefix else []), *first["loc"]])
-    more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-    return InvalidEventError(f"{what}: {field or 'body'}: {first['msg']}{more}", field=field)

@@ -1,11 +1,15 @@
 """Export every contract as a JSON Schema file (the ``.proto`` files of lambdamesh).
 
-Usage::
+Running ``python -m lambdamesh_toolkit.contracts.schemas OUT_DIR`` writes
+``OUT_DIR/<contract_name>.v<contract_version>.schema.json`` for every
+contract, each carrying its ``contract_name`` and ``contract_version``:
 
-    python -m lambdamesh_toolkit.contracts.schemas OUT_DIR
-
-writes ``OUT_DIR/<contract_name>.v<contract_version>.schema.json`` for every
-contract, each carrying its ``contract_name`` and ``contract_version``.
+>>> from lambdamesh_toolkit.contracts.events import OrderPlaced
+>>> schema = contract_schema(OrderPlaced)
+>>> schema["$id"], schema["contract_version"], schema["event_type"]
+('urn:lambdamesh:contract:events.OrderPlaced:v1', 1, 'order.placed')
+>>> OrderPlaced in all_contracts()
+True
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An in-memory breaker store, for unit tests that inject it explicitly.
+"""An in-memory breaker store, for tests that inject it explicitly.
 
 Never used by default: deployed functions always share breaker state through
 DynamoDB (:func:`lambdamesh_toolkit.resilience.dynamodb_breaker_store`), since

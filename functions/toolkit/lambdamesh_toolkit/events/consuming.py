@@ -1,55 +1,50 @@
-"""Consuming events from an SQS queue: one idempotent handler call per event.
+"""Consuming events from an SQS queue: a batch → one idempotent handler call per event →
+the partial batch response.
 
-The body of a Chalice ``@app.on_sqs_message`` handler::
+A consumer is built once per container and called by a Chalice ``@app.on_sqs_message``
+handler. ``functions/payments/app.py`` and its ``chalicelib/wiring.py`` are a complete
+example: ``build_order_events_consumer`` in the wiring builds the :class:`EventConsumer`,
+and the app's ``handle_order_events`` answers with
+``order_events().process(event.to_dict(), event.context)``.
 
-    CONSUMER = EventConsumer(
-        "payments",
-        idempotency_table=SETTINGS.event_idempotency_table,
-        failures_table=SETTINGS.event_failures_table,
-        handlers={("order.placed", 1): on_order_placed, ("order.cancelled", 1): on_cancelled},
-        fifo=True,
-    )
-
-    @app.on_sqs_message(queue="lambdamesh-payments-orders.fifo", batch_size=10)
-    def orders_events(event: SQSEvent) -> dict[str, Any]:
-        return CONSUMER.process(event.to_dict(), event.context)
-
-Per record: the raw-delivered body is read as an :class:`EventEnvelope` and its
-``data`` validated against the registered model; the correlation id is
-restored (logs, and events published by the handler); an event already
-processed by this service is acknowledged without calling the handler again.
-A record that fails (malformed, unknown event, no handler, handler error) is
-reported in ``batchItemFailures`` (the deploy step sets
-``ReportBatchItemFailures``), its reason is written to the failures table under
-its SQS message id (which it keeps in the DLQ), and its visibility is set to a
-short exponential backoff so a poison message reaches the DLQ after
-``maxReceiveCount`` receives within seconds, not after as many visibility
-timeouts.
+Per record: the raw-delivered body is read as an envelope and its ``data`` validated against
+the registered model; the correlation id is restored (logs, and events published by the
+handler); an event already processed by this service is acknowledged without calling the
+handler again (:mod:`.bookkeeping`). A record that fails (malformed, unknown event, no handler,
+handler error) is reported in ``batchItemFailures`` (the deploy step sets
+``ReportBatchItemFailures``), its reason is written to the failures table under its SQS message
+id (which it keeps in the DLQ), and its visibility is set to a short exponential backoff
+(:mod:`.retry_backoff`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from lambdamesh_toolkit import aws
-from lambdamesh_toolkit.config import EnvSettings, load_settings
-from lambdamesh_toolkit.contracts.events import (
-    EventData,
-    EventEnvelope,
-    EventError,
-    event_data,
-    event_model,
-    parse_envelope,
-)
+from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.events import EventData, EventEnvelope, EventError, event_model
 from lambdamesh_toolkit.correlation import is_valid_correlation_id, use_correlation_id
+from lambdamesh_toolkit.events.bookkeeping import (
+    IDEMPOTENCY_TTL,
+    DynamoDbFailureStore,
+    DynamoDbIdempotencyStore,
+    FailureStore,
+    IdempotencyStore,
+    RecordFailure,
+    idempotency_key,
+)
+from lambdamesh_toolkit.events.envelope import event_data, parse_envelope
+from lambdamesh_toolkit.events.retry_backoff import (
+    RetryBackoffSettings,
+    VisibilityBackoff,
+    backoff_delay_s,
+)
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 
 if TYPE_CHECKING:
@@ -57,349 +52,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import (
-        AttributeValueTypeDef,
-        KeysAndAttributesTypeDef,
-        WriteRequestTypeDef,
-    )
     from mypy_boto3_sqs.client import SQSClient
-    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
-
-#: Key attribute (``S``) of the idempotency and failures tables.
-EVENT_TABLE_KEY = "id"
-#: TTL attribute (epoch seconds, ``N``) of the idempotency and failures tables.
-EVENT_TABLE_TTL_ATTRIBUTE = "expiration"
-#: How long an event id is remembered as processed.
-IDEMPOTENCY_TTL = dt.timedelta(days=7)
-#: How long a failure is kept: the DLQs' retention.
-FAILURE_TTL = dt.timedelta(days=14)
-#: SQS's largest visibility timeout (12 hours).
-MAX_VISIBILITY_TIMEOUT_S = 43_200
-#: Environment variable of the first retry delay, in seconds (default 1: 1, 2, 4, 8 s ...).
-RETRY_BACKOFF_BASE_ENV = "RETRY_BACKOFF_BASE_S"
-#: Longest reason kept in the failures table.
-MAX_REASON_CHARS = 1000
-#: DynamoDB's largest BatchGetItem and BatchWriteItem.
-MAX_BATCH_GET_KEYS = 100
-MAX_BATCH_WRITE_ITEMS = 25
 
 FIFO_SKIPPED_REASON = "not processed: an earlier message of its group failed in this batch"
 
 #: A handler receives the envelope and its validated ``data`` (the registered model).
 EventHandler = Callable[[EventEnvelope, Any], None]
-
-
-class UnprocessedKeysError(RuntimeError):
-    """DynamoDB kept leaving part of a batch request unprocessed (throttling)."""
-
-
-class ConsumerSettings(EnvSettings):
-    """Tunables of :class:`EventConsumer` read from the environment.
-
-    Attributes
-    ----------
-    retry_backoff_base_s : float
-        ``RETRY_BACKOFF_BASE_S``: visibility delay after a record's first
-        failed receive; doubled at each further receive.
-    """
-
-    retry_backoff_base_s: float = Field(1.0, alias="RETRY_BACKOFF_BASE_S", ge=0, le=3600)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFailure:
-    """Why a record failed, as written to the failures table.
-
-    Attributes
-    ----------
-    message_id : str
-        SQS message id (the table key; the message keeps it in the DLQ).
-    service : str
-        The consuming service.
-    queue : str
-        Name of the queue the record came from.
-    reason : str
-        What went wrong.
-    attempts : int
-        ``ApproximateReceiveCount`` of this receive.
-    at : datetime
-        When it failed (UTC).
-    event_type : str | None
-        The event's type, when known (from the envelope or the ``type`` attribute).
-    event_id : str | None
-        The event's id, when the envelope could be read.
-    correlation_id : str | None
-        The correlation id, when known.
-    """
-
-    message_id: str
-    service: str
-    queue: str
-    reason: str
-    attempts: int
-    at: dt.datetime
-    event_type: str | None = None
-    event_id: str | None = None
-    correlation_id: str | None = None
-
-    def to_item(self) -> dict[str, AttributeValueTypeDef]:
-        """Return the DynamoDB item (absent values are left out), TTL 14 days from ``at``."""
-        item: dict[str, AttributeValueTypeDef] = {
-            EVENT_TABLE_KEY: {"S": self.message_id},
-            "service": {"S": self.service},
-            "queue": {"S": self.queue},
-            "reason": {"S": self.reason[:MAX_REASON_CHARS]},
-            "attempts": {"N": str(self.attempts)},
-            "at": {"S": self.at.isoformat()},
-            EVENT_TABLE_TTL_ATTRIBUTE: {"N": str(int((self.at + FAILURE_TTL).timestamp()))},
-        }
-        for name in ("event_type", "event_id", "correlation_id"):
-            value = getattr(self, name)
-            if value is not None:
-                item[name] = {"S": value}
-        return item
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> RecordFailure:
-        """Read a failure back from its DynamoDB item."""
-
-        def text(name: str) -> str | None:
-            value = item.get(name)
-            return str(value["S"]) if value is not None else None
-
-        return cls(
-            message_id=str(item[EVENT_TABLE_KEY]["S"]),
-            service=str(item["service"]["S"]),
-            queue=str(item["queue"]["S"]),
-            reason=str(item["reason"]["S"]),
-            attempts=int(item["attempts"]["N"]),
-            at=dt.datetime.fromisoformat(str(item["at"]["S"])),
-            event_type=text("event_type"),
-            event_id=text("event_id"),
-            correlation_id=text("correlation_id"),
-        )
-
-
-class IdempotencyStore(Protocol):
-    """Remembers which events a service has processed; read and written a batch at a time."""
-
-    def processed_among(self, keys: Collection[str]) -> set[str]:
-        """The keys (``<service>#<event id>``) among ``keys`` that are marked processed."""
-        ...
-
-    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
-        """Mark every key processed until ``expires_at`` (epoch seconds)."""
-        ...
-
-
-class FailureStore(Protocol):
-    """Keeps the last failure of each SQS message."""
-
-    def record(self, failure: RecordFailure) -> None:
-        """Store ``failure``, replacing an earlier one of the same message."""
-        ...
-
-
-class DynamoDbIdempotencyStore:
-    """:class:`IdempotencyStore` on a DynamoDB table (key ``id``, TTL ``expiration``).
-
-    One ``BatchGetItem`` reads the marks of up to 100 events and one ``BatchWriteItem`` writes
-    up to 25, so a batch of records costs two requests, not two per record. Keys a batch
-    request leaves unprocessed (throttling) are asked again after a short backoff.
-
-    Parameters
-    ----------
-    table_name : str
-        The table (``EVENT_IDEMPOTENCY_TABLE``).
-    client : DynamoDBClient | None
-        A client to use; by default the consumer's shared one, created on first use.
-    """
-
-    #: Attempts at the keys a batch request left unprocessed, and the first pause between them.
-    UNPROCESSED_ATTEMPTS = 4
-    UNPROCESSED_BACKOFF_S = 0.05
-
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    def processed_among(self, keys: Collection[str]) -> set[str]:
-        """Read the marks with consistent reads (a redelivery may follow a mark closely).
-
-        Raises
-        ------
-        UnprocessedKeysError
-            When DynamoDB still left keys unread after :attr:`UNPROCESSED_ATTEMPTS` attempts.
-        """
-        client = self._dynamodb()
-        found: set[str] = set()
-        unique = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
-        for start in range(0, len(unique), MAX_BATCH_GET_KEYS):
-            chunk = unique[start : start + MAX_BATCH_GET_KEYS]
-            request: dict[str, KeysAndAttributesTypeDef] = {
-                self.table_name: {
-                    "Keys": [{EVENT_TABLE_KEY: {"S": key}} for key in chunk],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": "#k",
-                    "ExpressionAttributeNames": {"#k": EVENT_TABLE_KEY},
-                }
-            }
-            for answer in self._until_processed(
-                lambda part: client.batch_get_item(RequestItems=part),
-                request,
-                leftover="UnprocessedKeys",
-                what="unread",
-            ):
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    found.add(str(item[EVENT_TABLE_KEY]["S"]))
-        return found
-
-    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
-        """Put every mark (a later mark of the same event replaces the earlier one).
-
-        Raises
-        ------
-        UnprocessedKeysError
-            When DynamoDB still left marks unwritten after :attr:`UNPROCESSED_ATTEMPTS` attempts.
-        """
-        client = self._dynamodb()
-        unique = list(dict.fromkeys(keys))  # BatchWriteItem refuses two writes of one key
-        for start in range(0, len(unique), MAX_BATCH_WRITE_ITEMS):
-            writes: list[WriteRequestTypeDef] = [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            EVENT_TABLE_KEY: {"S": key},
-                            EVENT_TABLE_TTL_ATTRIBUTE: {"N": str(expires_at)},
-                        }
-                    }
-                }
-                for key in unique[start : start + MAX_BATCH_WRITE_ITEMS]
-            ]
-            request: dict[str, list[WriteRequestTypeDef]] = {self.table_name: writes}
-            for _ in self._until_processed(
-                lambda part: client.batch_write_item(RequestItems=part),
-                request,
-                leftover="UnprocessedItems",
-                what="unwritten",
-            ):
-                pass
-
-    def _until_processed[R: Mapping[str, Any]](
-        self, send: Callable[[R], Any], request: R, *, leftover: str, what: str
-    ) -> Iterator[Mapping[str, Any]]:
-        """Send ``request``, then what DynamoDB left unprocessed (the answer's ``leftover``),
-        with backoff; yield every answer.
-
-        Written here: botocore retries throttled calls, not the part of a batch call that
-        DynamoDB accepted but did not process.
-
-        Raises
-        ------
-        UnprocessedKeysError
-            When something is still left after :attr:`UNPROCESSED_ATTEMPTS` attempts.
-        """
-        for attempt in range(self.UNPROCESSED_ATTEMPTS):
-            if attempt:
-                time.sleep(self.UNPROCESSED_BACKOFF_S * 2 ** (attempt - 1))
-            answer: Mapping[str, Any] = send(request)
-            yield answer
-            # The unprocessed part has the request's shape (typed as an output shape).
-            request = cast(R, answer.get(leftover))
-            if not request:
-                return
-        raise UnprocessedKeysError(
-            f"DynamoDB left processed marks {what} in {self.table_name} "
-            f"after {self.UNPROCESSED_ATTEMPTS} attempts"
-        )
-
-    def _dynamodb(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = default_dynamodb_client()
-        return self._client
-
-
-class DynamoDbFailureStore:
-    """:class:`FailureStore` on a DynamoDB table (key ``id`` = SQS message id, TTL ``expiration``).
-
-    Parameters
-    ----------
-    table_name : str
-        The table (``EVENT_FAILURES_TABLE``).
-    client : DynamoDBClient | None
-        A client to use; by default the consumer's shared one, created on first use.
-    """
-
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    def record(self, failure: RecordFailure) -> None:
-        """Put the failure, replacing the previous one of the message (the last error wins)."""
-        self._dynamodb().put_item(TableName=self.table_name, Item=failure.to_item())
-
-    def get(self, message_id: str) -> RecordFailure | None:
-        """Return the last failure recorded for ``message_id``, if any."""
-        answer = self._dynamodb().get_item(
-            TableName=self.table_name, Key={EVENT_TABLE_KEY: {"S": message_id}}
-        )
-        item = answer.get("Item")
-        return RecordFailure.from_item(item) if item is not None else None
-
-    def _dynamodb(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = default_dynamodb_client()
-        return self._client
-
-
-class InMemoryIdempotencyStore:
-    """:class:`IdempotencyStore` in a dict: for tests and benchmarks."""
-
-    def __init__(self) -> None:
-        self.marks: dict[str, int] = {}
-
-    def processed_among(self, keys: Collection[str]) -> set[str]:
-        """The marked keys among ``keys``."""
-        return {key for key in keys if key in self.marks}
-
-    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
-        """Mark every key."""
-        for key in keys:
-            self.marks[key] = expires_at
-
-
-class InMemoryFailureStore:
-    """:class:`FailureStore` in a dict keyed by message id: for tests and benchmarks."""
-
-    def __init__(self) -> None:
-        self.failures: dict[str, RecordFailure] = {}
-
-    def record(self, failure: RecordFailure) -> None:
-        """Keep ``failure`` as the message's last."""
-        self.failures[failure.message_id] = failure
-
-
-_shared_dynamodb: DynamoDBClient | None = None
-
-
-def default_dynamodb_client() -> DynamoDBClient:
-    """The DynamoDB client the stores share in a warm container, created on first use."""
-    global _shared_dynamodb  # one client per process, created lazily
-    if _shared_dynamodb is None:
-        # Created on the first record: boto3 costs ~0.3 s of cold start. The timeouts are well
-        # inside the consumers' 10 s function timeout.
-        _shared_dynamodb = aws.dynamodb_client()
-    return _shared_dynamodb
-
-
-def backoff_delay_s(attempts: int, base_s: float) -> int:
-    """Visibility delay after the ``attempts``-th failed receive: ``base * 2^(attempts-1)``.
-
-    Rounded up to whole seconds (what SQS takes) and capped at SQS's 12 hours.
-    """
-    exponent = min(max(attempts, 1) - 1, 30)
-    delay: int = math.ceil(base_s * 2**exponent)
-    return min(MAX_VISIBILITY_TIMEOUT_S, delay)
 
 
 class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error type users see
@@ -418,48 +76,6 @@ class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error ty
         self.event_type = event_type
         self.event_id = event_id
         self.correlation_id = correlation_id
-
-
-class _VisibilityBackoff:
-    """Sets failed messages' visibility timeouts with ``ChangeMessageVisibilityBatch``."""
-
-    def __init__(self, client: SQSClient | None) -> None:
-        self._client = client
-        self._queue_urls: dict[str, str] = {}
-
-    def delay(self, queue_arn: str, entries: list[tuple[str, int]]) -> list[str]:
-        """Hide each ``(receipt handle, seconds)``; return the errors (empty when all worked)."""
-        client = self._sqs()
-        url = self._queue_url(client, queue_arn)
-        errors: list[str] = []
-        for start in range(0, len(entries), 10):  # the API takes at most 10 entries
-            chunk: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
-                {"Id": str(start + n), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
-                for n, (handle, seconds) in enumerate(entries[start : start + 10])
-            ]
-            answer = client.change_message_visibility_batch(QueueUrl=url, Entries=chunk)
-            errors.extend(
-                f"{failed.get('Code')}: {failed.get('Message', '')}"
-                for failed in answer.get("Failed", [])
-            )
-        return errors
-
-    def _queue_url(self, client: SQSClient, queue_arn: str) -> str:
-        url = self._queue_urls.get(queue_arn)
-        if url is None:
-            # arn:aws:sqs:<region>:<account>:<name>. The URL is asked for, not built: its form
-            # differs between AWS and the emulator's endpoint strategies.
-            *_, account, name = queue_arn.split(":")
-            url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            self._queue_urls[queue_arn] = url
-        return url
-
-    def _sqs(self) -> SQSClient:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sqs", config=aws.fail_fast_config())
-        return self._client
 
 
 class EventConsumer:
@@ -543,11 +159,11 @@ class EventConsumer:
         )
         self.logger = logger or get_logger(service)
         if retry_backoff_base_s is None:
-            retry_backoff_base_s = load_settings(ConsumerSettings).retry_backoff_base_s
+            retry_backoff_base_s = load_settings(RetryBackoffSettings).retry_backoff_base_s
         if retry_backoff_base_s < 0:
             raise ValueError("retry_backoff_base_s must not be negative")
         self.retry_backoff_base_s = retry_backoff_base_s
-        self._backoff = _VisibilityBackoff(sqs_client)
+        self._backoff = VisibilityBackoff(sqs_client)
         self._processor = _new_processor(fifo)
         self._request_id: str | None = None
         self._marks = _BatchMarks(self.idempotency_store, frozenset(), None)
@@ -630,7 +246,7 @@ class EventConsumer:
                 correlation_id=envelope.correlation_id,
             )
         data = event_data(envelope)
-        key = f"{self.service}#{envelope.id}"
+        key = idempotency_key(self.service, envelope.id)
         if self._marks.is_processed(key):
             self.logger.info("duplicate event acknowledged without processing")
             return
@@ -742,7 +358,7 @@ class _BatchMarks:
     ) -> _BatchMarks:
         """Read the marks of every record whose body carries an event id."""
         keys = frozenset(
-            f"{service}#{event_id}"
+            idempotency_key(service, event_id)
             for record in records
             if (event_id := _event_id_of(record.get("body"))) is not None
         )
@@ -785,12 +401,9 @@ def typed_handler[M: EventData, R](
     did (the event they published, a message id, ...); the consumer calls every handler
     with the data validated against the model registered for the event's type and
     version. This wraps ``handle`` for the consumer and keys it by ``model``'s type and
-    version, so a table of handlers reads::
-
-        handlers=dict([
-            typed_handler(OrderPlaced, desk.on_order_placed, log_published(logger)),
-            typed_handler(OrderCancelled, desk.on_order_cancelled, log_published(logger)),
-        ])
+    version, so a table of handlers is ``dict([typed_handler(...), ...])``:
+    ``build_order_events_consumer`` in ``functions/payments/chalicelib/wiring.py`` builds
+    one for ``OrderPlaced`` and ``OrderCancelled``.
 
     Parameters
     ----------
@@ -812,6 +425,13 @@ def typed_handler[M: EventData, R](
     The handler raises ``TypeError`` when handed data of another model. The consumer
     validates ``data`` against the registered model, so this only guards against a
     mis-wired table of handlers.
+
+    Examples
+    --------
+    >>> from lambdamesh_toolkit.contracts.events import OrderPlaced
+    >>> key, handler = typed_handler(OrderPlaced, lambda event, data: None, print)
+    >>> key
+    ('order.placed', 1)
     """
 
     def run(event: EventEnvelope, data: BaseModel) -> None:

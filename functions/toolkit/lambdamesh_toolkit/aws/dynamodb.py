@@ -1,0 +1,135 @@
+"""What DynamoDB's refusals mean, read once for every service.
+
+A conditional write that does not hold fails with ``ConditionalCheckFailedException``; a
+transaction fails whole with ``TransactionCanceledException`` and one reason per item, in the
+order of the request's items (``None`` where that item was fine), the failed item's old image
+beside the reason when the request asked for it.
+
+>>> from botocore.exceptions import ClientError
+>>> refused = ClientError(
+...     {"Error": {"Code": "TransactionCanceledException"},
+...      "CancellationReasons": [{"Code": "None"}, {"Code": "ConditionalCheckFailed"}]},
+...     "TransactWriteItems")
+>>> condition_failed(refused), failed_items(refused)
+(True, [1])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+#: The code of a transaction item whose condition did not hold.
+ITEM_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class CancellationReason:
+    """Why one item of a cancelled transaction was refused.
+
+    Attributes
+    ----------
+    code : str
+        ``ConditionalCheckFailed``, ``TransactionConflict``, ``None`` (the item was fine), ...
+    item : Mapping[str, Any] | None
+        The item's old image, when the request asked for it
+        (``ReturnValuesOnConditionCheckFailure: ALL_OLD``) and there was one.
+    """
+
+    code: str
+    item: Mapping[str, Any] | None = None
+
+    @property
+    def condition_failed(self) -> bool:
+        """Whether this item's condition did not hold."""
+        return self.code == ITEM_CONDITION_FAILED
+
+
+def error_code(error: ClientError) -> str | None:
+    """The error's code (``ConditionalCheckFailedException``, ...)."""
+    code = error.response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
+
+
+def cancellation_reasons(error: ClientError) -> list[CancellationReason] | None:
+    """One reason per item of a cancelled transaction, in request order; ``None`` otherwise."""
+    if error_code(error) != TRANSACTION_CANCELLED:
+        return None
+    raw = cast(list[Mapping[str, Any]], error.response.get("CancellationReasons") or [])
+    return [
+        CancellationReason(code=str(reason.get("Code") or "None"), item=reason.get("Item"))
+        for reason in raw
+    ]
+
+
+def failed_items(error: ClientError) -> list[int]:
+    """Indexes of the transaction items whose condition did not hold (empty if none)."""
+    reasons = cancellation_reasons(error) or []
+    return [index for index, reason in enumerate(reasons) if reason.condition_failed]
+
+
+def condition_failed(error: ClientError) -> bool:
+    """Whether a write, or a transaction, was refused because a condition did not hold.
+
+    A transaction cancelled for another reason only (a conflict, throttling) is not.
+    """
+    if error_code(error) == CONDITION_FAILED:
+        return True
+    return bool(failed_items(error))
+
+
+class UnprocessedItemsError(RuntimeError):
+    """DynamoDB kept leaving part of a batch request unprocessed (throttling)."""
+
+
+def until_processed[R: Mapping[str, Any]](
+    send: Callable[[R], Mapping[str, Any]],
+    request: R,
+    *,
+    leftover: str,
+    what: str = "items",
+    attempts: int = 4,
+    first_pause_s: float = 0.05,
+) -> Iterator[Mapping[str, Any]]:
+    """Send a batch request, then what DynamoDB left unprocessed, with backoff; yield answers.
+
+    Written here: botocore retries throttled calls, not the part of a batch call
+    (``BatchGetItem``, ``BatchWriteItem``) that DynamoDB accepted but did not process.
+
+    Parameters
+    ----------
+    send : Callable
+        Sends one request (``lambda part: client.batch_get_item(RequestItems=part)``).
+    request : R
+        The ``RequestItems``.
+    leftover : str
+        The answer's field holding what is left: ``UnprocessedKeys`` or ``UnprocessedItems``.
+    what : str
+        What the request reads or writes, for the error's message.
+    attempts : int
+        Requests sent at most.
+    first_pause_s : float
+        The pause before the second request, doubled before each further one.
+
+    Raises
+    ------
+    UnprocessedItemsError
+        When something is still left after ``attempts`` requests.
+    """
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(first_pause_s * 2 ** (attempt - 1))
+        answer = send(request)
+        yield answer
+        # The unprocessed part has the request's shape (typed as an output shape).
+        request = cast(R, answer.get(leftover))
+        if not request:
+            return
+    raise UnprocessedItemsError(f"DynamoDB left {what} unprocessed after {attempts} requests")

@@ -1,0 +1,281 @@
+"""Publishing events to an SNS topic, and the outbox that makes publishing safe.
+
+:class:`Publisher` validates an envelope against its contract and publishes it; the returned SNS
+``MessageId`` is the publisher confirm: SNS has stored the message. Message attributes ``type``,
+``version`` and ``correlation_id`` travel beside the body, so subscriptions filter on ``type``
+without reading the body and the correlation id survives delivery as an SQS message attribute.
+
+:class:`Outbox` is the one way services publish what they decided: **commit the state change
+and its event together, publish after.** The event is stored in the same DynamoDB write as the
+change that caused it (an attribute of the item, or the transaction's items), then published,
+then marked published. A crash or an SNS outage between the write and the publish leaves the
+event stored; whatever runs the same work again (a queue's redelivery, a client's retry with its
+``Idempotency-Key``) finds it and publishes it under the same event id. Consumers are idempotent
+by that id, and FIFO topics drop a republished event by its deduplication id, so an event may be
+published twice but is never lost.
+
+>>> from lambdamesh_toolkit.contracts.events import OrderConfirmed
+>>> from lambdamesh_toolkit.events.envelope import new_event
+>>> class Topic:
+...     def __init__(self): self.sent = []
+...     def publish(self, envelope, *, group_id=None):
+...         self.sent.append((envelope.type, group_id)); return f"m-{len(self.sent)}"
+>>> topic, marked = Topic(), []
+>>> data = OrderConfirmed(order_id="o-1", user_id="u-1")
+>>> confirmed = new_event("order.confirmed", data, source="orders")
+>>> Outbox(topic).publish([confirmed], group_id="o-1", then=lambda: marked.append("o-1"))
+>>> topic.sent, marked
+([('order.confirmed', 'o-1')], ['o-1'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError
+from lambdamesh_toolkit.events.envelope import event_data
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+
+#: SNS refuses messages over 256 KiB, body and message attributes counted together.
+SNS_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+class EventTooLargeError(EventError, ValueError):
+    """An event is larger than SNS accepts.
+
+    Parameters
+    ----------
+    event_type : str
+        The event's ``type``.
+    size : int
+        Its size in bytes, body and message attributes.
+    limit : int
+        The largest size accepted.
+    """
+
+    def __init__(self, event_type: str, size: int, limit: int = SNS_MAX_MESSAGE_BYTES) -> None:
+        super().__init__(
+            f"event {event_type!r} is {size} bytes, over the {limit}-byte limit of SNS"
+            " (body and message attributes); publish a reference to the data instead"
+        )
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+
+
+class EventPublisher(Protocol):
+    """What publishes an event: :class:`Publisher`, or a double in tests (a domain's port)."""
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        """Publish ``envelope``; the topic's message id once it has it."""
+        ...
+
+
+class Publisher:
+    """Publishes event envelopes to one SNS topic.
+
+    Create one per topic at module level; the SNS client is the process's shared one,
+    created on the first publish (boto3 is not imported at cold start).
+
+    Parameters
+    ----------
+    topic_arn : str
+        The topic; a name ending in ``.fifo`` makes it a FIFO topic.
+    sns_client : SNSClient | None
+        A client to use (tests pass one); by default the shared client of ``profile``.
+    profile : ClientProfile
+        Timeouts and retries of the default client: :data:`~lambdamesh_toolkit.aws.clients.REQUEST`
+        on an API route, :data:`~lambdamesh_toolkit.aws.clients.CONSUMER` in a consumer.
+    """
+
+    def __init__(
+        self,
+        topic_arn: str,
+        *,
+        sns_client: SNSClient | None = None,
+        profile: clients.ClientProfile = clients.REQUEST,
+    ) -> None:
+        if not topic_arn:
+            raise ValueError("topic_arn is empty")
+        self.topic_arn = topic_arn
+        self.fifo = topic_arn.endswith(".fifo")
+        self._sns_client = sns_client
+        self._profile = profile
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        """Publish ``envelope`` and return SNS's ``MessageId`` (the publisher confirm).
+
+        Parameters
+        ----------
+        envelope : EventEnvelope
+            The event; its ``data`` is validated against the registered model first.
+        group_id : str | None
+            ``MessageGroupId``: required on a FIFO topic (events of one group
+            are delivered in order), refused on a standard topic. On a FIFO
+            topic the event id is the ``MessageDeduplicationId``, so publishing
+            the same envelope twice within 5 minutes delivers it once.
+
+        Returns
+        -------
+        str
+            The SNS message id.
+
+        Raises
+        ------
+        UnknownEventError, InvalidEventError
+            When the envelope's data does not match its registered model.
+        EventTooLargeError
+            When the message is over 256 KiB.
+        ValueError
+            When ``group_id`` is missing on a FIFO topic or given on a standard one.
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            When SNS refuses or cannot be reached (after botocore's retries).
+        """
+        if self.fifo and not group_id:
+            raise ValueError(f"FIFO topic {self.topic_arn} needs a group_id")
+        if not self.fifo and group_id is not None:
+            raise ValueError(f"standard topic {self.topic_arn} takes no group_id")
+        event_data(envelope)
+        body = envelope.model_dump_json()
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            "type": {"DataType": "String", "StringValue": envelope.type},
+            "version": {"DataType": "String", "StringValue": str(envelope.version)},
+            "correlation_id": {"DataType": "String", "StringValue": envelope.correlation_id},
+        }
+        size = message_size(body, attributes)
+        if size > SNS_MAX_MESSAGE_BYTES:
+            raise EventTooLargeError(envelope.type, size)
+        client = self._client()
+        if group_id is not None:
+            answer = client.publish(
+                TopicArn=self.topic_arn,
+                Message=body,
+                MessageAttributes=attributes,
+                MessageGroupId=group_id,
+                MessageDeduplicationId=envelope.id,
+            )
+        else:
+            answer = client.publish(
+                TopicArn=self.topic_arn, Message=body, MessageAttributes=attributes
+            )
+        return answer["MessageId"]
+
+    def _client(self) -> SNSClient:
+        if self._sns_client is None:
+            self._sns_client = clients.sns(self._profile)
+        return self._sns_client
+
+
+def message_size(body: str, attributes: dict[str, MessageAttributeValueTypeDef]) -> int:
+    """Size of a message as SNS counts it: the body plus each attribute's name, type and value.
+
+    >>> message_size("{}", {"type": {"DataType": "String", "StringValue": "order.placed"}})
+    24
+    """
+    size = len(body.encode())
+    for name, value in attributes.items():
+        size += len(name.encode()) + len(value["DataType"].encode())
+        size += len(value.get("StringValue", "").encode())
+    return size
+
+
+class UnpublishedEventsError(Exception):
+    """The state change is committed, but its events could not all be published.
+
+    They stay stored with the change; running the same work again publishes them.
+
+    Parameters
+    ----------
+    events : Sequence[EventEnvelope]
+        The events not confirmed by the topic, in order.
+    """
+
+    def __init__(self, events: Sequence[EventEnvelope]) -> None:
+        names = ", ".join(f"{event.type} {event.id}" for event in events)
+        super().__init__(f"committed, not published: {names}")
+        self.events = tuple(events)
+
+
+class Outbox:
+    """Publishes the events committed with a state change, then marks them published.
+
+    Plain Python over the :class:`EventPublisher` port: a domain builds one around the
+    publisher it is given.
+
+    Parameters
+    ----------
+    publisher : EventPublisher
+        The topic.
+    """
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self._publisher = publisher
+
+    def publish(
+        self,
+        events: Sequence[EventEnvelope],
+        *,
+        group_id: str | None = None,
+        then: Callable[[], object] | None = None,
+    ) -> None:
+        """Publish committed ``events`` in order, then call ``then`` (mark them published).
+
+        Parameters
+        ----------
+        events : Sequence[EventEnvelope]
+            Events already stored with the change that caused them.
+        group_id : str | None
+            Their message group on a FIFO topic.
+        then : Callable | None
+            Marks them published (clears the outbox); skipped when nothing was published.
+
+        Raises
+        ------
+        UnpublishedEventsError
+            When an event was not confirmed (its cause chained); the ones from it on are named
+            and stay stored, and ``then`` is not called.
+        """
+        for position, event in enumerate(events):
+            try:
+                self._publisher.publish(event, group_id=group_id)
+            except Exception as error:
+                raise UnpublishedEventsError(events[position:]) from error
+        if events and then is not None:
+            then()
+
+    def publish_stored(
+        self, stored: EventEnvelope | None, *, group_id: str | None = None
+    ) -> EventEnvelope | None:
+        """Publish one stored event if there is one; return it (``None`` when there is none).
+
+        For records that keep the event announcing their last change (a payment's outcome, a
+        reservation's release): the stored event is the outbox, and publishing it again repeats
+        the same event id.
+
+        Raises
+        ------
+        UnpublishedEventsError
+            When the topic did not confirm it.
+        """
+        if stored is not None:
+            self.publish([stored], group_id=group_id)
+        return stored
+
+    def republish_if_caused_by(
+        self, stored: EventEnvelope | None, event: EventEnvelope, *, group_id: str | None = None
+    ) -> EventEnvelope | None:
+        """Publish ``stored`` again if ``event`` caused it, else nothing.
+
+        A redelivered ``event`` finds the state change it caused already stored; its
+        announcement may not have been published (a crash between the write and the publish),
+        so it is sent again under the same event id. A different event that finds the same
+        state publishes nothing.
+        """
+        if stored is None or stored.causation_id != event.id:
+            return None
+        return self.publish_stored(stored, group_id=group_id)

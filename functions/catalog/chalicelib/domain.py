@@ -6,7 +6,6 @@ Plain Python: the storage is a port (:class:`ProductRepository`) that an adapter
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -120,7 +119,7 @@ def decode_page_token(token: str) -> str:
         padded = token + "=" * (-len(token) % 4)
         decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
         return _PRODUCT_ID.validate_python(decoded)
-    except (binascii.Error, UnicodeDecodeError, ValidationError):
+    except (ValueError, ValidationError):  # binascii.Error, non-ASCII text, bad bytes
         raise InvalidRequest("next_token", "not a token this service handed out") from None
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.aws.dynamodb import put_if_absent
 from lambdamesh_toolkit.contracts.catalog import Product
 
 if TYPE_CHECKING:
@@ -53,17 +51,7 @@ class DynamoProductRepository:
 
     def add_if_absent(self, product: Product) -> bool:
         """Store the product unless its id exists; whether it was stored."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item_from_product(product),
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return put_if_absent(self._client, self._table, _item_from_product(product), "id")
 
 
 def _item_from_product(product: Product) -> dict[str, AttributeValueTypeDef]:

@@ -24,6 +24,7 @@ from lambdamesh_toolkit.aws.dynamodb import (
     CancellationReason,
     cancellation_reasons,
     condition_failed,
+    put_if_absent,
 )
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 
@@ -95,17 +96,8 @@ class DynamoInventoryRepository:
 
     def add(self, reservation: Reservation) -> bool:
         """Store a record that takes no stock; ``False`` if the order has one already."""
-        try:
-            self._client.put_item(
-                TableName=self._reservations,
-                Item=_item_from_reservation(reservation),
-                ConditionExpression="attribute_not_exists(order_id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        item = _item_from_reservation(reservation)
+        return put_if_absent(self._client, self._reservations, item, "order_id")
 
     def release(self, reservation: Reservation) -> bool:
         """Mark the reserved record released and give its stock back, all or nothing."""
@@ -139,17 +131,11 @@ class DynamoInventoryRepository:
 
     def add_product_if_absent(self, product_id: str, stock: int) -> bool:
         """Stock a product unless it is stocked already; whether it was added."""
-        try:
-            self._client.put_item(
-                TableName=self._stock,
-                Item={"product_id": {"S": product_id}, "stock": {"N": str(stock)}},
-                ConditionExpression="attribute_not_exists(product_id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        item: dict[str, AttributeValueTypeDef] = {
+            "product_id": {"S": product_id},
+            "stock": {"N": str(stock)},
+        }
+        return put_if_absent(self._client, self._stock, item, "product_id")
 
 
 def _refusal(

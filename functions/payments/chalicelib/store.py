@@ -11,9 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.aws.dynamodb import conditional_put, put_if_absent
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 
 from .domain import Payment, PaymentStatus
@@ -50,33 +48,18 @@ class DynamoPaymentRepository:
 
     def add(self, payment: Payment) -> bool:
         """Store the order's first record; ``False`` if it has one already."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item_from_payment(payment),
-                ConditionExpression="attribute_not_exists(order_id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return put_if_absent(self._client, self._table, _item_from_payment(payment), "order_id")
 
     def refund(self, payment: Payment) -> bool:
         """Replace a processed payment by ``payment`` (refunded); ``False`` if not processed."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item_from_payment(payment),
-                ConditionExpression="#status = :processed",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":processed": {"S": PaymentStatus.PROCESSED}},
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return conditional_put(
+            self._client,
+            TableName=self._table,
+            Item=_item_from_payment(payment),
+            ConditionExpression="#status = :processed",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":processed": {"S": PaymentStatus.PROCESSED}},
+        )
 
 
 _OPTIONAL_TEXT = ("payment_id", "decline_reason", "refund_id")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.aws.dynamodb import put_if_absent
 from lambdamesh_toolkit.contracts.reviews import Review
 
 from .domain import DuplicateReviewError
@@ -39,24 +37,18 @@ class DynamoReviewRepository:
 
     def add(self, review: Review, author_key: str) -> None:
         """Store a review unless this author already reviewed the product."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "product_id": {"S": review.product_id},
-                    "author_key": {"S": author_key},
-                    "id": {"S": review.id},
-                    "author": {"S": review.author},
-                    "rating": {"N": str(review.rating)},
-                    "text": {"S": review.text},
-                    "created_at": {"S": review.created_at.isoformat()},
-                },
-                ConditionExpression="attribute_not_exists(product_id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                raise DuplicateReviewError(author_key) from error
-            raise
+        item: dict[str, AttributeValueTypeDef] = {
+            "product_id": {"S": review.product_id},
+            "author_key": {"S": author_key},
+            "id": {"S": review.id},
+            "author": {"S": review.author},
+            "rating": {"N": str(review.rating)},
+            "text": {"S": review.text},
+            "created_at": {"S": review.created_at.isoformat()},
+        }
+        # The key is (product_id, author_key): one review per author and product.
+        if not put_if_absent(self._client, self._table, item, "product_id"):
+            raise DuplicateReviewError(author_key)
 
     def for_product(self, product_id: str) -> list[Review]:
         """Every review of the product."""

@@ -11,6 +11,9 @@ and returns the registered ``User``. This module does the rest:
 * a body that is not JSON or breaks the contract answers 400 naming the field;
 * a :class:`~lambdamesh_toolkit.errors.ServiceError` answers its status with
   the JSON error body (``Retry-After`` for 503);
+* anything else a handler raises answers a JSON 500 that says nothing of the cause and is
+  logged with its traceback;
+* every error body carries the correlation id, to quote when reporting it;
 * every answer carries ``X-Correlation-Id``.
 """
 
@@ -102,8 +105,16 @@ def json_response(
 
 
 def error_response(error: ServiceError) -> Response:
-    """Answer a ``ServiceError``: its status, JSON body and headers."""
-    return json_response(error.to_body(), status=error.status, headers=error.headers())
+    """Answer a ``ServiceError``: its status, JSON body (with the correlation id) and headers."""
+    body = error.to_body()
+    body["error"]["correlation_id"] = current_correlation_id()
+    return json_response(body, status=error.status, headers=error.headers())
+
+
+UNEXPECTED_ERROR_MESSAGE = (
+    "the service failed unexpectedly; nothing more is said here, the logs have it under "
+    "this correlation id"
+)
 
 
 def begin_request(request: Request | None, logger: Logger | None = None) -> str:
@@ -178,6 +189,12 @@ class HttpApi:
                 except ServiceError as exc:
                     self._log_refusal(exc)
                     return error_response(exc)
+                except Exception:
+                    # Whatever else went wrong is ours: the caller learns only that, and the
+                    # correlation id that finds the traceback in the logs.
+                    if self.logger is not None:
+                        self.logger.exception("request failed unexpectedly")
+                    return error_response(ServiceError(UNEXPECTED_ERROR_MESSAGE))
                 if isinstance(answer, Response):
                     answer.headers.setdefault(CORRELATION_HEADER, current_correlation_id())
                     return answer

@@ -61,15 +61,6 @@ class UserRepository(Protocol):
         ...
 
 
-def normalise_email(email: str) -> str:
-    """The form an email is stored and compared in.
-
-    Mail providers treat the whole address case-insensitively in practice, so two
-    registrations differing only in case are the same person.
-    """
-    return email.strip().casefold()
-
-
 def new_user_id() -> str:
     """A fresh, unguessable user id."""
     return str(uuid.uuid4())
@@ -120,8 +111,10 @@ class UserRegistry:
         """
         user = User(
             id=self._new_id(),
-            email=normalise_email(request.email),
-            name=request.name.strip(),
+            # Both arrive normalised by the contract: NFC, trimmed, the email case-folded,
+            # so that two spellings of one address are one user.
+            email=request.email,
+            name=request.name,
             created_at=self._clock(),
         )
         data = UserCreated(user_id=user.id, email=user.email, name=user.name)

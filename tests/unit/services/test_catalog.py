@@ -79,7 +79,13 @@ def test_get_products_pages_with_limit_and_next_token(client: Client, seeded: li
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("?limit=0", "limit"), ("?limit=many", "limit"), ("?next_token=%25%25", "next_token")],
+    [
+        ("?limit=0", "limit"),
+        ("?limit=many", "limit"),
+        ("?next_token=%25%25", "next_token"),
+        ("?next_token=%C3%A9t%C3%A9", "next_token"),
+        ("?next_token=%E2%80%8B", "next_token"),
+    ],
 )
 def test_bad_listing_query_is_400_naming_the_parameter(
     client: Client, query: str, field: str

@@ -117,3 +117,52 @@ def test_command_line_writes_the_schemas(
     assert code == 0
     assert len(capsys.readouterr().out.splitlines()) == len(list(tmp_path.glob("*.schema.json")))
     assert main([]) == 2
+
+
+@pytest.mark.parametrize("quantity", ["true", '"5"', "5.0", "null"])
+def test_an_integer_field_refuses_what_json_schema_calls_no_integer(quantity: str) -> None:
+    # GIVEN an order whose quantity is a boolean, a string, a float or null
+    body = f'{{"user_id": "u-1", "items": [{{"product_id": "p-1", "quantity": {quantity}}}]}}'
+    # WHEN it is parsed
+    with pytest.raises(ValidationError) as refused:
+        CreateOrder.model_validate_json(body)
+    # THEN the quantity is named
+    assert refused.value.errors()[0]["loc"] == ("items", 0, "quantity")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [r"Ann\u0000", r"Ann\u200bLee", r"Ann\u202eLee", r"Ann\nLee", r"Ann\u2028Lee", r"A\ufeff"],
+)
+def test_a_name_refuses_control_and_invisible_characters(name: str) -> None:
+    # GIVEN a sign-up whose name holds a control or invisible character (JSON escapes)
+    body = f'{{"email": "ann@example.org", "name": "{name}"}}'
+    # WHEN it is parsed
+    with pytest.raises(ValidationError) as refused:
+        CreateUser.model_validate_json(body)
+    # THEN the name is named
+    assert refused.value.errors()[0]["loc"] == ("name",)
+
+
+def test_text_is_checked_after_normalising() -> None:
+    # GIVEN an email whose case folding makes it longer (ß → ss) past the 254 limit,
+    # and one that folds to a valid address, and a decomposed accent in a name
+    too_long = "ß" * 127 + "@example.org"
+    assert len(too_long) <= 254 < len(too_long.casefold())
+    # WHEN they are parsed
+    with pytest.raises(ValidationError) as refused:
+        CreateUser(email=too_long, name="Ann")
+    user = CreateUser(email=" Weiß@Example.ORG ", name=" Rene\u0301 ")
+    # THEN the long one is refused naming the email; the others are stored normalised
+    assert refused.value.errors()[0]["loc"] == ("email",)
+    assert (user.email, user.name) == ("weiss@example.org", "René")
+
+
+def test_a_review_keeps_its_line_breaks_and_refuses_other_controls() -> None:
+    # GIVEN review texts with a line break, and with a bell character
+    kept = CreateReview(author="Ann", rating=5, text="Good.\nWould buy again.")
+    # WHEN / THEN the first is kept as written, the second refused naming the text
+    assert kept.text == "Good.\nWould buy again."
+    with pytest.raises(ValidationError) as refused:
+        CreateReview(author="Ann", rating=5, text="Good.\u0007")
+    assert refused.value.errors()[0]["loc"] == ("text",)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from chalice.app import Chalice
 from chalice.test import Client
 
@@ -13,9 +15,9 @@ from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 from lambdamesh_toolkit.http_api import HttpApi
 
 
-def orders_app() -> Chalice:
+def orders_app(logger: Logger | None = None) -> Chalice:
     app = Chalice(app_name="orders-api-test")
-    api = HttpApi(app)
+    api = HttpApi(app, logger)
 
     @app.route("/orders", methods=["POST"])
     @api.endpoint(status=201)
@@ -25,6 +27,8 @@ def orders_app() -> Chalice:
     @app.route("/orders/{order_id}")
     @api.endpoint()
     def get_order(order_id: str) -> dict[str, Any]:
+        if order_id == "broken":
+            raise KeyError("secret-table-name")
         if order_id == "down":
             raise DependencyUnavailable("users-api", 2.5, reason="circuit open")
         raise NotFound("order", order_id)
@@ -92,3 +96,34 @@ def test_service_errors_answer_their_status_and_body() -> None:
     assert down.status_code == 503
     assert down.headers["Retry-After"] == "3"
     assert json.loads(down.body)["error"]["code"] == "dependency_unavailable"
+
+
+def test_an_unexpected_error_answers_a_json_500_with_the_correlation_id_and_nothing_else() -> None:
+    # GIVEN a handler that fails with an error nobody planned for, and a logger to read
+    stream = io.StringIO()
+    logger = Logger(service="orders-api-test", stream=stream)
+    # WHEN it is called with a correlation id
+    with Client(orders_app(logger)) as client:
+        response = client.http.get("/orders/broken", headers={"X-Correlation-Id": "trace-500"})
+    # THEN the answer is JSON 500 carrying the correlation id, in the header and the body
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Correlation-Id"] == "trace-500"
+    error = json.loads(response.body)["error"]
+    assert (error["code"], error["correlation_id"]) == ("internal_error", "trace-500")
+    # AND nothing of the cause is in it, while the log has the traceback under that id
+    assert "secret-table-name" not in response.body.decode()
+    assert "KeyError" not in response.body.decode()
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["level"] == "ERROR"
+    assert line["correlation_id"] == "trace-500"
+    assert "secret-table-name" in line["exception"]
+
+
+def test_every_error_body_carries_the_correlation_id() -> None:
+    # GIVEN / WHEN an unknown order is asked for under a correlation id
+    with Client(orders_app()) as client:
+        response = client.http.get("/orders/o-404", headers={"X-Correlation-Id": "trace-404"})
+    # THEN the 404 body names it, beside the code and the message
+    assert response.status_code == 404
+    assert json.loads(response.body)["error"]["correlation_id"] == "trace-404"

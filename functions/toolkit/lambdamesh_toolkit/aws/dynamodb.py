@@ -19,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, PutItemInputTypeDef
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
@@ -83,6 +85,35 @@ def condition_failed(error: ClientError) -> bool:
     if error_code(error) == CONDITION_FAILED:
         return True
     return bool(failed_items(error))
+
+
+def conditional_put(client: DynamoDBClient, **request: Unpack[PutItemInputTypeDef]) -> bool:
+    """``PutItem`` with a condition: whether it was written (``False``: the condition failed).
+
+    Any other error is raised as it came.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        client.put_item(**request)
+    except ClientError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
+
+
+def put_if_absent(
+    client: DynamoDBClient, table: str, item: Mapping[str, AttributeValueTypeDef], key: str
+) -> bool:
+    """Put ``item`` unless an item with its key ``key`` exists; whether it was written."""
+    return conditional_put(
+        client,
+        TableName=table,
+        Item=item,
+        ConditionExpression="attribute_not_exists(#key)",
+        ExpressionAttributeNames={"#key": key},
+    )
 
 
 class UnprocessedItemsError(RuntimeError):

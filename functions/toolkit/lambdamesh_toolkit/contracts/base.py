@@ -2,20 +2,67 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
+
+#: Unicode categories no text field accepts: controls, format (invisible) characters,
+#: surrogates, private use, unassigned code points, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: What multi-line text keeps of the controls: line feeds and tabs.
+_MULTILINE_CONTROLS = frozenset("\n\t")
+
+
+def clean_text(value: object, *, multiline: bool = False) -> object:
+    r"""Text as it is stored and compared: NFC-normalised, without blanks around it.
+
+    Runs before a field's length and pattern checks, so they hold for what is stored.
+    Anything that is not a string is handed on unchanged, for the field's type to refuse.
+
+    >>> clean_text("  Cafe\u0301 ")
+    'Café'
+    >>> clean_text("Bob\u200b")
+    Traceback (most recent call last):
+    ...
+    ValueError: contains an invisible or control character (U+200B)
+
+    Raises
+    ------
+    ValueError
+        When the text holds a control or invisible character (a line feed or a tab is
+        allowed in ``multiline`` text).
+    """
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFC", value).strip()
+    allowed = _MULTILINE_CONTROLS if multiline else frozenset()
+    for char in text:
+        if char not in allowed and unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise ValueError(f"contains an invisible or control character (U+{ord(char):04X})")
+    return text
+
+
+def _clean_multiline(value: object) -> object:
+    return clean_text(value, multiline=True)
+
 
 #: Identifiers: safe in URLs, DynamoDB keys and log lines.
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 ]
+#: A whole number in JSON: ``true``, ``5.0`` and ``"5"`` are refused, as the schema says.
+StrictInt = Annotated[int, Strict()]
 #: Money is always integer cents, never a float.
-Cents = Annotated[int, Field(ge=0, le=1_000_000_000)]
+Cents = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 #: ISO 4217 currency code.
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-#: Short human text (names), surrounding blanks removed.
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: Short human text (names): one line, NFC, surrounding blanks removed, then 1-200 characters.
+ShortText = Annotated[
+    str, BeforeValidator(clean_text), StringConstraints(min_length=1, max_length=200)
+]
+#: Longer human text (a review, a description): line feeds and tabs allowed.
+MultilineText = Annotated[str, BeforeValidator(_clean_multiline)]
 
 
 class Contract(BaseModel):

@@ -6,7 +6,15 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, StringConstraints
 
-from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
+from lambdamesh_toolkit.contracts.base import (
+    Cents,
+    Contract,
+    Currency,
+    Identifier,
+    MultilineText,
+    ShortText,
+    StrictInt,
+)
 
 
 class Product(Contract):
@@ -16,10 +24,10 @@ class Product(Contract):
 
     id: Identifier
     name: ShortText
-    description: Annotated[str, StringConstraints(max_length=4000)] = ""
+    description: Annotated[MultilineText, StringConstraints(max_length=4000)] = ""
     price_cents: Cents
     currency: Currency
-    stock: Annotated[int, Field(ge=0)]
+    stock: Annotated[StrictInt, Field(ge=0)]
 
 
 class ProductList(Contract):

@@ -15,7 +15,14 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
+from lambdamesh_toolkit.contracts.base import (
+    Cents,
+    Contract,
+    Currency,
+    Identifier,
+    ShortText,
+    StrictInt,
+)
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.contracts.users import Email
 
@@ -107,7 +114,7 @@ class EventEnvelope(Contract):
 
     id: EventId
     type: EventType
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[StrictInt, Field(ge=1)]
     source: Identifier
     time: AwareDatetime
     correlation_id: TraceId

@@ -7,7 +7,14 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from lambdamesh_toolkit.contracts.base import Cents, Contract, Currency, Identifier, ShortText
+from lambdamesh_toolkit.contracts.base import (
+    Cents,
+    Contract,
+    Currency,
+    Identifier,
+    ShortText,
+    StrictInt,
+)
 
 MAX_ORDER_ITEMS = 50
 MAX_CANCEL_REASON_LENGTH = 500
@@ -29,7 +36,7 @@ class OrderItemRequest(Contract):
     contract_name: ClassVar[str] = "orders.OrderItemRequest"
 
     product_id: Identifier
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=1000)]
 
 
 class CreateOrder(Contract):
@@ -48,7 +55,7 @@ class OrderLine(Contract):
 
     product_id: Identifier
     name: ShortText
-    quantity: Annotated[int, Field(ge=1)]
+    quantity: Annotated[StrictInt, Field(ge=1)]
     unit_price_cents: Cents
     line_total_cents: Cents
 

@@ -6,11 +6,17 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from lambdamesh_toolkit.contracts.base import Contract, Identifier, ShortText
+from lambdamesh_toolkit.contracts.base import (
+    Contract,
+    Identifier,
+    MultilineText,
+    ShortText,
+    StrictInt,
+)
 from lambdamesh_toolkit.contracts.catalog import Product
 
-Rating = Annotated[int, Field(ge=1, le=5)]
-ReviewText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Rating = Annotated[StrictInt, Field(ge=1, le=5)]
+ReviewText = Annotated[MultilineText, StringConstraints(min_length=1, max_length=4000)]
 
 
 class CreateReview(Contract):

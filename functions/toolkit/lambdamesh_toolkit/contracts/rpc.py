@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from lambdamesh_toolkit.contracts.base import Contract
+from lambdamesh_toolkit.contracts.base import Contract, StrictInt
 
 MethodName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -31,7 +31,7 @@ class RpcRequest(Contract):
     contract_name: ClassVar[str] = "rpc.RpcRequest"
 
     method: MethodName
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[StrictInt, Field(ge=1)]
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     payload: dict[str, Any]
 

@@ -23,6 +23,7 @@ from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, ExternalLocalStack
 from lambdamesh.emulator.settings import DEFAULT_HOST
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.deadline import use_deadline
 
 ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
 E2E_DIR = Path(__file__).parent / "e2e"
@@ -33,6 +34,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def no_deadline() -> Iterator[None]:
+    """Each test starts without a request deadline (one test's must not reach the next)."""
+    use_deadline(None)
+    yield
+    use_deadline(None)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ and returns the registered ``User``. This module does the rest:
 
 * the correlation id is read from ``X-Correlation-Id`` (or started) and bound
   to the logger, with the Lambda request id, before the handler runs;
+* the request's deadline starts (``REQUEST_DEADLINE_S``, or the caller's
+  ``X-Request-Deadline`` when earlier: :mod:`lambdamesh_toolkit.deadline`);
 * a body that is not JSON or breaks the contract answers 400 naming the field;
 * a :class:`~lambdamesh_toolkit.errors.ServiceError` answers its status with
   the JSON error body (``Retry-After`` for 503);
@@ -27,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.correlation import (
     CORRELATION_HEADER,
     correlation_from_http_headers,
     current_correlation_id,
     use_correlation_id,
 )
+from lambdamesh_toolkit.deadline import DeadlineSettings, begin_deadline, deadline_from_headers
 from lambdamesh_toolkit.errors import InvalidRequest, ServiceError, invalid_request_from
 from lambdamesh_toolkit.logging import bind_invocation
 
@@ -118,7 +122,7 @@ UNEXPECTED_ERROR_MESSAGE = (
 
 
 def begin_request(request: Request | None, logger: Logger | None = None) -> str:
-    """Adopt the caller's correlation id (or start one) and bind the logger.
+    """Adopt the caller's correlation id (or start one), start the deadline, bind the logger.
 
     Returns
     -------
@@ -127,6 +131,8 @@ def begin_request(request: Request | None, logger: Logger | None = None) -> str:
     """
     headers = request.headers if request is not None else None
     correlation_id = use_correlation_id(correlation_from_http_headers(headers))
+    budget_s = load_settings(DeadlineSettings).request_deadline_s
+    begin_deadline(budget_s, inherited=deadline_from_headers(headers))
     if logger is not None:
         bind_invocation(logger, correlation_id, _request_id(request))
     return correlation_id

@@ -1,6 +1,7 @@
 """HTTP client for calling another service through API Gateway.
 
-Every request has a connect and a read timeout, carries the correlation id,
+Every request has a connect and a read timeout (never beyond the request's
+deadline, which it carries in ``X-Request-Deadline``), carries the correlation id,
 and goes through :func:`lambdamesh_toolkit.resilience.call_dependency`:
 
 * connection errors, timeouts and 429/502/503/504 are retried with full
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER, current_correlation_id
+from lambdamesh_toolkit.deadline import DEADLINE_HEADER, current_deadline, header_value
 from lambdamesh_toolkit.errors import DependencyUnavailable, ServiceError, error_from_wire
 from lambdamesh_toolkit.resilience import (
     RETRYABLE_STATUSES,
@@ -29,6 +31,7 @@ from lambdamesh_toolkit.resilience import (
     RetryPolicy,
     call_dependency,
     parse_retry_after,
+    time_for_attempt,
 )
 
 if TYPE_CHECKING:
@@ -223,6 +226,10 @@ class ServiceHttpClient:
             sent_headers[IDEMPOTENCY_HEADER] = idempotency_key
         repeatable = method in _IDEMPOTENT_METHODS or idempotency_key is not None
 
+        deadline = current_deadline()
+        if deadline is not None:
+            sent_headers[DEADLINE_HEADER] = header_value(deadline)
+
         def attempt() -> HttpResult:
             return self._attempt(method, url, payload, sent_headers)
 
@@ -237,6 +244,7 @@ class ServiceHttpClient:
     def _attempt(
         self, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
     ) -> HttpResult:
+        from urllib3 import Timeout
         from urllib3.exceptions import (
             ConnectTimeoutError,
             HTTPError,
@@ -244,25 +252,37 @@ class ServiceHttpClient:
         )
         from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+        timeout = Timeout(
+            connect=time_for_attempt(self.connect_timeout_s),
+            read=time_for_attempt(self.read_timeout_s),
+        )
         try:
             response = self._pool_manager().request(
                 method,
                 url,
                 body=payload,
                 headers=dict(headers),
+                timeout=timeout,
                 # Our retry policy and breaker apply; urllib3's own retries and
                 # redirects would multiply attempts behind their back.
                 retries=False,
                 redirect=False,
             )
+        # The reasons name what happened, never where: they reach callers in 503 bodies, and
+        # an address or a port is nobody's business outside (the cause stays chained).
         except (NewConnectionError, ConnectTimeoutError) as exc:
-            raise AttemptFailed(f"cannot connect: {exc}", retryable=True, never_sent=True) from exc
+            raise AttemptFailed("cannot connect", retryable=True, never_sent=True) from exc
         except Urllib3Timeout as exc:
-            raise AttemptFailed(f"timeout: {exc}", retryable=True) from exc
+            raise AttemptFailed(
+                f"timeout: no answer within {timeout.read_timeout or self.read_timeout_s:.1f} s",
+                retryable=True,
+            ) from exc
         except HTTPError as exc:
             # Connection reset or protocol error after sending: the request
             # may have been processed, so it is retried only if repeatable.
-            raise AttemptFailed(f"connection failed: {exc}", retryable=True) from exc
+            raise AttemptFailed(
+                f"connection failed ({type(exc).__name__})", retryable=True
+            ) from exc
         result = HttpResult(
             status=response.status,
             headers=response.headers,

@@ -6,7 +6,9 @@ Retry policy
     dependency's ``Retry-After`` honoured: the wait is never shorter than what
     the dependency asked for, and when it asks for longer than
     ``max_retry_after_s`` the call gives up at once instead of sleeping through
-    the caller's own time budget.
+    the caller's own time budget. No attempt starts after the request's deadline
+    (:mod:`lambdamesh_toolkit.deadline`) or with less than
+    :data:`MIN_ATTEMPT_S` of it left.
 
 Circuit breaker
     A thin wrapper over Powertools' circuit breaker
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeIs
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.deadline import remaining_s
 from lambdamesh_toolkit.errors import DependencyUnavailable
 
 if TYPE_CHECKING:
@@ -54,8 +57,16 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.circuit_breaker.persistence.base import (
         CircuitBreakerPersistenceLayer,
     )
+    from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import (
+        CircuitStateRecord,
+    )
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from tenacity import RetryCallState
+
+#: Less time than this left before the deadline is not worth an attempt.
+MIN_ATTEMPT_S = 0.05
+#: Why a call stopped at its deadline (the words callers see).
+DEADLINE_REASON = "no time left before the request's deadline"
 
 #: HTTP statuses that mean "try again later" rather than "your request is wrong".
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -211,10 +222,22 @@ class RetryPolicy:
         """
         # Imported here: tenacity costs tens of milliseconds of cold start and
         # is only needed once a function actually calls a dependency.
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt
+        from tenacity import (
+            Retrying,
+            retry_if_exception,
+            stop_after_attempt,
+            stop_any,
+            stop_before_delay,
+        )
+        from tenacity.stop import stop_base
 
+        stops: list[stop_base] = [stop_after_attempt(self.max_attempts)]
+        left = remaining_s()
+        if left is not None:
+            # No attempt starts with less than MIN_ATTEMPT_S of the deadline left.
+            stops.append(stop_before_delay(max(0.0, left - MIN_ATTEMPT_S)))
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_any(*stops),
             wait=self._wait_strategy(),
             retry=retry_if_exception(lambda exc: self.should_retry(exc, repeatable=repeatable)),
             sleep=self.sleep,
@@ -391,7 +414,20 @@ class CircuitBreaker:
                 self.name, self._seconds_until_probe(exc.circuit), reason="circuit open"
             ) from None
 
-    def _seconds_until_probe(self, circuit: CircuitInfo | None) -> float:
+    def seconds_until_closed_or(self, otherwise: float | None) -> float | None:
+        """While the circuit is open, the seconds until it lets a probe through; else
+        ``otherwise``. A store that cannot be read answers ``otherwise``."""
+        from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
+
+        try:
+            record = self.store.get_state(self.name)
+        except Exception:
+            return otherwise
+        if record.state != CircuitState.OPEN:
+            return otherwise
+        return max(otherwise or 0.0, self._seconds_until_probe(record))
+
+    def _seconds_until_probe(self, circuit: CircuitInfo | CircuitStateRecord | None) -> float:
         if circuit is None or circuit.opened_at is None:
             return float(self.config.recovery_timeout)
         # The same clock as Powertools' (whole seconds of dt.datetime.now()).
@@ -400,6 +436,22 @@ class CircuitBreaker:
         # Half-open (another container probing) or a probe just due: the
         # answer is known within about a second.
         return max(1.0, remaining)
+
+
+def time_for_attempt(timeout_s: float) -> float:
+    """The time an attempt may take: ``timeout_s``, or what is left of the deadline if less.
+
+    Raises
+    ------
+    AttemptFailed
+        Not retryable, when less than :data:`MIN_ATTEMPT_S` is left.
+    """
+    left = remaining_s()
+    if left is None:
+        return timeout_s
+    if left < MIN_ATTEMPT_S:
+        raise AttemptFailed(DEADLINE_REASON, retryable=False, never_sent=True)
+    return min(timeout_s, left)
 
 
 def _is_store(candidate: Any) -> TypeIs[CircuitBreakerPersistenceLayer]:
@@ -449,4 +501,9 @@ def call_dependency[T](
     try:
         return retry.run(guarded, repeatable=repeatable)
     except AttemptFailed as exc:
-        raise DependencyUnavailable(dependency, exc.retry_after_s, reason=exc.reason) from exc
+        retry_after_s = exc.retry_after_s
+        if breaker is not None:
+            # The failures may just have opened the circuit: then its recovery time is the
+            # truth about when to come back, not a guess.
+            retry_after_s = breaker.seconds_until_closed_or(retry_after_s)
+        raise DependencyUnavailable(dependency, retry_after_s, reason=exc.reason) from exc

@@ -16,6 +16,7 @@ correlation id carried in the envelope.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.rpc import RpcError, RpcRequest, RpcResponse
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
+from lambdamesh_toolkit.deadline import DeadlineSettings, begin_deadline, current_deadline
 from lambdamesh_toolkit.errors import (
     DependencyUnavailable,
     InvalidRequest,
@@ -38,6 +41,7 @@ from lambdamesh_toolkit.resilience import (
     CircuitBreaker,
     RetryPolicy,
     call_dependency,
+    time_for_attempt,
 )
 
 if TYPE_CHECKING:
@@ -145,11 +149,13 @@ class RpcClient:
             Circuit open, timeouts/throttling/crashes beyond the retries, or an
             answer that breaks the contract.
         """
+        deadline = current_deadline()
         envelope = RpcRequest(
             method=method,
             version=_contract_version(type(request)),
             correlation_id=current_correlation_id(),
             payload=request.model_dump(mode="json"),
+            deadline_ms=None if deadline is None else int(deadline * 1000),
         )
         payload = envelope.model_dump_json().encode()
 
@@ -174,7 +180,8 @@ class RpcClient:
             ReadTimeoutError,
         )
 
-        client = self._client()
+        read_timeout_s = time_for_attempt(self.timeout_s)
+        client = self._client(read_timeout_s)
         try:
             answer = client.invoke(
                 FunctionName=self.function_name,
@@ -183,9 +190,12 @@ class RpcClient:
             )
             raw = answer["Payload"].read()
         except (EndpointConnectionError, ConnectTimeoutError) as exc:
-            raise AttemptFailed(f"cannot connect: {exc}", retryable=True, never_sent=True) from exc
+            # No address in a reason: reasons reach callers in 503 bodies.
+            raise AttemptFailed("cannot connect", retryable=True, never_sent=True) from exc
         except ReadTimeoutError as exc:
-            raise AttemptFailed(f"timeout after {self.timeout_s}s", retryable=True) from exc
+            raise AttemptFailed(
+                f"timeout: no answer within {read_timeout_s:.1f} s", retryable=True
+            ) from exc
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
@@ -198,7 +208,7 @@ class RpcClient:
                 f"Lambda {code}", retryable=code in _RETRYABLE_LAMBDA_ERRORS
             ) from exc
         except BotoCoreError as exc:
-            raise AttemptFailed(f"invoke failed: {exc}", retryable=True) from exc
+            raise AttemptFailed(f"invoke failed ({type(exc).__name__})", retryable=True) from exc
 
         if answer.get("FunctionError"):
             # The function crashed (unhandled exception, timeout, out of
@@ -239,17 +249,19 @@ class RpcClient:
             reason = f"result does not match {response_type.__name__}: {exc.error_count()} error(s)"
             raise DependencyUnavailable(self.dependency_name, reason=reason) from None
 
-    def _client(self) -> LambdaClient:
-        if self._lambda_client is None:
-            # The call's own timeouts; botocore's retries off: the retry policy decides.
-            self._lambda_client = clients.lambda_(
-                clients.REQUEST.but(
-                    connect_timeout_s=self.connect_timeout_s,
-                    read_timeout_s=self.timeout_s,
-                    max_attempts=1,
-                )
+    def _client(self, read_timeout_s: float) -> LambdaClient:
+        """A client whose read timeout is ``read_timeout_s`` (rounded up to a tenth of a
+        second, so that a warm container keeps a handful of clients, not one per call)."""
+        if self._lambda_client is not None:
+            return self._lambda_client
+        # The call's own timeouts; botocore's retries off: the retry policy decides.
+        return clients.lambda_(
+            clients.REQUEST.but(
+                connect_timeout_s=min(self.connect_timeout_s, read_timeout_s),
+                read_timeout_s=math.ceil(read_timeout_s * 10) / 10,
+                max_attempts=1,
             )
-        return self._lambda_client
+        )
 
 
 def _crash_summary(raw: bytes) -> str:
@@ -320,6 +332,11 @@ class RpcServer:
         raw_correlation = event.get("correlation_id") if isinstance(event, Mapping) else None
         correlation_id = use_correlation_id(
             raw_correlation if isinstance(raw_correlation, str) else None
+        )
+        raw_deadline = event.get("deadline_ms") if isinstance(event, Mapping) else None
+        begin_deadline(
+            load_settings(DeadlineSettings).request_deadline_s,
+            inherited=raw_deadline / 1000 if type(raw_deadline) is int else None,
         )
         if self.logger is not None:
             bind_invocation(self.logger, correlation_id, getattr(context, "aws_request_id", None))

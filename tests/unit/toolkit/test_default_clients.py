@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from lambdamesh_toolkit.resilience import CircuitBreaker, dynamodb_breaker_store
+from lambdamesh_toolkit.deadline import use_deadline
+from lambdamesh_toolkit.resilience import CircuitBreaker, dynamodb_breaker_store, time_for_attempt
 from lambdamesh_toolkit.rpc import RpcClient
 from tests.support.circuit_breaker import InMemoryCircuitStore
 
@@ -26,14 +28,37 @@ def test_rpc_client_builds_a_lambda_client_with_its_timeouts_and_no_botocore_ret
         breaker=CircuitBreaker("catalog-rpc", InMemoryCircuitStore()),
     )
 
-    # WHEN its Lambda client is created (on first use)
-    config = client._client().meta.config
+    # WHEN its Lambda client is created for an attempt with no deadline to shorten it
+    config = client._client(2.5).meta.config
 
     # THEN it has the timeouts and a single botocore attempt, so only our policy retries
     assert timeouts(config) == (0.7, 2.5)
     retries = getattr(config, "retries", None)
     assert retries is not None
     assert retries["total_max_attempts"] == 1
+
+
+def test_rpc_client_gives_an_attempt_only_what_is_left_of_the_deadline(
+    aws_credentials: None,
+) -> None:
+    # GIVEN an RPC client with a 2.5 s timeout, and a request with 0.42 s left
+    client = RpcClient(
+        "lambdamesh-catalog-dev-rpc",
+        "catalog-rpc",
+        timeout_s=2.5,
+        connect_timeout_s=0.7,
+        breaker=CircuitBreaker("catalog-rpc", InMemoryCircuitStore()),
+    )
+    use_deadline(time.time() + 0.42)
+    try:
+        # WHEN its Lambda client is created for the next attempt
+        config = client._client(time_for_attempt(client.timeout_s)).meta.config
+    finally:
+        use_deadline(None)
+    # THEN the attempt may take what is left (rounded up to a tenth), and connect no longer
+    connect, read = timeouts(config)
+    assert read == 0.5
+    assert connect <= 0.5
 
 
 def test_default_breaker_store_is_one_per_table_with_short_timeouts(aws_credentials: None) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
+import pytest
 from aws_lambda_powertools import Logger
 from chalice.app import Chalice
 from chalice.test import Client
 
 from lambdamesh_toolkit.contracts.orders import CreateOrder
+from lambdamesh_toolkit.deadline import DEADLINE_HEADER, current_deadline, header_value
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 from lambdamesh_toolkit.http_api import HttpApi
 
@@ -127,3 +130,45 @@ def test_every_error_body_carries_the_correlation_id() -> None:
     # THEN the 404 body names it, beside the code and the message
     assert response.status_code == 404
     assert json.loads(response.body)["error"]["correlation_id"] == "trace-404"
+
+
+def deadline_app() -> Chalice:
+    app = Chalice(app_name="deadline-test")
+    api = HttpApi(app)
+
+    @app.route("/deadline")
+    @api.endpoint()
+    def deadline() -> dict[str, Any]:
+        return {"deadline": current_deadline()}
+
+    return app
+
+
+def test_a_request_gets_the_budget_of_its_service_from_its_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a service whose requests get 5 s
+    monkeypatch.setenv("REQUEST_DEADLINE_S", "5")
+    # WHEN a request without a deadline of its own arrives
+    before = time.time()
+    with Client(deadline_app()) as client:
+        response = client.http.get("/deadline")
+    after = time.time()
+    # THEN the handler works under a deadline 5 s from the arrival
+    deadline = json.loads(response.body)["deadline"]
+    assert before + 5 <= deadline <= after + 5
+
+
+def test_a_callers_earlier_deadline_is_kept_and_a_later_one_is_capped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a service whose requests get 5 s
+    monkeypatch.setenv("REQUEST_DEADLINE_S", "5")
+    soon, late = time.time() + 1.5, time.time() + 60
+    with Client(deadline_app()) as client:
+        # WHEN callers send a deadline 1.5 s away, then one 60 s away
+        kept = client.http.get("/deadline", headers={DEADLINE_HEADER: header_value(soon)})
+        capped = client.http.get("/deadline", headers={DEADLINE_HEADER: header_value(late)})
+    # THEN the earlier one is kept as sent, the later one cut to the service's own budget
+    assert json.loads(kept.body)["deadline"] == int(soon * 1000) / 1000
+    assert json.loads(capped.body)["deadline"] <= time.time() + 5

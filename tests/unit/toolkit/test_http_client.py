@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 
 import pytest
 
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER, use_correlation_id
+from lambdamesh_toolkit.deadline import DEADLINE_HEADER, header_value, use_deadline
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 from lambdamesh_toolkit.http_client import IDEMPOTENCY_HEADER, ServiceHttpClient
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
@@ -200,3 +202,52 @@ def test_answer_is_validated_against_its_contract(
     assert client.get("/users/u-1").model(User).name == "Ada"
     with pytest.raises(DependencyUnavailable, match="does not match User"):
         client.get("/users/u-1").model(User)
+
+
+def test_a_hanging_dependency_gets_only_what_is_left_of_the_deadline(
+    http_server: ScriptedServer, sleeps: list[float]
+) -> None:
+    # GIVEN a dependency that hangs past every timeout, and a request with 0.4 s left
+    http_server.answer(*[ScriptedAnswer(200, delay_s=2.0) for _ in range(3)])
+    client = make_client(http_server.url, sleeps, max_attempts=3, read_timeout_s=3.0)
+    deadline = use_deadline(time.time() + 0.4)
+    # WHEN the client GETs
+    with pytest.raises(DependencyUnavailable) as refused:
+        client.get("/users/u-1")
+    # THEN one attempt was made, cut at the deadline (no 3 s read, no retry after it)
+    assert len(http_server.received) == 1
+    assert refused.value.reason is not None
+    assert refused.value.reason.startswith(("timeout", "no time left"))
+    # AND the dependency was told the deadline, to keep within it too
+    assert deadline is not None
+    sent = {name.lower(): value for name, value in http_server.received[0].headers.items()}
+    assert sent[DEADLINE_HEADER.lower()] == header_value(deadline)
+
+
+def test_a_deadline_already_past_makes_no_call(
+    http_server: ScriptedServer, sleeps: list[float]
+) -> None:
+    # GIVEN a request whose deadline has passed
+    client = make_client(http_server.url, sleeps)
+    use_deadline(time.time() - 1)
+    # WHEN the client GETs
+    with pytest.raises(DependencyUnavailable, match="deadline"):
+        client.get("/users/u-1")
+    # THEN nothing was sent
+    assert http_server.received == []
+
+
+def test_an_unavailable_dependency_is_reported_without_its_address(sleeps: list[float]) -> None:
+    # GIVEN a port nothing listens on
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = make_client(f"http://127.0.0.1:{port}/internal", sleeps, max_attempts=2)
+    # WHEN the client fails to reach it
+    with pytest.raises(DependencyUnavailable) as refused:
+        client.get("/users/u-1")
+    # THEN the error a caller would see names the dependency, not where it lives
+    body = json.dumps(refused.value.to_body())
+    assert client.dependency_name in body
+    assert "127.0.0.1" not in body
+    assert str(port) not in body

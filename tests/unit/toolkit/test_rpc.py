@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
+from lambdamesh_toolkit.deadline import current_deadline, use_deadline
 from lambdamesh_toolkit.errors import (
     Conflict,
     DependencyUnavailable,
@@ -363,3 +365,51 @@ def test_registering_a_method_twice_is_refused() -> None:
         server.method("GetProduct", GetProductRequest)(
             lambda request: GetProductResponse(product=PRODUCT)
         )
+
+
+def test_the_deadline_travels_with_the_call_and_the_server_keeps_within_it(
+    sleeps: list[float],
+) -> None:
+    # GIVEN a caller with a deadline 1.5 s away, and a server whose method reads its own
+    deadline = use_deadline(time.time() + 1.5)
+    assert deadline is not None
+    server = RpcServer("catalog")
+    seen: list[float | None] = []
+
+    @server.method("GetProduct", GetProductRequest)
+    def get_product(request: GetProductRequest) -> GetProductResponse:
+        seen.append(current_deadline())
+        return GetProductResponse(product=PRODUCT)
+
+    fake = FakeLambda(served_by(server))
+    # WHEN the caller calls the method
+    make_client(fake, sleeps).call(
+        "GetProduct", GetProductRequest(product_id="p-1"), GetProductResponse
+    )
+    # THEN the envelope carried the deadline, and the server worked under it, not its own budget
+    assert fake.payloads[0]["deadline_ms"] == int(deadline * 1000)
+    assert seen == [int(deadline * 1000) / 1000]
+
+
+def test_a_server_called_without_a_deadline_starts_its_own_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a server whose budget is 7 s, called by an old client that sends no deadline
+    monkeypatch.setenv("REQUEST_DEADLINE_S", "7")
+    server = RpcServer("catalog")
+    seen: list[float | None] = []
+
+    @server.method("GetProduct", GetProductRequest)
+    def get_product(request: GetProductRequest) -> GetProductResponse:
+        seen.append(current_deadline())
+        return GetProductResponse(product=PRODUCT)
+
+    envelope = {"method": "GetProduct", "version": 1, "correlation_id": "c-1"}
+    # WHEN it is invoked
+    before = time.time()
+    server.handle({**envelope, "payload": {"product_id": "p-1"}})
+    after = time.time()
+    # THEN its method ran under a deadline 7 s from its arrival
+    [deadline] = seen
+    assert deadline is not None
+    assert before + 7 <= deadline <= after + 7

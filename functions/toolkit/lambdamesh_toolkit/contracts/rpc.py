@@ -26,6 +26,9 @@ class RpcRequest(Contract):
         The caller's correlation id; the server adopts it.
     payload : dict
         The request model, as JSON.
+    deadline_ms : int | None
+        The caller's deadline (epoch milliseconds): the server keeps the earlier of it and
+        its own budget for everything it calls.
     """
 
     contract_name: ClassVar[str] = "rpc.RpcRequest"
@@ -34,6 +37,7 @@ class RpcRequest(Contract):
     version: Annotated[StrictInt, Field(ge=1)]
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     payload: dict[str, Any]
+    deadline_ms: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class RpcError(Contract):

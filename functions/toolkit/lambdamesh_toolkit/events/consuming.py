@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.events import EventData, EventEnvelope, EventError, event_model
 from lambdamesh_toolkit.correlation import is_valid_correlation_id, use_correlation_id
+from lambdamesh_toolkit.deadline import use_deadline
 from lambdamesh_toolkit.events.bookkeeping import (
     IDEMPOTENCY_TTL,
     DynamoDbFailureStore,
@@ -186,6 +187,7 @@ class EventConsumer:
         """
         records = list(event.get("Records") or [])
         self._request_id = getattr(context, "aws_request_id", None)
+        use_deadline(None)  # queued work has no caller waiting: only the function's timeout
         self._marks = _BatchMarks.read(self.idempotency_store, self.service, records)
         processor = self._processor
         try:

@@ -1,0 +1,97 @@
+"""A request's deadline, carried down every hop so that no caller waits past its own.
+
+The first service a request reaches gives it a budget (``REQUEST_DEADLINE_S``, 3 s by default:
+a person is waiting). The deadline travels as an absolute time, in epoch milliseconds: in the
+``X-Request-Deadline`` header of HTTP calls and in the ``deadline_ms`` field of RPC requests.
+A service that receives one keeps the earlier of it and its own budget. Clients give each
+attempt only the time that is left and retry only while time is left, so with a dependency
+hanging the caller answers 503 within its deadline instead of after every retry's timeout.
+
+>>> use_deadline(None); remaining_s() is None
+True
+>>> deadline = begin_deadline(2.0, inherited=None, now=100.0)
+>>> deadline, remaining_s(now=99.5)
+(102.0, 2.5)
+>>> begin_deadline(2.0, inherited=101.0, now=100.0)
+101.0
+>>> header_value(101.0), deadline_from_header("101000")
+('101000', 101.0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+
+from pydantic import Field
+
+from lambdamesh_toolkit.config import EnvSettings
+
+DEADLINE_HEADER = "X-Request-Deadline"
+"""HTTP header of the deadline: epoch milliseconds."""
+#: The deadline of the work being done, in epoch seconds; ``None``: none.
+_deadline: ContextVar[float | None] = ContextVar("lambdamesh_deadline", default=None)
+
+
+class DeadlineSettings(EnvSettings):
+    """The budget a request gets where it enters the system.
+
+    Attributes
+    ----------
+    request_deadline_s : float
+        ``REQUEST_DEADLINE_S``: seconds from a request's arrival to its answer, every
+        downstream call and retry included (API Gateway itself gives up after 29 s).
+    """
+
+    request_deadline_s: float = Field(3.0, alias="REQUEST_DEADLINE_S", gt=0, le=29)
+
+
+def use_deadline(deadline: float | None) -> float | None:
+    """Make ``deadline`` (epoch seconds, or ``None``) the current work's; return it."""
+    _deadline.set(deadline)
+    return deadline
+
+
+def current_deadline() -> float | None:
+    """The current work's deadline in epoch seconds, if it has one."""
+    return _deadline.get()
+
+
+def remaining_s(*, now: float | None = None) -> float | None:
+    """Seconds left before the deadline (negative once past); ``None`` without one."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return None
+    return deadline - (time.time() if now is None else now)
+
+
+def begin_deadline(budget_s: float, *, inherited: float | None, now: float | None = None) -> float:
+    """Start the current work's deadline: ``budget_s`` from now, or the caller's if earlier."""
+    own = (time.time() if now is None else now) + budget_s
+    deadline = own if inherited is None else min(own, inherited)
+    use_deadline(deadline)
+    return deadline
+
+
+def deadline_from_header(value: str | None) -> float | None:
+    """The deadline a caller sent (epoch milliseconds); ``None`` when absent or malformed."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 15:
+        return None
+    return int(value.strip()) / 1000
+
+
+def deadline_from_headers(headers: Mapping[str, str] | None) -> float | None:
+    """The deadline in a request's headers (any case), if any."""
+    if not headers:
+        return None
+    wanted = DEADLINE_HEADER.lower()
+    for name, value in headers.items():
+        if name.lower() == wanted:
+            return deadline_from_header(value)
+    return None
+
+
+def header_value(deadline: float) -> str:
+    """``deadline`` as the header carries it: whole epoch milliseconds."""
+    return str(int(deadline * 1000))

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
+from lambdamesh_toolkit.events.dead_lettering import PermanentFailure
+
 from .mail import Mail
 
 if TYPE_CHECKING:
     from mypy_boto3_ses import SESClient
+
+
+#: SES error codes that refuse a mail for what it is, not for the moment.
+REFUSALS = frozenset(
+    {
+        "MessageRejected",
+        "InvalidParameterValue",
+        "MailFromDomainNotVerifiedException",
+        "ConfigurationSetDoesNotExist",
+        "AccountSendingPausedException",
+    }
+)
 
 
 class SesMailer:
@@ -26,15 +42,33 @@ class SesMailer:
         self._sender = sender
 
     def send(self, mail: Mail) -> str:
-        """Send the mail; SES's message id."""
-        answer = self._client.send_email(
-            Source=self._sender,
-            Destination={"ToAddresses": [mail.to]},
-            Message={
-                "Subject": {"Data": mail.subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": mail.body, "Charset": "UTF-8"}},
-            },
-        )
+        """Send the mail; SES's message id.
+
+        Raises
+        ------
+        PermanentFailure
+            When SES refuses the mail itself (an address it will not send to, an unverified
+            sender): sending it again cannot work until someone fixes the cause, so the event
+            goes to the dead-letter queue at once instead of being retried.
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            For anything else (throttling, SES unreachable): retried.
+        """
+        try:
+            answer = self._client.send_email(
+                Source=self._sender,
+                Destination={"ToAddresses": [mail.to]},
+                Message={
+                    "Subject": {"Data": mail.subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": mail.body, "Charset": "UTF-8"}},
+                },
+            )
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in REFUSALS:
+                # The code only: SES's message may quote the address, which stays out of
+                # failure records and logs.
+                raise PermanentFailure(f"SES refused the mail: {code}") from error
+            raise
         return answer["MessageId"]
 
     def verify_sender(self) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from chalice.test import Client
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
@@ -20,6 +22,7 @@ from lambdamesh_toolkit.contracts.events import (
     UserCreated,
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events.dead_lettering import PermanentFailure
 from lambdamesh_toolkit.events.envelope import new_event
 from tests.unit.services.conftest import ServiceFactory, sqs_event_of
 from tests.unit.services.service_loader import LoadedService, load_service
@@ -345,3 +348,31 @@ def test_an_order_event_about_an_unknown_user_raises_unknown_recipient(
     with pytest.raises(domain.UnknownRecipientError, match="u-bob"):
         notifier.on_order_cancelled(event, OrderCancelled.model_validate(event.data))
     assert mailer.sent == []
+
+
+def test_a_mail_ses_refuses_is_a_permanent_failure_that_names_no_address(
+    notifications: LoadedService, client: Client
+) -> None:
+    # GIVEN the service's SES mailer and an address SES will not send to (no domain)
+    ses_module = notifications.module("chalicelib.ses")
+    mail_module = notifications.module("chalicelib.mail")
+    mailer = ses_module.SesMailer(boto3.client("ses", region_name="us-east-1"), SENDER)
+    # WHEN it sends
+    with pytest.raises(PermanentFailure) as refused:
+        mailer.send(mail_module.Mail(to="ann.example.com", subject="Hi", body="Hello"))
+    # THEN the refusal is permanent (dead-letter now), and says why without the address
+    assert refused.value.reason == "SES refused the mail: InvalidParameterValue"
+    assert "ann" not in refused.value.reason
+
+
+def test_a_mail_ses_cannot_take_now_is_retried(notifications: LoadedService) -> None:
+    # GIVEN an SES that throttles
+    ses_module = notifications.module("chalicelib.ses")
+    mail_module = notifications.module("chalicelib.mail")
+    ses = boto3.client("ses", region_name="us-east-1")
+    mailer = ses_module.SesMailer(ses, SENDER)
+    with Stubber(ses) as stub:
+        stub.add_client_error("send_email", service_error_code="Throttling")
+        # WHEN it sends THEN the error is not a permanent one: the event will be retried
+        with pytest.raises(ClientError):
+            mailer.send(mail_module.Mail(to="ann@example.com", subject="Hi", body="Hello"))

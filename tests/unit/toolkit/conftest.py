@@ -30,6 +30,7 @@ from lambdamesh_toolkit.resilience import (
     BREAKER_TABLE_TTL_ATTRIBUTE,
 )
 from tests.support import circuit_breaker
+from tests.unit.toolkit.consumer_world import World, make_world
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -203,3 +204,9 @@ def http_server() -> Iterator[ScriptedServer]:
 def sleeps() -> list[float]:
     """Waits a retry policy asked for, recorded instead of slept."""
     return []
+
+
+@pytest.fixture
+def world(aws_credentials: None) -> Iterator[World]:
+    """moto's SNS, SQS and DynamoDB wired for an event consumer (see ``consumer_world``)."""
+    yield from make_world()

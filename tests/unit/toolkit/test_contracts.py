@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from moto.ses.utils import is_valid_address as ses_address_problem
 from pydantic import BaseModel, ValidationError
 
 from lambdamesh_toolkit.contracts.catalog import Product
@@ -166,3 +167,36 @@ def test_a_review_keeps_its_line_breaks_and_refuses_other_controls() -> None:
     with pytest.raises(ValidationError) as refused:
         CreateReview(author="Ann", rating=5, text="Good.\u0007")
     assert refused.value.errors()[0]["loc"] == ("text",)
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ann@example.org", "a.b+tag@sub.example.co", "o'neil@example.ie", "x_y-z@a-b.example"],
+)
+def test_an_accepted_email_is_one_the_mail_service_takes(email: str) -> None:
+    # GIVEN an address the sign-up contract accepts
+    accepted = CreateUser(email=email, name="Ann").email
+    # WHEN the mail service (moto's SES, as LocalStack runs it) checks it
+    # THEN it takes it
+    assert ses_address_problem(accepted) is None
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        '"ann lee"@example.org',
+        "ann(comment)@example.org",
+        "ann@localhost",
+        "ann@exa_mple.org",
+        "ann@-example.org",
+        "anné@example.org",
+        "ann@@example.org",
+        "<ann@example.org>",
+    ],
+)
+def test_an_address_the_mail_service_may_refuse_is_refused_at_sign_up(email: str) -> None:
+    # GIVEN an address with quotes, comments, no dot, bad labels, or beyond 7-bit ASCII
+    # WHEN it signs up THEN it is refused naming the email, before any user exists
+    with pytest.raises(ValidationError) as refused:
+        CreateUser(email=email, name="Ann")
+    assert refused.value.errors()[0]["loc"] == ("email",)

@@ -19,6 +19,7 @@ id (which it keeps in the DLQ), and its visibility is set to a short exponential
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -40,6 +41,7 @@ from lambdamesh_toolkit.events.bookkeeping import (
     RecordFailure,
     idempotency_key,
 )
+from lambdamesh_toolkit.events.dead_lettering import DeadLetter, DeadLetterer, PermanentFailure
 from lambdamesh_toolkit.events.envelope import event_data, parse_envelope
 from lambdamesh_toolkit.events.retry_backoff import (
     RetryBackoffSettings,
@@ -61,19 +63,36 @@ FIFO_SKIPPED_REASON = "not processed: an earlier message of its group failed in 
 EventHandler = Callable[[EventEnvelope, Any], None]
 
 
+class MalformedBatchError(ValueError):
+    """The invocation is not an SQS batch: nothing in it can be reported or retried.
+
+    SQS never sends one; a direct ``Invoke`` with another payload gets this error, naming what
+    is missing, as its ``FunctionError``.
+    """
+
+
+#: What each record of an SQS event must carry for its failure to be reported and retried.
+REQUIRED_RECORD_FIELDS = ("messageId", "receiptHandle", "eventSourceARN")
+
+
 class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error type users see
-    """A record could not be processed; carries what is known about it."""
+    """A record could not be processed; carries what is known about it.
+
+    ``permanent``: no retry can process it as it is (dead-letter it at once).
+    """
 
     def __init__(
         self,
         reason: str,
         *,
+        permanent: bool = False,
         event_type: str | None = None,
         event_id: str | None = None,
         correlation_id: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.permanent = permanent
         self.event_type = event_type
         self.event_id = event_id
         self.correlation_id = correlation_id
@@ -165,6 +184,7 @@ class EventConsumer:
             raise ValueError("retry_backoff_base_s must not be negative")
         self.retry_backoff_base_s = retry_backoff_base_s
         self._backoff = VisibilityBackoff(sqs_client)
+        self._dead_letterer = DeadLetterer(sqs_client)
         self._processor = _new_processor(fifo)
         self._request_id: str | None = None
         self._marks = _BatchMarks(self.idempotency_store, frozenset(), None)
@@ -185,7 +205,7 @@ class EventConsumer:
             ``{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}``,
             empty when every record succeeded.
         """
-        records = list(event.get("Records") or [])
+        records = sqs_records(event)
         self._request_id = getattr(context, "aws_request_id", None)
         use_deadline(None)  # queued work has no caller waiting: only the function's timeout
         self._marks = _BatchMarks.read(self.idempotency_store, self.service, records)
@@ -195,9 +215,14 @@ class EventConsumer:
                 processor.process()
             self._write_marks()
             failed = list(zip(processor.fail_messages, processor.exceptions, strict=True))
-            if failed:
-                self._after_failures(failed)
-            return {"batchItemFailures": list(processor.response()["batchItemFailures"])}
+            dead_lettered = self._after_failures(failed) if failed else set()
+            return {
+                "batchItemFailures": [
+                    item
+                    for item in processor.response()["batchItemFailures"]
+                    if item["itemIdentifier"] not in dead_lettered
+                ]
+            }
         finally:
             self.logger.remove_keys(["event_id", "event_type", "message_id"])
 
@@ -221,6 +246,8 @@ class EventConsumer:
     def _handle_record(self, record: SQSRecord) -> None:
         envelope: EventEnvelope | None = None
         try:
+            if not isinstance(record.raw_event.get("body"), str):
+                raise _RecordFailed("the record's body is not text", permanent=True)
             envelope = parse_envelope(record.body)
             correlation_id = use_correlation_id(envelope.correlation_id)
             bind_invocation(self.logger, correlation_id, self._request_id)
@@ -231,8 +258,11 @@ class EventConsumer:
         except _RecordFailed:
             raise
         except EventError as exc:
-            # A refusal, not a crash: the reason says it all, no stack trace.
-            raise self._failed(str(exc), record, envelope) from None
+            # A refusal, not a crash: the reason says it all, no stack trace. The event will
+            # never read otherwise: it goes to the DLQ now, for a fix and a redrive.
+            raise self._failed(str(exc), record, envelope, permanent=True) from None
+        except PermanentFailure as exc:
+            raise self._failed(exc.reason, record, envelope, permanent=True) from None
         except Exception as exc:
             self.logger.exception("event handler failed")
             raise self._failed(f"{type(exc).__name__}: {exc}", record, envelope) from exc
@@ -243,6 +273,7 @@ class EventConsumer:
             event_model(envelope.type, envelope.version)  # UnknownEventError names the known ones
             raise _RecordFailed(
                 f"{self.service} has no handler for {envelope.type} v{envelope.version}",
+                permanent=True,
                 event_type=envelope.type,
                 event_id=envelope.id,
                 correlation_id=envelope.correlation_id,
@@ -257,22 +288,32 @@ class EventConsumer:
         self.logger.debug("event processed")
 
     def _failed(
-        self, reason: str, record: SQSRecord, envelope: EventEnvelope | None
+        self,
+        reason: str,
+        record: SQSRecord,
+        envelope: EventEnvelope | None,
+        *,
+        permanent: bool = False,
     ) -> _RecordFailed:
         if envelope is not None:
             return _RecordFailed(
                 reason,
+                permanent=permanent,
                 event_type=envelope.type,
                 event_id=envelope.id,
                 correlation_id=envelope.correlation_id,
             )
         event_type, correlation_id = _attributes_of(record)
-        return _RecordFailed(reason, event_type=event_type, correlation_id=correlation_id)
+        return _RecordFailed(
+            reason, permanent=permanent, event_type=event_type, correlation_id=correlation_id
+        )
 
-    def _after_failures(self, failed: Iterable[tuple[Any, Any]]) -> None:
-        """Log, record and delay every failed record of the batch."""
+    def _after_failures(self, failed: Iterable[tuple[Any, Any]]) -> set[str]:
+        """Log and record every failed record; dead-letter the hopeless ones at once and
+        delay the others. Return the message ids dead-lettered (no longer failures)."""
         at = dt.datetime.now(dt.UTC)
         delays: dict[str, list[tuple[str, int]]] = {}
+        dead_lettered: set[str] = set()
         for record, (_, exc, _) in failed:
             failure, delay_s = self._describe(record, exc, at)
             # An unreadable record gets a fresh id, not the previous record's.
@@ -284,20 +325,23 @@ class EventConsumer:
                 event_type=failure.event_type,
                 message_id=failure.message_id,
             )
+            moved_to = self._dead_letter_now(record, failure) if _is_permanent(exc) else None
             self.logger.warning(
                 "event record failed",
                 extra={
                     "reason": failure.reason,
                     "attempts": failure.attempts,
                     "queue": failure.queue,
-                    "retry_in_s": delay_s,
+                    "retry_in_s": None if moved_to else delay_s,
+                    "dead_letter_message_id": moved_to,
                 },
             )
-            try:
-                self.failure_store.record(failure)
-            except Exception:
-                # The record is reported failed all the same; only `dlq show` loses its reason.
-                self.logger.exception("could not record the failure")
+            self._record(failure)
+            if moved_to is not None:
+                # Its new message id in the DLQ: where `dlq show` will look for the reason.
+                self._record(dataclasses.replace(failure, message_id=moved_to))
+                dead_lettered.add(record.message_id)
+                continue
             delays.setdefault(record.event_source_arn, []).append((record.receipt_handle, delay_s))
         for queue_arn, entries in delays.items():
             try:
@@ -308,6 +352,36 @@ class EventConsumer:
                 continue
             if errors:
                 self.logger.warning("retry backoff refused", extra={"errors": errors})
+        return dead_lettered
+
+    def _dead_letter_now(self, record: SQSRecord, failure: RecordFailure) -> str | None:
+        """Send a hopeless record to its DLQ; its id there, or ``None`` (then it is retried)."""
+        raw_body = record.raw_event.get("body")
+        letter = DeadLetter(
+            queue_arn=record.event_source_arn,
+            # A body that is not text (a direct invoke) is kept as its JSON, never dropped.
+            body=raw_body if isinstance(raw_body, str) else json.dumps(raw_body, default=str),
+            attributes=record.raw_event.get("messageAttributes") or {},
+            group_id=record.attributes.message_group_id,
+            message_id=record.message_id,
+            reason=failure.reason,
+        )
+        try:
+            moved_to = self._dead_letterer.send(letter)
+        except Exception:
+            # Left to the ordinary retries: it reaches the DLQ after maxReceiveCount.
+            self.logger.exception("could not dead-letter the record at once")
+            return None
+        if moved_to is None:
+            self.logger.warning("the queue has no dead-letter queue; the record is retried")
+        return moved_to
+
+    def _record(self, failure: RecordFailure) -> None:
+        try:
+            self.failure_store.record(failure)
+        except Exception:
+            # The record is handled all the same; only `dlq show` loses its reason.
+            self.logger.exception("could not record the failure")
 
     def _describe(self, record: SQSRecord, exc: Any, at: dt.datetime) -> tuple[RecordFailure, int]:
         attempts = _receive_count(record)
@@ -528,3 +602,28 @@ def _attributes_of(record: SQSRecord) -> tuple[str | None, str | None]:
     if correlation_id is not None and not is_valid_correlation_id(correlation_id):
         correlation_id = None
     return event_type, correlation_id
+
+
+def _is_permanent(exc: Any) -> bool:
+    return isinstance(exc, _RecordFailed) and exc.permanent
+
+
+def sqs_records(event: Any) -> list[dict[str, Any]]:
+    """The records of an SQS event, each checked for what reporting its failure needs.
+
+    Raises
+    ------
+    MalformedBatchError
+        When ``event`` is not ``{"Records": [...]}`` or a record lacks a field SQS always
+        sends (:data:`REQUIRED_RECORD_FIELDS`), naming it.
+    """
+    if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
+        raise MalformedBatchError('not an SQS event: expected {"Records": [...]}')
+    records: list[dict[str, Any]] = event["Records"]
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise MalformedBatchError(f"not an SQS event: Records[{index}] is not an object")
+        for name in REQUIRED_RECORD_FIELDS:
+            if not isinstance(record.get(name), str) or not record[name]:
+                raise MalformedBatchError(f"not an SQS event: Records[{index}] has no {name}")
+    return records

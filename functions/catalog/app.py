@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from chalice.app import Chalice
 from pydantic import ValidationError
 
 from chalicelib.domain import Catalog, ProductQuery
@@ -25,11 +24,11 @@ from lambdamesh_toolkit.contracts.catalog import (
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.errors import invalid_request_from
-from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.rpc import RpcServer
 
-app = Chalice(app_name="lambdamesh-catalog")
+app = ApiApp(app_name="lambdamesh-catalog")
 logger = get_logger("catalog")
 api = HttpApi(app, logger)
 rpc = RpcServer("catalog", logger=logger)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from chalice.app import Chalice, Response, SQSEvent
+from chalice.app import Response, SQSEvent
 from pydantic import BaseModel
 
 from chalicelib.domain import OrderDesk
@@ -29,10 +29,10 @@ from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
 from lambdamesh_toolkit.events.consuming import EventConsumer
-from lambdamesh_toolkit.http_api import HttpApi, json_response
+from lambdamesh_toolkit.http_api import ApiApp, HttpApi, json_response
 from lambdamesh_toolkit.logging import get_logger
 
-app = Chalice(app_name="lambdamesh-orders")
+app = ApiApp(app_name="lambdamesh-orders")
 logger = get_logger("orders")
 api = HttpApi(app, logger)
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import functools
 
-from chalice.app import Chalice
-
 from chalicelib.domain import ReviewBook
 from chalicelib.settings import ReviewsSettings
 from chalicelib.wiring import build_review_book
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.reviews import CreateReview, ProductReviews, Review
-from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import get_logger
 
-app = Chalice(app_name="lambdamesh-reviews")
+app = ApiApp(app_name="lambdamesh-reviews")
 logger = get_logger("reviews")
 api = HttpApi(app, logger)
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import functools
 
-from chalice.app import Chalice
-
 from chalicelib.domain import AnnouncementFailedError, UserRegistry
 from chalicelib.settings import UsersSettings
 from chalicelib.wiring import build_registry
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.users import CreateUser, User
-from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import get_logger
 
-app = Chalice(app_name="lambdamesh-users")
+app = ApiApp(app_name="lambdamesh-users")
 logger = get_logger("users")
 api = HttpApi(app, logger)
 

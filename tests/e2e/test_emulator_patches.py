@@ -20,8 +20,13 @@ missing = [
     if not callable(getattr(importlib.import_module(module), function, None))
 ]
 from localstack.services.lambda_.invocation.logs import LogHandler
+from localstack.services.sqs.provider import MessageMoveTaskManager
 from moto.dynamodb.models import DynamoDBBackend
-for owner, name in ((LogHandler, "run_log_loop"), (DynamoDBBackend, "transact_write_items")):
+for owner, name in (
+    (LogHandler, "run_log_loop"),
+    (DynamoDBBackend, "transact_write_items"),
+    (MessageMoveTaskManager, "_get_queue_by_arn"),
+):
     if not callable(getattr(owner, name, None)):
         missing.append(f"{owner.__name__}.{name}")
 print(", ".join(missing))

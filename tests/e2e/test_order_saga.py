@@ -41,6 +41,7 @@ FILTERS = "p-paper-filters"
 PAYMENTS_ORDERS_QUEUE = "lambdamesh-payments-orders.fifo"
 INVENTORY_ORDERS_QUEUE = "lambdamesh-inventory-orders.fifo"
 NOTIFICATIONS_USERS_QUEUE = "lambdamesh-notifications-users"
+ORDERS_OUTCOMES_QUEUE = "lambdamesh-orders-outcomes"
 
 SAGA_TIMEOUT_S = 90.0
 """Bound on an order's saga: cold starts of five consumer functions plus four async hops."""
@@ -543,3 +544,63 @@ def test_an_order_dead_lettered_by_inventory_is_confirmed_after_the_fix_and_a_re
                 saga.emulator, "inventory-orders", lambda letter: letter["event_id"] == placed_id
             )
             remove_from_queue(saga, dlq_url, {letter["message_id"] for letter in leftovers})
+
+
+def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_tries(
+    saga: Saga,
+) -> None:
+    # GIVEN an outcome for an order that does not exist: the saga fails it on every try
+    queue_url = saga.queue_url(ORDERS_OUTCOMES_QUEUE)
+    dlq_url = saga.queue_url(f"{ORDERS_OUTCOMES_QUEUE}-dlq")
+    correlation_id = f"redrive-{uuid.uuid4()}"
+    outcome = envelope(
+        "payment.processed",
+        {
+            "order_id": f"o-missing-{uuid.uuid4().hex[:8]}",
+            "payment_id": "pay-1",
+            "amount_cents": 100,
+            "currency": "EUR",
+        },
+        correlation_id=correlation_id,
+    )
+    saga.sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps(outcome),
+        MessageAttributes=event_attributes(outcome),
+    )
+
+    def dead_lettered(excluding: frozenset[str]) -> dict[str, Any] | None:
+        letters = dead_letters_with(
+            saga.emulator,
+            "orders-outcomes",
+            lambda letter: (
+                letter["correlation_id"] == correlation_id
+                and letter["message_id"] not in excluding
+                and letter["last_error"]
+            ),
+        )
+        return letters[0] if letters else None
+
+    seen: set[str] = set()
+    try:
+        # WHEN it has been dead-lettered after its five tries
+        first = wait_until(
+            lambda: dead_lettered(frozenset()), timeout_s=DEAD_LETTER_TIMEOUT_S, interval_s=1.0
+        )
+        seen.add(first["message_id"])
+        assert first["last_error"]["attempts"] == 5
+        # AND the dead-letter queue is redriven while the cause is still there
+        redriven = lambdamesh_dlq(saga.emulator, "redrive", "orders-outcomes")
+        assert redriven["moved"] >= 1, redriven
+        # THEN it comes back as a fresh delivery and, failing again, reaches the dead-letter
+        # queue again after the same five tries (not a count carried over, not hours of backoff)
+        again = wait_until(
+            lambda: dead_lettered(frozenset(seen)),
+            timeout_s=DEAD_LETTER_TIMEOUT_S,
+            interval_s=1.0,
+        )
+        seen.add(again["message_id"])
+        assert again["last_error"]["attempts"] == 5
+        assert "o-missing-" in again["last_error"]["reason"]
+    finally:
+        remove_from_queue(saga, dlq_url, seen)

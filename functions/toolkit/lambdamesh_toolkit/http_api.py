@@ -44,6 +44,14 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
 JSON_CONTENT_TYPE = "application/json"
+#: What Chalice reads of an API Gateway proxy event (values may be null, keys must be there).
+PROXY_EVENT_KEYS = (
+    "headers",
+    "multiValueQueryStringParameters",
+    "pathParameters",
+    "stageVariables",
+    "body",
+)
 #: Answer bodies a handler may return besides a ``Response``.
 Answer = BaseModel | Mapping[str, Any] | list[Any] | None
 
@@ -219,3 +227,45 @@ class HttpApi:
             "request refused",
             extra={"status": exc.status, "error_code": exc.code, "field": exc.field},
         )
+
+
+class NotAnApiRequestError(ValueError):
+    """An API function was invoked with something that is not an API Gateway proxy event.
+
+    API Gateway never sends one; a direct ``Invoke`` with another payload gets this error, naming
+    what is missing, instead of a ``KeyError`` from deep inside Chalice.
+    """
+
+
+def proxy_event_problem(event: Any) -> str | None:
+    """What keeps ``event`` from being an API Gateway REST proxy event; ``None`` if nothing.
+
+    >>> proxy_event_problem({"orders": []})
+    'not an API Gateway proxy event: requestContext.resourcePath is missing'
+    """
+    if not isinstance(event, Mapping):
+        return "not an API Gateway proxy event: the payload is not a JSON object"
+    context = event.get("requestContext")
+    for name in ("resourcePath", "httpMethod"):
+        if not isinstance(context, Mapping) or not isinstance(context.get(name), str):
+            return f"not an API Gateway proxy event: requestContext.{name} is missing"
+    missing = [name for name in PROXY_EVENT_KEYS if name not in event]
+    if missing:
+        return f"not an API Gateway proxy event: {', '.join(missing)} missing"
+    return None
+
+
+class ApiApp(Chalice):
+    """A Chalice app whose API entry point refuses, clearly, what is not an API request.
+
+    Use it instead of ``Chalice`` in a service with routes: invoked directly with another
+    payload, the function answers :class:`NotAnApiRequestError` naming what is missing.
+    """
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        """Serve one API Gateway proxy event (Chalice's own entry point)."""
+        problem = proxy_event_problem(event)
+        if problem is not None:
+            raise NotAnApiRequestError(problem)
+        answer: dict[str, Any] = super().__call__(event, context)
+        return answer

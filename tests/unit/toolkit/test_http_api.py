@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from chalice.test import Client
 from lambdamesh_toolkit.contracts.orders import CreateOrder
 from lambdamesh_toolkit.deadline import DEADLINE_HEADER, current_deadline, header_value
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
-from lambdamesh_toolkit.http_api import HttpApi
+from lambdamesh_toolkit.http_api import ApiApp, HttpApi, NotAnApiRequestError
 
 
 def orders_app(logger: Logger | None = None) -> Chalice:
@@ -172,3 +173,43 @@ def test_a_callers_earlier_deadline_is_kept_and_a_later_one_is_capped(
     # THEN the earlier one is kept as sent, the later one cut to the service's own budget
     assert json.loads(kept.body)["deadline"] == int(soon * 1000) / 1000
     assert json.loads(capped.body)["deadline"] <= time.time() + 5
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ({"orders": []}, "requestContext.resourcePath"),
+        ([1, 2], "not a JSON object"),
+        ({"requestContext": {"resourcePath": "/orders"}}, "requestContext.httpMethod"),
+        (
+            {"requestContext": {"resourcePath": "/orders", "httpMethod": "GET"}},
+            "headers, multiValueQueryStringParameters, pathParameters, stageVariables, body",
+        ),
+    ],
+)
+def test_an_api_function_invoked_with_another_payload_says_what_is_missing(
+    payload: Any, named: str
+) -> None:
+    # GIVEN an API app
+    app = ApiApp(app_name="direct-invoke-test")
+    # WHEN it is invoked directly with a payload that is no API Gateway proxy event
+    # THEN it refuses with an error naming what is missing
+    with pytest.raises(NotAnApiRequestError, match=re.escape(named)):
+        app(payload, None)
+
+
+def test_an_api_app_serves_api_gateway_requests_as_chalice_does() -> None:
+    # GIVEN an API app with a route
+    app = ApiApp(app_name="direct-invoke-test")
+    api = HttpApi(app)
+
+    @app.route("/ping")
+    @api.endpoint()
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    # WHEN API Gateway's request comes in
+    with Client(app) as client:
+        response = client.http.get("/ping")
+    # THEN it is answered
+    assert (response.status_code, json.loads(response.body)) == (200, {"pong": "yes"})

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from pydantic import ValidationError
-
 from chalicelib.domain import Catalog, ProductQuery
 from chalicelib.settings import CatalogSettings
 from chalicelib.wiring import build_catalog
@@ -23,7 +21,6 @@ from lambdamesh_toolkit.contracts.catalog import (
     ProductList,
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.errors import invalid_request_from
 from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.rpc import RpcServer
@@ -48,11 +45,7 @@ def catalog() -> Catalog:
 @api.endpoint()
 def list_products() -> ProductList:
     """A page of products (``?limit=1..100&next_token=...``)."""
-    try:
-        query = ProductQuery.model_validate(api.request.query_params or {})
-    except ValidationError as exc:
-        raise invalid_request_from(exc) from None
-    return catalog().list_products(query)
+    return catalog().list_products(ProductQuery.from_query_params(api.request.query_params))
 
 
 @app.route("/products/{product_id}", methods=["GET"])

@@ -14,6 +14,7 @@ from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.reviews import CreateReview, ProductReviews, Review
 from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import get_logger
+from lambdamesh_toolkit.paging import PageQuery
 
 app = ApiApp(app_name="lambdamesh-reviews")
 logger = get_logger("reviews")
@@ -42,5 +43,7 @@ def add_review(product_id: str) -> Review:
 @app.route("/products/{product_id}/reviews", methods=["GET"])
 @api.endpoint()
 def product_reviews(product_id: str) -> ProductReviews:
-    """The product with its reviews, newest first (404 unknown product)."""
-    return review_book().product_reviews(product_id)
+    """The product with a page of its reviews, newest first (``?limit=1..100&next_token=``;
+    404 unknown product)."""
+    page = PageQuery.from_query_params(api.request.query_params)
+    return review_book().product_reviews(product_id, page)

@@ -5,19 +5,18 @@ Plain Python: the storage is a port (:class:`ProductRepository`) that an adapter
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from lambdamesh_toolkit.contracts.base import Identifier
 from lambdamesh_toolkit.contracts.catalog import Product, ProductList
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound
+from lambdamesh_toolkit.paging import MAX_PAGE_SIZE, PageQuery, decode_token, encode_token
 
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
 _PRODUCT_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
@@ -93,18 +92,15 @@ SEED_PRODUCTS: tuple[Product, ...] = (
 """The assortment a fresh deployment starts with (one is out of stock on purpose)."""
 
 
-class ProductQuery(BaseModel):
-    """The query string of ``GET /products``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ProductQuery(PageQuery):
+    """The query string of ``GET /products``: pages of 50 by default."""
 
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    next_token: str | None = Field(None, min_length=1, max_length=200)
 
 
 def encode_page_token(last_id: str) -> str:
     """The opaque token that continues a listing after product ``last_id``."""
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+    return encode_token({"id": last_id})
 
 
 def decode_page_token(token: str) -> str:
@@ -115,11 +111,10 @@ def decode_page_token(token: str) -> str:
     InvalidRequest
         Naming ``next_token`` when it does not decode to a product id.
     """
+    product_id = decode_token(token, ("id",))["id"]
     try:
-        padded = token + "=" * (-len(token) % 4)
-        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
-        return _PRODUCT_ID.validate_python(decoded)
-    except (ValueError, ValidationError):  # binascii.Error, non-ASCII text, bad bytes
+        return _PRODUCT_ID.validate_python(product_id)
+    except ValidationError:
         raise InvalidRequest("next_token", "not a token this service handed out") from None
 
 

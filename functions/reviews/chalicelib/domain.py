@@ -24,6 +24,7 @@ from typing import Protocol
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.reviews import CreateReview, ProductReviews, Review
 from lambdamesh_toolkit.errors import Conflict, NotFound, Unprocessable
+from lambdamesh_toolkit.paging import PageQuery
 
 LOW_RATING = 2
 """Ratings at or below this must explain themselves."""
@@ -50,8 +51,15 @@ class ReviewRepository(Protocol):
         """Store a review; raise :class:`DuplicateReviewError` if ``author_key`` reviewed it."""
         ...
 
-    def for_product(self, product_id: str) -> list[Review]:
-        """Every review of the product, in any order."""
+    def newest(
+        self, product_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[Review], str | None]:
+        """Up to ``limit`` reviews of the product, newest first, after page token ``after``;
+        and the token of the next page (``None`` after the last).
+
+        Raises :class:`~lambdamesh_toolkit.errors.InvalidRequest` naming ``next_token`` when
+        ``after`` is not a token it handed out.
+        """
         ...
 
 
@@ -74,11 +82,6 @@ def check_review(request: CreateReview) -> None:
             f"a rating of {request.rating} needs at least {MIN_LOW_RATING_TEXT} characters "
             "saying why",
         )
-
-
-def newest_first(reviews: list[Review]) -> list[Review]:
-    """Reviews ordered newest first (ties broken by id, so the order is stable)."""
-    return sorted(reviews, key=lambda review: (review.created_at, review.id), reverse=True)
 
 
 class ReviewBook:
@@ -135,18 +138,22 @@ class ReviewBook:
             raise Conflict(f"{review.author} has already reviewed product {product_id}") from None
         return review
 
-    def product_reviews(self, product_id: str) -> ProductReviews:
-        """The product joined with its reviews, newest first.
+    def product_reviews(self, product_id: str, page: PageQuery | None = None) -> ProductReviews:
+        """The product joined with a page of its reviews, newest first.
 
         Raises
         ------
         NotFound
             When the catalog has no such product.
+        InvalidRequest
+            Naming ``next_token`` when it is not a token this service handed out.
         """
+        page = page or PageQuery.from_query_params(None)
         product = self._product(product_id)
-        return ProductReviews(
-            product=product, reviews=newest_first(self._repository.for_product(product_id))
+        reviews, next_token = self._repository.newest(
+            product_id, limit=page.limit, after=page.next_token
         )
+        return ProductReviews(product=product, reviews=reviews, next_token=next_token)
 
     def _product(self, product_id: str) -> Product:
         product = self._catalog.get_product(product_id)

@@ -1,15 +1,18 @@
 """DynamoDB adapter for reviews.
 
 Key: ``product_id`` (hash) + ``author_key`` (range), so "one review per author per product"
-is a conditional put, and a product's reviews are one query.
+is a conditional put. The index ``newest`` (``product_id`` + ``created_key``: the UTC time to
+the microsecond, then the review id) lists a product's reviews newest first, a page per query.
 """
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 from lambdamesh_toolkit.aws.dynamodb import put_if_absent
 from lambdamesh_toolkit.contracts.reviews import Review
+from lambdamesh_toolkit.paging import decode_token, encode_token
 
 from .domain import DuplicateReviewError
 
@@ -17,7 +20,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+
+NEWEST_INDEX = "newest"
+CREATED_KEY = "created_key"
+#: What a page token holds: the last review's key in the index (the product is in the path).
+PAGE_POSITION = (CREATED_KEY, "author_key")
 
 
 class DynamoReviewRepository:
@@ -45,20 +53,41 @@ class DynamoReviewRepository:
             "rating": {"N": str(review.rating)},
             "text": {"S": review.text},
             "created_at": {"S": review.created_at.isoformat()},
+            CREATED_KEY: {"S": created_key(review)},
         }
         # The key is (product_id, author_key): one review per author and product.
         if not put_if_absent(self._client, self._table, item, "product_id"):
             raise DuplicateReviewError(author_key)
 
-    def for_product(self, product_id: str) -> list[Review]:
-        """Every review of the product."""
-        paginator = self._client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="product_id = :product",
-            ExpressionAttributeValues={":product": {"S": product_id}},
-        )
-        return [_review_from_item(item) for page in pages for item in page.get("Items", [])]
+    def newest(
+        self, product_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[Review], str | None]:
+        """A page of the product's reviews, newest first, and the next page's token."""
+        request: QueryInputTypeDef = {
+            "TableName": self._table,
+            "IndexName": NEWEST_INDEX,
+            "KeyConditionExpression": "product_id = :product",
+            "ExpressionAttributeValues": {":product": {"S": product_id}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            position = decode_token(after, PAGE_POSITION)
+            request["ExclusiveStartKey"] = {
+                "product_id": {"S": product_id},
+                **{name: {"S": value} for name, value in position.items()},
+            }
+        answer = self._client.query(**request)
+        reviews = [_review_from_item(item) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        if last is None:
+            return reviews, None
+        return reviews, encode_token({name: str(last[name]["S"]) for name in PAGE_POSITION})
+
+
+def created_key(review: Review) -> str:
+    """The index's sort key: UTC time to the microsecond (sorts as text), then the id."""
+    return f"{review.created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{review.id}"
 
 
 def _review_from_item(item: Mapping[str, AttributeValueTypeDef]) -> Review:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -205,8 +205,9 @@ class MemoryReviews:
             raise self._duplicate(author_key)
         self.rows[(review.product_id, author_key)] = review
 
-    def for_product(self, product_id: str) -> list[Any]:
-        return [review for (product, _), review in self.rows.items() if product == product_id]
+    def newest(self, product_id: str, *, limit: int, after: str | None) -> tuple[list[Any], None]:
+        mine = [review for (product, _), review in self.rows.items() if product == product_id]
+        return sorted(mine, key=lambda review: review.created_at, reverse=True)[:limit], None
 
 
 class CatalogLookup:
@@ -259,14 +260,62 @@ def test_one_review_per_author_per_product(domain: Any) -> None:
     reviews.add_review("p-beans", CreateReview(author="Ann", rating=4, text="Good"))
 
 
-def test_product_reviews_are_newest_first(domain: Any) -> None:
-    # GIVEN reviews written a minute apart
-    times = iter(datetime(2026, 5, 1, 12, m, tzinfo=UTC) for m in range(3))
-    reviews = book(domain, clock=lambda: next(times))
-    for author in ("A", "B", "C"):
-        reviews.add_review("p-beans", CreateReview(author=author, rating=4, text="fine"))
-    # WHEN they are read
-    joined = reviews.product_reviews("p-beans")
-    # THEN the newest comes first
-    assert [review.author for review in joined.reviews] == ["C", "B", "A"]
-    assert joined.reviews[0].created_at - joined.reviews[-1].created_at == timedelta(minutes=2)
+def test_product_reviews_are_newest_first_a_page_at_a_time(
+    client: Client, monkeypatch: pytest.MonkeyPatch, reviews: LoadedService
+) -> None:
+    # GIVEN five reviews of one product written a minute apart
+    times = iter(datetime(2026, 5, 1, 12, minute, tzinfo=UTC) for minute in range(5))
+    book = reviews.app_module.review_book()
+    monkeypatch.setattr(book, "_clock", lambda: next(times))
+    for author in ("A", "B", "C", "D", "E"):
+        post_json(client, "/products/p-beans/reviews", {**GOOD, "author": author})
+    # WHEN they are read two at a time, following next_token
+    pages: list[list[str]] = []
+    token: str | None = None
+    for _ in range(5):
+        query = "?limit=2" + (f"&next_token={token}" if token else "")
+        page = ProductReviews.model_validate(
+            json_body(client.http.get(f"/products/p-beans/reviews{query}"))
+        )
+        pages.append([review.author for review in page.reviews])
+        token = page.next_token
+        if token is None:
+            break
+    # THEN every review comes once, newest first, in pages of at most two
+    assert [author for page in pages for author in page] == ["E", "D", "C", "B", "A"]
+    assert all(len(page) <= 2 for page in pages)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?limit=all", "limit"),
+        ("?next_token=bm90LWEtdG9rZW4", "next_token"),
+        ("?next_token=%C3%A9", "next_token"),
+        ("?next_token=e30", "next_token"),
+        ("?sort=oldest", "sort"),
+    ],
+)
+def test_a_bad_page_query_is_400_naming_the_parameter(
+    client: Client, query: str, field: str
+) -> None:
+    # GIVEN a reviewed product
+    post_json(client, "/products/p-beans/reviews", GOOD)
+    # WHEN its reviews are read with a query the listing cannot honour
+    response = client.http.get(f"/products/p-beans/reviews{query}")
+    # THEN 400 naming the parameter
+    assert response.status_code == 400
+    assert json_body(response)["error"]["field"] == field
+
+
+def test_a_long_list_of_reviews_is_answered_a_page_at_a_time(client: Client) -> None:
+    # GIVEN more reviews than a page holds by default
+    for number in range(25):
+        post_json(client, "/products/p-beans/reviews", {**GOOD, "author": f"Author {number}"})
+    # WHEN they are read without a limit
+    page = ProductReviews.model_validate(json_body(client.http.get("/products/p-beans/reviews")))
+    # THEN one page of the default size comes, with a token to the rest
+    assert len(page.reviews) == 20
+    assert page.next_token is not None

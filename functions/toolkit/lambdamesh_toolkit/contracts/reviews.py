@@ -43,9 +43,11 @@ class Review(Contract):
 
 
 class ProductReviews(Contract):
-    """Body of ``GET /products/{product_id}/reviews``: the product and its reviews."""
+    """Body of ``GET /products/{product_id}/reviews``: the product and a page of its reviews,
+    newest first; ``next_token`` leads to the next page."""
 
     contract_name: ClassVar[str] = "reviews.ProductReviews"
 
     product: Product
     reviews: list[Review]
+    next_token: str | None = None

@@ -42,14 +42,14 @@ def catalog() -> Catalog:
 
 
 @app.route("/products", methods=["GET"])
-@api.endpoint()
+@api.endpoint(query=ProductQuery)
 def list_products() -> ProductList:
     """A page of products (``?limit=1..100&next_token=...``)."""
     return catalog().list_products(ProductQuery.from_query_params(api.request.query_params))
 
 
 @app.route("/products/{product_id}", methods=["GET"])
-@api.endpoint()
+@api.endpoint(errors=(404,))
 def get_product(product_id: str) -> Product:
     """The product with this id (404 when there is none)."""
     return catalog().get_product(product_id)

@@ -51,7 +51,12 @@ def order_desk() -> OrderDesk:
 
 
 @app.route("/orders", methods=["POST"])
-@api.endpoint()
+@api.endpoint(
+    body=CreateOrder,
+    headers=(IDEMPOTENCY_HEADER,),
+    answers={200: Order, 201: Order},
+    errors=(409, 422, 503),
+)
 def place_order() -> Response:
     """Place an order (201), or answer the one placed under the same key (200)."""
     request = api.parse_body(CreateOrder)
@@ -66,7 +71,7 @@ def place_order() -> Response:
 
 
 @app.route("/orders/{order_id}", methods=["GET"])
-@api.endpoint()
+@api.endpoint(errors=(404,))
 def get_order(order_id: str) -> Order:
     """The order with this id (404 when there is none)."""
     return order_desk().get(order_id)

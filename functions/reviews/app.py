@@ -32,7 +32,7 @@ def review_book() -> ReviewBook:
 
 
 @app.route("/products/{product_id}/reviews", methods=["POST"])
-@api.endpoint(status=201)
+@api.endpoint(status=201, body=CreateReview, errors=(404, 409, 422, 503))
 def add_review(product_id: str) -> Review:
     """Review a catalog product (404 unknown product, 409 second review by an author)."""
     review = review_book().add_review(product_id, api.parse_body(CreateReview))
@@ -41,7 +41,7 @@ def add_review(product_id: str) -> Review:
 
 
 @app.route("/products/{product_id}/reviews", methods=["GET"])
-@api.endpoint()
+@api.endpoint(query=PageQuery, errors=(404, 503))
 def product_reviews(product_id: str) -> ProductReviews:
     """The product with a page of its reviews, newest first (``?limit=1..100&next_token=``;
     404 unknown product)."""

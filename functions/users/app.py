@@ -31,7 +31,7 @@ def registry() -> UserRegistry:
 
 
 @app.route("/users", methods=["POST"])
-@api.endpoint(status=201)
+@api.endpoint(status=201, body=CreateUser, errors=(409,))
 def create_user() -> User:
     """Register a user (409 when the email is taken)."""
     try:
@@ -48,7 +48,7 @@ def create_user() -> User:
 
 
 @app.route("/users/{user_id}", methods=["GET"])
-@api.endpoint()
+@api.endpoint(errors=(404,))
 def get_user(user_id: str) -> User:
     """The user with this id (404 when there is none)."""
     user = registry().get(user_id)

@@ -81,14 +81,14 @@ def deadline_from_header(value: str | None) -> float | None:
     return int(value.strip()) / 1000
 
 
-def deadline_from_headers(headers: Mapping[str, str] | None) -> float | None:
-    """The deadline in a request's headers (any case), if any."""
+def header_of(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of header ``name`` in ``headers``, in any case; ``None`` when absent."""
     if not headers:
         return None
-    wanted = DEADLINE_HEADER.lower()
-    for name, value in headers.items():
-        if name.lower() == wanted:
-            return deadline_from_header(value)
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
     return None
 
 

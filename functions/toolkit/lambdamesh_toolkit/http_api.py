@@ -9,7 +9,8 @@ and returns the registered ``User``. This module does the rest:
 * the correlation id is read from ``X-Correlation-Id`` (or started) and bound
   to the logger, with the Lambda request id, before the handler runs;
 * the request's deadline starts (``REQUEST_DEADLINE_S``, or the caller's
-  ``X-Request-Deadline`` when earlier: :mod:`lambdamesh_toolkit.deadline`);
+  ``X-Request-Deadline`` when earlier: :mod:`lambdamesh_toolkit.deadline`; a malformed or
+  passed one is a 400 naming the header);
 * a body that is not JSON or breaks the contract answers 400 naming the field;
 * a :class:`~lambdamesh_toolkit.errors.ServiceError` answers its status with
   the JSON error body (``Retry-After`` for 503);
@@ -23,27 +24,40 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.base import IDENTIFIER_PATTERN
 from lambdamesh_toolkit.correlation import (
     CORRELATION_HEADER,
     correlation_from_http_headers,
     current_correlation_id,
     use_correlation_id,
 )
-from lambdamesh_toolkit.deadline import DeadlineSettings, begin_deadline, deadline_from_headers
-from lambdamesh_toolkit.errors import InvalidRequest, ServiceError, invalid_request_from
+from lambdamesh_toolkit.deadline import (
+    DEADLINE_HEADER,
+    DeadlineSettings,
+    begin_deadline,
+    current_deadline,
+    deadline_from_header,
+    header_of,
+    use_deadline,
+)
+from lambdamesh_toolkit.errors import InvalidRequest, NotFound, ServiceError, invalid_request_from
 from lambdamesh_toolkit.logging import bind_invocation
+from lambdamesh_toolkit.openapi import ENDPOINT_DOC_ATTRIBUTE, describe_endpoint
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
 JSON_CONTENT_TYPE = "application/json"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 #: What Chalice reads of an API Gateway proxy event (values may be null, keys must be there).
 PROXY_EVENT_KEYS = (
     "headers",
@@ -140,10 +154,31 @@ def begin_request(request: Request | None, logger: Logger | None = None) -> str:
     headers = request.headers if request is not None else None
     correlation_id = use_correlation_id(correlation_from_http_headers(headers))
     budget_s = load_settings(DeadlineSettings).request_deadline_s
-    begin_deadline(budget_s, inherited=deadline_from_headers(headers))
+    begin_deadline(budget_s, inherited=None)
     if logger is not None:
         bind_invocation(logger, correlation_id, _request_id(request))
     return correlation_id
+
+
+def adopt_callers_deadline(headers: Mapping[str, str] | None) -> None:
+    """Keep the caller's ``X-Request-Deadline`` when it is earlier than this service's own.
+
+    Raises
+    ------
+    InvalidRequest
+        Naming the header when it is not epoch milliseconds, or when it has passed already:
+        nobody waits for the answer any more.
+    """
+    raw = header_of(headers, DEADLINE_HEADER)
+    if raw is None:
+        return
+    deadline = deadline_from_header(raw)
+    if deadline is None:
+        raise InvalidRequest(DEADLINE_HEADER, "must be epoch milliseconds (1 to 15 digits)")
+    if deadline <= time.time():
+        raise InvalidRequest(DEADLINE_HEADER, "has passed: nobody is waiting for this answer")
+    current = current_deadline()
+    use_deadline(deadline if current is None else min(current, deadline))
 
 
 def _request_id(request: Request | None) -> str | None:
@@ -184,21 +219,42 @@ class HttpApi:
         return parse_body(self.request, model_type)
 
     def endpoint[**P](
-        self, *, status: int = 200
+        self,
+        *,
+        status: int = 200,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        headers: Iterable[str] = (),
+        answers: Mapping[int, type[BaseModel] | None] | None = None,
+        errors: Iterable[int] = (),
     ) -> Callable[[Callable[P, Answer | Response]], Callable[P, Response]]:
-        """Wrap a route handler: correlation, logging, errors, JSON answer.
+        """Wrap a route handler: correlation, deadline, path checks, errors, JSON answer.
+
+        The other parameters document the route (:mod:`lambdamesh_toolkit.openapi`); a path
+        parameter is checked to be an identifier (400 naming it) before the handler runs.
 
         Parameters
         ----------
         status : int
             Status of a successful answer that is not already a ``Response``.
+        body, query : type[BaseModel] | None
+            The contracts of the request body and of the query string.
+        headers : Iterable[str]
+            Optional request headers the handler reads.
+        answers : Mapping[int, type[BaseModel] | None] | None
+            Success statuses and their bodies; default ``{status: <return annotation>}``.
+        errors : Iterable[int]
+            Error statuses the handler answers besides 400 and 500.
         """
 
         def decorate(view: Callable[P, Answer | Response]) -> Callable[P, Response]:
             @functools.wraps(view)
             def handle(*args: P.args, **kwargs: P.kwargs) -> Response:
-                begin_request(self.app.current_request, self.logger)
+                request = self.app.current_request
+                begin_request(request, self.logger)
                 try:
+                    adopt_callers_deadline(request.headers if request is not None else None)
+                    check_path_parameters(kwargs)
                     answer = view(*args, **kwargs)
                 except ServiceError as exc:
                     self._log_refusal(exc)
@@ -214,6 +270,16 @@ class HttpApi:
                     return answer
                 return json_response(answer, status=status)
 
+            doc = describe_endpoint(
+                view,
+                status=status,
+                answers=answers,
+                body=body,
+                query=query,
+                headers=headers,
+                errors=errors,
+            )
+            setattr(handle, ENDPOINT_DOC_ATTRIBUTE, doc)
             return handle
 
         return decorate
@@ -227,6 +293,22 @@ class HttpApi:
             "request refused",
             extra={"status": exc.status, "error_code": exc.code, "field": exc.field},
         )
+
+
+def check_path_parameters(parameters: Mapping[str, object]) -> None:
+    """Check that every path parameter is an identifier (what every id of the system is).
+
+    An id no resource can have names nothing: 404, as for an id that is well formed but
+    unknown, without a lookup (which a key too long for DynamoDB would turn into a crash).
+
+    Raises
+    ------
+    NotFound
+        For the first parameter that is not an identifier.
+    """
+    for name, value in parameters.items():
+        if not isinstance(value, str) or len(value) > 64 or not _IDENTIFIER.fullmatch(value):
+            raise NotFound(name.removesuffix("_id"), str(value)[:64], field=name)
 
 
 class NotAnApiRequestError(ValueError):

@@ -213,3 +213,26 @@ def test_an_api_app_serves_api_gateway_requests_as_chalice_does() -> None:
         response = client.http.get("/ping")
     # THEN it is answered
     assert (response.status_code, json.loads(response.body)) == (200, {"pong": "yes"})
+
+
+@pytest.mark.parametrize("order_id", ["o" * 65, "not%20an%20id", "%E2%80%8B", "-leading-dash"])
+def test_a_path_id_no_resource_can_have_is_404_naming_it_without_a_lookup(order_id: str) -> None:
+    # GIVEN the orders API, whose handler would look the id up
+    # WHEN an order is asked for by an id that no order can have
+    with Client(orders_app()) as client:
+        response = client.http.get(f"/orders/{order_id}")
+    # THEN 404 naming the parameter; the handler never ran (it answers "down" or "not found")
+    assert response.status_code == 404
+    error = json.loads(response.body)["error"]
+    assert error["field"] == "order_id"
+
+
+@pytest.mark.parametrize("deadline", ["4", "soon", "1e12", "-5", "9" * 16])
+def test_a_passed_or_malformed_deadline_is_refused_naming_the_header(deadline: str) -> None:
+    # GIVEN a caller sending a deadline that has passed, or that is not epoch milliseconds
+    # WHEN it asks for anything
+    with Client(deadline_app()) as client:
+        response = client.http.get("/deadline", headers={DEADLINE_HEADER: deadline})
+    # THEN 400 naming the header: nobody would wait for the answer
+    assert response.status_code == 400
+    assert json.loads(response.body)["error"]["field"] == DEADLINE_HEADER

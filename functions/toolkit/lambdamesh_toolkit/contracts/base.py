@@ -48,8 +48,9 @@ def _clean_multiline(value: object) -> object:
 
 
 #: Identifiers: safe in URLs, DynamoDB keys and log lines.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
 ]
 #: A whole number in JSON: ``true``, ``5.0`` and ``"5"`` are refused, as the schema says.
 StrictInt = Annotated[int, Strict()]

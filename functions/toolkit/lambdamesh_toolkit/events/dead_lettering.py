@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.aws.sqs import queue_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,18 +110,13 @@ class DeadLetterer:
 
 
 def _find_dead_letter_url(client: SQSClient, queue_arn: str) -> str | None:
-    *_, account, name = queue_arn.split(":")
-    url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-    answer = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    answer = client.get_queue_attributes(
+        QueueUrl=queue_url(client, queue_arn), AttributeNames=["RedrivePolicy"]
+    )
     policy = answer.get("Attributes", {}).get("RedrivePolicy")
     if not policy:
         return None
-    target = str(json.loads(policy)["deadLetterTargetArn"])
-    *_, target_account, target_name = target.split(":")
-    dead_letter: str = client.get_queue_url(
-        QueueName=target_name, QueueOwnerAWSAccountId=target_account
-    )["QueueUrl"]
-    return dead_letter
+    return queue_url(client, str(json.loads(policy)["deadLetterTargetArn"]))
 
 
 def sqs_attributes(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.aws.sqs import queue_url
 from lambdamesh_toolkit.config import EnvSettings
 
 if TYPE_CHECKING:
@@ -89,11 +90,7 @@ class VisibilityBackoff:
     def _queue_url(self, client: SQSClient, queue_arn: str) -> str:
         url = self._queue_urls.get(queue_arn)
         if url is None:
-            # arn:aws:sqs:<region>:<account>:<name>. The URL is asked for, not built: its form
-            # differs between AWS and the emulator's endpoint strategies.
-            *_, account, name = queue_arn.split(":")
-            url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            self._queue_urls[queue_arn] = url
+            url = self._queue_urls[queue_arn] = queue_url(client, queue_arn)
         return url
 
     def _sqs(self) -> SQSClient:

@@ -86,6 +86,12 @@ def order_saga() -> OrderSaga:
 def apply_outcome(envelope: EventEnvelope, data: BaseModel) -> None:
     """Take one payment or inventory outcome into its order's saga."""
     state = order_saga().apply(envelope, data)
+    if state is None:
+        logger.warning(
+            "outcome for an order that does not exist: order.voided published",
+            extra={"outcome": envelope.type, "event_id": envelope.id},
+        )
+        return
     logger.info(
         "order outcome taken in",
         extra={"order_id": state.order_id, "outcome": envelope.type, "status": state.status},

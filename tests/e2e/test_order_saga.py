@@ -549,24 +549,22 @@ def test_an_order_dead_lettered_by_inventory_is_confirmed_after_the_fix_and_a_re
 def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_tries(
     saga: Saga,
 ) -> None:
-    # GIVEN an outcome for an order that does not exist: the saga fails it on every try
-    queue_url = saga.queue_url(ORDERS_OUTCOMES_QUEUE)
+    # GIVEN the saga's outcome consumer misconfigured (its orders table does not exist), so an
+    # outcome fails on every try until someone fixes it
+    lambda_client = saga.emulator.client("lambda")
+    function_name = saga.system["orders"].functions["HandleOutcomes"]
+    original = saga.env_of("orders", "HandleOutcomes")
     dlq_url = saga.queue_url(f"{ORDERS_OUTCOMES_QUEUE}-dlq")
     correlation_id = f"redrive-{uuid.uuid4()}"
     outcome = envelope(
         "payment.processed",
         {
-            "order_id": f"o-missing-{uuid.uuid4().hex[:8]}",
+            "order_id": f"o-{uuid.uuid4().hex[:8]}",
             "payment_id": "pay-1",
             "amount_cents": 100,
             "currency": "EUR",
         },
         correlation_id=correlation_id,
-    )
-    saga.sqs.send_message(
-        QueueUrl=queue_url,
-        MessageBody=json.dumps(outcome),
-        MessageAttributes=event_attributes(outcome),
     )
 
     def dead_lettered(excluding: frozenset[str]) -> dict[str, Any] | None:
@@ -582,7 +580,15 @@ def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_t
         return letters[0] if letters else None
 
     seen: set[str] = set()
+    set_environment(
+        lambda_client, function_name, {**original, "ORDERS_TABLE": "lambdamesh-no-such-table"}
+    )
     try:
+        saga.sqs.send_message(
+            QueueUrl=saga.queue_url(ORDERS_OUTCOMES_QUEUE),
+            MessageBody=json.dumps(outcome),
+            MessageAttributes=event_attributes(outcome),
+        )
         # WHEN it has been dead-lettered after its five tries
         first = wait_until(
             lambda: dead_lettered(frozenset()), timeout_s=DEAD_LETTER_TIMEOUT_S, interval_s=1.0
@@ -601,6 +607,55 @@ def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_t
         )
         seen.add(again["message_id"])
         assert again["last_error"]["attempts"] == 5
-        assert "o-missing-" in again["last_error"]["reason"]
+        assert "ResourceNotFoundException" in again["last_error"]["reason"]
     finally:
+        set_environment(lambda_client, function_name, original)
         remove_from_queue(saga, dlq_url, seen)
+
+
+def test_an_orphan_order_placed_is_charged_and_reserved_then_undone(saga: Saga) -> None:
+    # GIVEN an order.placed on the orders topic for an order that orders never committed
+    order_id = f"o-orphan-{uuid.uuid4().hex[:8]}"
+    stock_before = saga.stock(FILTERS)
+    placed = envelope(
+        "order.placed",
+        {
+            "order_id": order_id,
+            "user_id": "u-nobody",
+            "lines": [
+                {
+                    "product_id": FILTERS,
+                    "name": "Paper filters, 100 pcs",
+                    "quantity": 2,
+                    "unit_price_cents": 650,
+                    "line_total_cents": 1300,
+                }
+            ],
+            "total_cents": 1300,
+            "currency": "EUR",
+        },
+        correlation_id=f"orphan-{uuid.uuid4()}",
+    )
+    # WHEN it is published, as a misbehaving publisher could
+    saga.emulator.client("sns").publish(
+        TopicArn=saga.system.messaging_outputs["OrdersTopicArn"],
+        Message=json.dumps(placed),
+        MessageAttributes=event_attributes(placed),
+        MessageGroupId=order_id,
+        MessageDeduplicationId=placed["id"],
+    )
+
+    # THEN payments and inventory act on it, orders answers their outcomes with order.voided,
+    # and what they did is undone: the charge refunded, the stock back
+    def undone() -> dict[str, Any] | None:
+        payment, reservation = saga.payment(order_id), saga.reservation(order_id)
+        if payment is None or reservation is None:
+            return None
+        if reservation["status"]["S"] == "reserved" or payment["status"]["S"] == "processed":
+            return None
+        return {"payment": payment, "reservation": reservation}
+
+    found = wait_until(undone, timeout_s=SAGA_TIMEOUT_S, interval_s=0.5)
+    assert found["payment"]["status"]["S"] == "refunded"
+    assert found["reservation"]["status"]["S"] == "released"
+    assert saga.stock(FILTERS) == stock_before

@@ -14,8 +14,8 @@ TEMPLATE: dict[str, Any] = json.loads(
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
 SUBSCRIPTIONS = {
-    ("OrdersTopic", "PaymentsOrdersQueue"): ["order.placed", "order.cancelled"],
-    ("OrdersTopic", "InventoryOrdersQueue"): ["order.placed", "order.cancelled"],
+    ("OrdersTopic", "PaymentsOrdersQueue"): ["order.placed", "order.cancelled", "order.voided"],
+    ("OrdersTopic", "InventoryOrdersQueue"): ["order.placed", "order.cancelled", "order.voided"],
     ("PaymentsTopic", "InventoryPaymentsQueue"): ["payment.failed"],
     ("OrdersTopic", "NotificationsOrdersQueue"): ["order.confirmed", "order.cancelled"],
     ("UsersTopic", "NotificationsUsersQueue"): ["user.created"],

@@ -10,6 +10,7 @@ from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
     OrderPlaced,
+    OrderVoided,
     PaymentFailed,
 )
 from lambdamesh_toolkit.events.consuming import EventConsumer, log_published, typed_handler
@@ -51,6 +52,9 @@ def build_order_events_consumer(
     def release_cancelled(event: EventEnvelope, data: OrderCancelled) -> EventEnvelope | None:
         return storekeeper.release(event, data.order_id)
 
+    def release_voided(event: EventEnvelope, data: OrderVoided) -> EventEnvelope | None:
+        return storekeeper.release(event, data.order_id)
+
     return EventConsumer(
         SERVICE,
         idempotency_table=settings.event_idempotency_table,
@@ -59,6 +63,7 @@ def build_order_events_consumer(
             [
                 typed_handler(OrderPlaced, storekeeper.on_order_placed, log_published(logger)),
                 typed_handler(OrderCancelled, release_cancelled, log_published(logger)),
+                typed_handler(OrderVoided, release_voided, log_published(logger)),
             ]
         ),
         fifo=True,

@@ -28,10 +28,11 @@ from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     InventoryRejected,
     InventoryReserved,
+    OrderVoided,
     PaymentFailed,
     PaymentProcessed,
 )
-from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.envelope import derived_event_id, new_event
 from lambdamesh_toolkit.events.publishing import Outbox
 
 from .publishing import SOURCE, EventPublisher
@@ -68,10 +69,6 @@ class SagaRepository(Protocol):
         ...
 
 
-class UnknownOrderError(LookupError):
-    """An outcome names an order that does not exist (it cannot be decided, ever)."""
-
-
 class SagaContentionError(RuntimeError):
     """The order's state kept changing under us; the outcome will be delivered again."""
 
@@ -100,7 +97,7 @@ class OrderSaga:
         self._repository = repository
         self._outbox = Outbox(publisher)
 
-    def apply(self, envelope: EventEnvelope, data: BaseModel) -> SagaState:
+    def apply(self, envelope: EventEnvelope, data: BaseModel) -> SagaState | None:
         """Apply one outcome event to its order; publish what that decides.
 
         Safe to call again with the same event after a crash at any point (see the
@@ -116,15 +113,14 @@ class OrderSaga:
 
         Returns
         -------
-        SagaState
-            The order's saga after the outcome.
+        SagaState | None
+            The order's saga after the outcome; ``None`` for an order that does not exist,
+            whose outcome is answered with ``order.voided`` (:meth:`_void`).
 
         Raises
         ------
         TypeError
             For an event the saga does not take.
-        UnknownOrderError
-            When the order does not exist.
         SagaContentionError
             When the state changed under us :data:`SAVE_ATTEMPTS` times in a row.
         """
@@ -132,7 +128,8 @@ class OrderSaga:
         for _ in range(SAVE_ATTEMPTS):
             record = self._repository.load_saga(outcome.order_id)
             if record is None:
-                raise UnknownOrderError(f"no order {outcome.order_id}")
+                self._void(envelope, outcome.order_id)
+                return None
             state, decisions = decide(record.state, outcome)
             if state == record.state:
                 # Nothing new (a redelivery): finish a publication a crash may have cut short.
@@ -150,6 +147,26 @@ class OrderSaga:
             f"the saga of order {outcome.order_id} changed {SAVE_ATTEMPTS} times while "
             "deciding; giving the outcome back for redelivery"
         )
+
+    def _void(self, cause: EventEnvelope, order_id: str) -> None:
+        """Tell payments and inventory to undo what they did for an order that does not exist.
+
+        Such an outcome answers an orphan ``order.placed`` (one orders never committed): the
+        charge or the reservation it caused would otherwise stay for good. There is no order
+        to store the announcement with, so its id is derived from the cause's: a redelivery
+        publishes the same event again, which the topic and the consumers drop.
+        """
+        voided = OrderVoided(
+            order_id=order_id, reason=f"no order {order_id}; {cause.type} {cause.id} undone"
+        )
+        envelope = new_event(
+            OrderVoided.event_type,
+            voided,
+            source=SOURCE,
+            causation_id=cause.id,
+            event_id=derived_event_id(OrderVoided.event_type, cause.id),
+        )
+        self._outbox.publish([envelope], group_id=order_id)
 
     def _envelopes(self, decisions: Sequence[Decision], cause: str) -> list[EventEnvelope]:
         return [

@@ -24,6 +24,7 @@ from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
     OrderPlaced,
+    OrderVoided,
     PaymentFailed,
     PaymentProcessed,
     PaymentRefunded,
@@ -152,12 +153,19 @@ class PaymentDesk:
 
         Returns the event published, if any.
         """
-        payment = self._repository.get(cancellation.order_id)
+        return self._undo(event, cancellation.order_id)
+
+    def on_order_voided(self, event: EventEnvelope, voided: OrderVoided) -> EventEnvelope | None:
+        """The order never existed: refund what was charged for it, as for a cancellation."""
+        return self._undo(event, voided.order_id)
+
+    def _undo(self, event: EventEnvelope, order_id: str) -> EventEnvelope | None:
+        payment = self._repository.get(order_id)
         if payment is None:
             # Cancelled before its order.placed was handled (that one may sit in the DLQ
             # and be redriven later): void the order so that it is never charged.
             voided = Payment(
-                order_id=cancellation.order_id,
+                order_id=order_id,
                 status=PaymentStatus.VOIDED,
                 amount_cents=0,
                 currency="XXX",
@@ -165,7 +173,7 @@ class PaymentDesk:
             )
             if self._repository.add(voided):
                 return None
-            payment = self._require(cancellation.order_id)
+            payment = self._require(order_id)
         if payment.status is PaymentStatus.PROCESSED:
             return self._refund(event, payment)
         if payment.status is PaymentStatus.REFUNDED:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lambdamesh_toolkit.aws import clients
-from lambdamesh_toolkit.contracts.events import OrderCancelled, OrderPlaced
+from lambdamesh_toolkit.contracts.events import OrderCancelled, OrderPlaced, OrderVoided
 from lambdamesh_toolkit.events.consuming import EventConsumer, log_published, typed_handler
 from lambdamesh_toolkit.events.publishing import Publisher
 
@@ -54,6 +54,7 @@ def build_order_events_consumer(
             [
                 typed_handler(OrderPlaced, desk.on_order_placed, log_published(logger)),
                 typed_handler(OrderCancelled, desk.on_order_cancelled, log_published(logger)),
+                typed_handler(OrderVoided, desk.on_order_voided, log_published(logger)),
             ]
         ),
         fifo=True,

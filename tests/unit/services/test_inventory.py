@@ -13,6 +13,7 @@ from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
     OrderPlaced,
+    OrderVoided,
     PaymentFailed,
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
@@ -276,6 +277,23 @@ def test_payment_failed_releases_the_reservation(
     inventory_topic.messages()
     # WHEN its payment fails
     answer = deliver_payments(payment_failed("o-1"))
+    # THEN the stock is back and inventory.released is published
+    assert answer == {"batchItemFailures": []}
+    assert stock("p-burr-grinder") == 12
+    assert [m["body"]["type"] for m in inventory_topic.messages()] == ["inventory.released"]
+
+
+def test_order_voided_gives_back_what_an_orphan_order_placed_took(
+    deliver_orders: Deliver, inventory_topic: TopicInbox
+) -> None:
+    # GIVEN stock taken for an order.placed that orders never committed
+    deliver_orders(order_placed("o-orphan", ("p-burr-grinder", 3)))
+    inventory_topic.messages()
+    assert stock("p-burr-grinder") == 9
+    # WHEN orders answers its outcome with order.voided
+    use_correlation_id("trace-inv-1")
+    voided = OrderVoided(order_id="o-orphan", reason="no order o-orphan")
+    answer = deliver_orders(new_event("order.voided", voided, source="orders"))
     # THEN the stock is back and inventory.released is published
     assert answer == {"batchItemFailures": []}
     assert stock("p-burr-grinder") == 12

@@ -312,23 +312,25 @@ def test_a_redelivered_outcome_is_acknowledged_without_a_second_decision(
     assert orders_topic.messages() == []
 
 
-def test_an_outcome_for_an_unknown_order_fails_alone_with_its_reason_recorded(
-    client: Client, order_id: str, event_tables: dict[str, str]
+def test_an_outcome_for_an_unknown_order_voids_it_so_its_charge_is_undone(
+    client: Client, order_id: str, orders_topic: TopicInbox
 ) -> None:
-    # GIVEN a batch with an outcome for no known order, and a good one
+    # GIVEN a batch with an outcome for no known order (answering an orphan order.placed),
+    # and a good one
     stray = outcome(InventoryReserved(order_id="o-nowhere", reservation_id="res-9"), "inventory")
     good = outcome(processed(order_id), "payments")
-    # WHEN the batch is delivered
+    # WHEN the batch is delivered, and the stray once more
     answer = deliver(client, stray, good)
-    # THEN only the stray is reported failed, and why is in the failures table
-    [failure] = answer["batchItemFailures"]
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    item = dynamodb.get_item(
-        TableName=event_tables["EventFailuresTable"],
-        Key={"id": {"S": failure["itemIdentifier"]}},
-    )["Item"]
-    assert "o-nowhere" in item["reason"]["S"]
-    assert item["service"]["S"] == "orders"
+    again = deliver(client, stray)
+    # THEN nothing failed: the stray is answered with order.voided in the order's group,
+    # caused by it, under one event id however often it comes
+    assert answer["batchItemFailures"] == again["batchItemFailures"] == []
+    voided = [m for m in orders_topic.messages() if m["attributes"]["type"] == "order.voided"]
+    assert {m["group_id"] for m in voided} == {"o-nowhere"}
+    envelopes = [EventEnvelope.model_validate(m["body"]) for m in voided]
+    assert {envelope.causation_id for envelope in envelopes} == {stray.id}
+    assert len({envelope.id for envelope in envelopes}) == 1
+    assert envelopes[0].data["order_id"] == "o-nowhere"
     # AND the good one was taken in
     saga_item = stored_order(order_id)
     assert saga_item["payment"] == {"S": "processed"}

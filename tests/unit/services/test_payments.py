@@ -14,6 +14,7 @@ from lambdamesh_toolkit.contracts.events import (
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
+    OrderVoided,
     PaymentProcessed,
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
@@ -204,6 +205,23 @@ def test_order_cancelled_refunds_a_processed_payment_once(
     item = payment_item("o-1")
     assert item is not None
     assert item["status"]["S"] == "refunded"
+
+
+def test_order_voided_refunds_what_an_orphan_order_placed_charged(
+    deliver: Deliver, payments_topic: TopicInbox
+) -> None:
+    # GIVEN an order.placed that orders never committed, charged all the same
+    deliver(order_placed(order_id="o-orphan", total_cents=700))
+    [processed] = payments_topic.messages()
+    # WHEN orders answers its outcome with order.voided
+    use_correlation_id("trace-pay-1")
+    voided = OrderVoided(order_id="o-orphan", reason="no order o-orphan")
+    deliver(new_event("order.voided", voided, source="orders"))
+    # THEN the charge is refunded in full
+    [refund] = payments_topic.messages()
+    assert refund["attributes"]["type"] == "payment.refunded"
+    assert refund["body"]["data"]["payment_id"] == processed["body"]["data"]["payment_id"]
+    assert refund["body"]["data"]["amount_cents"] == 700
 
 
 def test_a_declined_payment_is_not_refunded(deliver: Deliver, payments_topic: TopicInbox) -> None:

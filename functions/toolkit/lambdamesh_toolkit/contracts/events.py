@@ -173,6 +173,18 @@ class OrderCancelled(EventData):
     reason: Reason
 
 
+class OrderVoided(EventData):
+    """An event named an order that does not exist: undo whatever was done for it
+    (``order.voided``). Orders publishes it when an outcome arrives for an unknown order, so
+    a charge or a reservation made for an orphan ``order.placed`` is refunded or released."""
+
+    contract_name: ClassVar[str] = "events.OrderVoided"
+    event_type: ClassVar[str] = "order.voided"
+
+    order_id: Identifier
+    reason: Reason
+
+
 class PaymentProcessed(EventData):
     """The order was charged (``payment.processed``)."""
 
@@ -242,6 +254,7 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     OrderPlaced,
     OrderConfirmed,
     OrderCancelled,
+    OrderVoided,
     PaymentProcessed,
     PaymentFailed,
     PaymentRefunded,

@@ -3,8 +3,8 @@
 A small dispatcher: every subcommand is a :class:`~lambdamesh.command.Command` (a name, a
 parser set-up and a handler) listed in :data:`COMMANDS`; adding one is adding an entry. The
 commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emulator.commands`,
-the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command` and
-:mod:`lambdamesh.demo`.
+the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
+:mod:`lambdamesh.openapi_command` and :mod:`lambdamesh.demo`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lambdamesh import demo
+from lambdamesh import demo, openapi_command
 from lambdamesh.command import Command, err
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
@@ -21,27 +21,7 @@ from lambdamesh.emulator import commands as emulator_commands
 
 COMMANDS: list[Command] = [
     *emulator_commands.COMMANDS,
-    Command(
-        name=deploy_command.NAME,
-        summary=deploy_command.SUMMARY,
-        description=deploy_command.DESCRIPTION,
-        configure=deploy_command.configure,
-        run=deploy_command.run,
-    ),
-    Command(
-        name=dlq_command.NAME,
-        summary=dlq_command.SUMMARY,
-        description=dlq_command.DESCRIPTION,
-        configure=dlq_command.configure,
-        run=dlq_command.run,
-    ),
-    Command(
-        name=demo.NAME,
-        summary=demo.SUMMARY,
-        description=demo.DESCRIPTION,
-        configure=demo.configure,
-        run=demo.run,
-    ),
+    *(Command.of_module(module) for module in (deploy_command, dlq_command, openapi_command, demo)),
 ]
 
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -39,6 +40,18 @@ class Command:
     description: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+
+    @classmethod
+    def of_module(cls, module: ModuleType) -> Command:
+        """The command a module defines with ``NAME``, ``SUMMARY``, ``DESCRIPTION``,
+        ``configure`` and ``run`` (as ``lambdamesh.deploy.command`` does)."""
+        return cls(
+            name=module.NAME,
+            summary=module.SUMMARY,
+            description=module.DESCRIPTION,
+            configure=module.configure,
+            run=module.run,
+        )
 
 
 def say(message: str) -> None:

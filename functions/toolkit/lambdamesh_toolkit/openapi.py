@@ -21,7 +21,6 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from lambdamesh_toolkit.contracts.base import IDENTIFIER_PATTERN
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER
-from lambdamesh_toolkit.deadline import DEADLINE_HEADER
 
 if TYPE_CHECKING:
     from chalice.app import Chalice
@@ -187,15 +186,6 @@ def _operation(path: str, doc: EndpointDoc, refs: Refs) -> dict[str, Any]:
         {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
         for name in (*doc.headers, CORRELATION_HEADER)
     ]
-    parameters.append(
-        {
-            "name": DEADLINE_HEADER,
-            "in": "header",
-            "required": False,
-            "description": "The caller's deadline, epoch milliseconds; a passed one is refused.",
-            "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
-        }
-    )
     responses: dict[str, Any] = {}
     for status, model in sorted(doc.answers.items()):
         answer: dict[str, Any] = {"description": "Success."}

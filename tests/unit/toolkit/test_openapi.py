@@ -80,4 +80,4 @@ def test_path_and_query_parameters_say_what_is_accepted() -> None:
     assert parameters["limit"]["schema"]["type"] == "integer"
     assert parameters["limit"]["schema"]["maximum"] == 100
     assert parameters["next_token"]["schema"]["type"] == "string"
-    assert parameters["X-Request-Deadline"]["in"] == "header"
+    assert parameters["X-Correlation-Id"]["in"] == "header"

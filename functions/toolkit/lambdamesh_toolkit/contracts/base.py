@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 #: Unicode categories no text field accepts: controls, format (invisible) characters,
-#: surrogates, private use, unassigned code points, line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: surrogates, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 #: What multi-line text keeps of the controls: line feeds and tabs.
 _MULTILINE_CONTROLS = frozenset("\n\t")
 
@@ -52,18 +52,64 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
 ]
-#: A whole number in JSON: ``true``, ``5.0`` and ``"5"`` are refused, as the schema says.
-StrictInt = Annotated[int, Strict()]
+
+
+def _integral_number(value: object) -> object:
+    """``5.0`` as ``5``: JSON Schema's ``integer`` is any number without a fraction."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A whole number in JSON, as JSON Schema's ``integer`` says: ``5`` and ``5.0`` are one,
+#: ``true``, ``"5"`` and ``5.5`` are refused.
+StrictInt = Annotated[int, Strict(), BeforeValidator(_integral_number)]
 #: Money is always integer cents, never a float.
 Cents = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 #: ISO 4217 currency code.
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 #: Short human text (names): one line, NFC, surrounding blanks removed, then 1-200 characters.
 ShortText = Annotated[
-    str, BeforeValidator(clean_text), StringConstraints(min_length=1, max_length=200)
+    str,
+    BeforeValidator(clean_text),
+    StringConstraints(min_length=1, max_length=200),
+    # Documented for clients and fuzzers (the C0 and C1 controls); clean_text refuses more.
+    Field(json_schema_extra={"pattern": r"^[^\u0000-\u001f\u007f-\u009f]*$"}),
 ]
 #: Longer human text (a review, a description): line feeds and tabs allowed.
-MultilineText = Annotated[str, BeforeValidator(_clean_multiline)]
+MultilineText = Annotated[
+    str,
+    BeforeValidator(_clean_multiline),
+    Field(json_schema_extra={"pattern": r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"}),
+]
+
+
+#: pydantic writes a bound it could not fold into a before-validated type under its own name;
+#: JSON Schema's names for them.
+_BOUND_NAMES = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+}
+
+
+def standard_bounds(schema: Any) -> None:
+    """Rename pydantic's ``ge``/``le``/``gt``/``lt`` to JSON Schema's words, in place.
+
+    >>> schema = {"properties": {"rating": {"type": "integer", "ge": 1, "le": 5}}}
+    >>> standard_bounds(schema); schema["properties"]["rating"]
+    {'type': 'integer', 'minimum': 1, 'maximum': 5}
+    """
+    if isinstance(schema, dict):
+        for short, name in _BOUND_NAMES.items():
+            if short in schema and isinstance(schema[short], int | float):
+                schema[name] = schema.pop(short)
+        for value in schema.values():
+            standard_bounds(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            standard_bounds(value)
 
 
 class Contract(BaseModel):
@@ -81,7 +127,12 @@ class Contract(BaseModel):
         Version of this contract, starting at 1.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=False,
+        json_schema_extra=lambda schema, _: standard_bounds(schema),
+    )
 
     contract_name: ClassVar[str]
     contract_version: ClassVar[int] = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, BeforeValidator, StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints
 
 from lambdamesh_toolkit.contracts.base import Contract, Identifier, ShortText, clean_text
 
@@ -38,6 +38,8 @@ Email = Annotated[
     str,
     BeforeValidator(normalise_email),
     StringConstraints(max_length=254, pattern=EMAIL_PATTERN),
+    # Said again for the JSON Schema: behind a before-validator pydantic leaves the pattern out.
+    Field(json_schema_extra={"pattern": EMAIL_PATTERN}),
 ]
 
 

@@ -109,3 +109,31 @@ class FakeCatalogRpc:
         if product is None:
             raise NotFound("product", request.product_id)
         return response_type.model_validate({"product": product.model_dump(mode="json")})
+
+
+class MemoryPayments:
+    """The payments table's conditional writes in a dict; ``hide_next_get`` makes the next
+    read miss, as a read racing another delivery's write would."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Any] = {}
+        self.hide_next_get = False
+
+    def get(self, order_id: str) -> Any:
+        if self.hide_next_get:
+            self.hide_next_get = False
+            return None
+        return self.items.get(order_id)
+
+    def add(self, payment: Any) -> bool:
+        if payment.order_id in self.items:
+            return False
+        self.items[payment.order_id] = payment
+        return True
+
+    def refund(self, payment: Any) -> bool:
+        current = self.items.get(payment.order_id)
+        if current is None or current.status != "processed":
+            return False
+        self.items[payment.order_id] = payment
+        return True

@@ -22,6 +22,7 @@ from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events.envelope import new_event
 from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox, sqs_event_of
 from tests.unit.services.service_loader import LoadedService, load_service
+from tests.unit.services.support import MemoryPayments
 
 QUEUE = "lambdamesh-payments-orders.fifo"
 LIMIT_CENTS = 100_000
@@ -335,31 +336,6 @@ def test_provider_answers_a_repeated_key_the_same(provider_module: Any) -> None:
     second = provider.charge("o-7", 100, "EUR")
     # THEN it is the same charge (as a real provider under an idempotency key)
     assert first == second
-
-
-class MemoryPayments:
-    def __init__(self) -> None:
-        self.items: dict[str, Any] = {}
-        self.hide_next_get = False
-
-    def get(self, order_id: str) -> Any:
-        if self.hide_next_get:
-            self.hide_next_get = False
-            return None
-        return self.items.get(order_id)
-
-    def add(self, payment: Any) -> bool:
-        if payment.order_id in self.items:
-            return False
-        self.items[payment.order_id] = payment
-        return True
-
-    def refund(self, payment: Any) -> bool:
-        current = self.items.get(payment.order_id)
-        if current is None or current.status != "processed":
-            return False
-        self.items[payment.order_id] = payment
-        return True
 
 
 class MemoryTopic:

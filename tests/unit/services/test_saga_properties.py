@@ -25,6 +25,7 @@ from lambdamesh_toolkit.contracts.events import (
 from lambdamesh_toolkit.contracts.orders import OrderLine, OrderStatus
 from lambdamesh_toolkit.events.envelope import new_event
 from tests.unit.services.service_loader import load_service
+from tests.unit.services.support import MemoryPayments
 
 SAGA = load_service("orders").module("chalicelib.saga")
 PAYMENTS = load_service("payments")
@@ -67,29 +68,6 @@ def test_an_order_is_decided_once_confirmed_exactly_when_paid_and_reserved(
     # AND both answers are recorded, whatever came first
     assert state.payment is not None
     assert state.inventory is not None
-
-
-@dataclass
-class MemoryPayments:
-    """The payments table's conditional writes, in a dict (one item per order)."""
-
-    items: dict[str, Any] = field(default_factory=dict)
-
-    def get(self, order_id: str) -> Any:
-        return self.items.get(order_id)
-
-    def add(self, payment: Any) -> bool:
-        if payment.order_id in self.items:
-            return False
-        self.items[payment.order_id] = payment
-        return True
-
-    def refund(self, payment: Any) -> bool:
-        current = self.items.get(payment.order_id)
-        if current is None or current.status is not PAYMENT_DOMAIN.PaymentStatus.PROCESSED:
-            return False
-        self.items[payment.order_id] = payment
-        return True
 
 
 @dataclass

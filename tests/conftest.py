@@ -23,7 +23,7 @@ from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, ExternalLocalStack
 from lambdamesh.emulator.settings import DEFAULT_HOST
 from lambdamesh_toolkit.aws import clients
-from lambdamesh_toolkit.deadline import use_deadline
+from lambdamesh_toolkit.deadline import configured_budget_s, use_deadline
 
 ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
 E2E_DIR = Path(__file__).parent / "e2e"
@@ -38,10 +38,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def no_deadline() -> Iterator[None]:
-    """Each test starts without a request deadline (one test's must not reach the next)."""
+    """Each test starts without a request deadline (one test's must not reach the next), and
+    reads ``REQUEST_DEADLINE_S`` afresh (a test may set it)."""
     use_deadline(None)
+    configured_budget_s.cache_clear()
     yield
     use_deadline(None)
+    configured_budget_s.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -86,11 +86,19 @@ def correlation_from_http_headers(headers: Mapping[str, str] | None) -> str | No
     str | None
         The header's value when present and acceptable, else ``None``.
     """
+    value = header_of(headers, CORRELATION_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    return value if is_valid_correlation_id(value) else None
+
+
+def header_of(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of header ``name`` in ``headers``, whatever its case; ``None`` when absent."""
     if not headers:
         return None
-    wanted = CORRELATION_HEADER.lower()
-    for name, value in headers.items():
-        if name.lower() == wanted:
-            value = value.strip()
-            return value if is_valid_correlation_id(value) else None
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
     return None

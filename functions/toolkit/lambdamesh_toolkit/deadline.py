@@ -20,16 +20,19 @@ True
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from collections.abc import Mapping
 from contextvars import ContextVar
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings
+from lambdamesh_toolkit.config import EnvSettings, load_settings
 
 DEADLINE_HEADER = "X-Request-Deadline"
 """HTTP header of the deadline: epoch milliseconds."""
+#: What the header holds: epoch milliseconds, ASCII digits only.
+_EPOCH_MILLISECONDS = re.compile(r"[0-9]{1,15}")
 #: The deadline of the work being done, in epoch seconds; ``None``: none.
 _deadline: ContextVar[float | None] = ContextVar("lambdamesh_deadline", default=None)
 
@@ -75,21 +78,20 @@ def begin_deadline(budget_s: float, *, inherited: float | None, now: float | Non
 
 
 def deadline_from_header(value: str | None) -> float | None:
-    """The deadline a caller sent (epoch milliseconds); ``None`` when absent or malformed."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 15:
+    """The deadline a caller sent (epoch milliseconds); ``None`` when absent or malformed.
+
+    >>> deadline_from_header("²") is None  # a digit to str.isdigit, not to int()
+    True
+    """
+    if value is None or not _EPOCH_MILLISECONDS.fullmatch(value.strip()):
         return None
     return int(value.strip()) / 1000
 
 
-def header_of(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """The value of header ``name`` in ``headers``, in any case; ``None`` when absent."""
-    if not headers:
-        return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
+@functools.cache
+def configured_budget_s() -> float:
+    """``REQUEST_DEADLINE_S`` of this function, read once: its environment does not change."""
+    return load_settings(DeadlineSettings).request_deadline_s
 
 
 def header_value(deadline: float) -> str:

@@ -32,21 +32,20 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.base import IDENTIFIER_PATTERN
 from lambdamesh_toolkit.correlation import (
     CORRELATION_HEADER,
     correlation_from_http_headers,
     current_correlation_id,
+    header_of,
     use_correlation_id,
 )
 from lambdamesh_toolkit.deadline import (
     DEADLINE_HEADER,
-    DeadlineSettings,
     begin_deadline,
+    configured_budget_s,
     current_deadline,
     deadline_from_header,
-    header_of,
     use_deadline,
 )
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound, ServiceError, invalid_request_from
@@ -153,8 +152,7 @@ def begin_request(request: Request | None, logger: Logger | None = None) -> str:
     """
     headers = request.headers if request is not None else None
     correlation_id = use_correlation_id(correlation_from_http_headers(headers))
-    budget_s = load_settings(DeadlineSettings).request_deadline_s
-    begin_deadline(budget_s, inherited=None)
+    begin_deadline(configured_budget_s(), inherited=None)
     if logger is not None:
         bind_invocation(logger, correlation_id, _request_id(request))
     return correlation_id

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from lambdamesh_toolkit.aws import clients
-from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.rpc import RpcError, RpcRequest, RpcResponse
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
-from lambdamesh_toolkit.deadline import DeadlineSettings, begin_deadline, current_deadline
+from lambdamesh_toolkit.deadline import begin_deadline, configured_budget_s, current_deadline
 from lambdamesh_toolkit.errors import (
     DependencyUnavailable,
     InvalidRequest,
@@ -335,7 +334,7 @@ class RpcServer:
         )
         raw_deadline = event.get("deadline_ms") if isinstance(event, Mapping) else None
         begin_deadline(
-            load_settings(DeadlineSettings).request_deadline_s,
+            configured_budget_s(),
             inherited=raw_deadline / 1000 if type(raw_deadline) is int else None,
         )
         if self.logger is not None:

@@ -227,7 +227,7 @@ def test_a_path_id_no_resource_can_have_is_404_naming_it_without_a_lookup(order_
     assert error["field"] == "order_id"
 
 
-@pytest.mark.parametrize("deadline", ["4", "soon", "1e12", "-5", "9" * 16])
+@pytest.mark.parametrize("deadline", ["4", "soon", "1e12", "-5", "9" * 16, "²"])
 def test_a_passed_or_malformed_deadline_is_refused_naming_the_header(deadline: str) -> None:
     # GIVEN a caller sending a deadline that has passed, or that is not epoch milliseconds
     # WHEN it asks for anything

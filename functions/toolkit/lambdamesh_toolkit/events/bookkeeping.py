@@ -232,9 +232,7 @@ class DynamoDbIdempotencyStore:
                 pass
 
     def _dynamodb(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = clients.dynamodb(clients.CONSUMER)
-        return self._client
+        return self._client or clients.dynamodb(clients.CONSUMER)
 
 
 class DynamoDbFailureStore:
@@ -275,9 +273,7 @@ class DynamoDbFailureStore:
         return {failure.message_id: failure for failure in failures}
 
     def _dynamodb(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = clients.dynamodb(clients.CONSUMER)
-        return self._client
+        return self._client or clients.dynamodb(clients.CONSUMER)
 
 
 def batch_get(

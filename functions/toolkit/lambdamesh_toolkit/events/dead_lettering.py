@@ -104,9 +104,7 @@ class DeadLetterer:
         return self._dead_letter_urls[queue_arn]
 
     def _sqs(self) -> SQSClient:
-        if self._client is None:
-            self._client = clients.sqs(clients.CONSUMER)
-        return self._client
+        return self._client or clients.sqs(clients.CONSUMER)
 
 
 def _find_dead_letter_url(client: SQSClient, queue_arn: str) -> str | None:

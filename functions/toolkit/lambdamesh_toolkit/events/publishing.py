@@ -166,9 +166,7 @@ class Publisher:
         return answer["MessageId"]
 
     def _client(self) -> SNSClient:
-        if self._sns_client is None:
-            self._sns_client = clients.sns(self._profile)
-        return self._sns_client
+        return self._sns_client or clients.sns(self._profile)
 
 
 def message_size(body: str, attributes: dict[str, MessageAttributeValueTypeDef]) -> int:

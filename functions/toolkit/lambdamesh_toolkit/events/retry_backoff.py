@@ -68,12 +68,11 @@ class VisibilityBackoff:
 
     def __init__(self, client: SQSClient | None = None) -> None:
         self._client = client
-        self._queue_urls: dict[str, str] = {}
 
     def delay(self, queue_arn: str, entries: list[tuple[str, int]]) -> list[str]:
         """Hide each ``(receipt handle, seconds)``; return the errors (empty when all worked)."""
         client = self._sqs()
-        url = self._queue_url(client, queue_arn)
+        url = queue_url(client, queue_arn)
         errors: list[str] = []
         for start in range(0, len(entries), MAX_VISIBILITY_BATCH):
             chunk: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
@@ -87,13 +86,5 @@ class VisibilityBackoff:
             )
         return errors
 
-    def _queue_url(self, client: SQSClient, queue_arn: str) -> str:
-        url = self._queue_urls.get(queue_arn)
-        if url is None:
-            url = self._queue_urls[queue_arn] = queue_url(client, queue_arn)
-        return url
-
     def _sqs(self) -> SQSClient:
-        if self._client is None:
-            self._client = clients.sqs(clients.CONSUMER)
-        return self._client
+        return self._client or clients.sqs(clients.CONSUMER)

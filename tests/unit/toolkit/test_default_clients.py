@@ -16,17 +16,22 @@ def timeouts(config: Any) -> tuple[float, float]:
     return (config.connect_timeout, config.read_timeout)
 
 
-def test_rpc_client_builds_a_lambda_client_with_its_timeouts_and_no_botocore_retries(
-    aws_credentials: None,
-) -> None:
-    # GIVEN an RPC client without an injected Lambda client
-    client = RpcClient(
+def catalog_rpc_client() -> RpcClient:
+    """An RPC client of 2.5 s per call and 0.7 s to connect, no Lambda client injected."""
+    return RpcClient(
         "lambdamesh-catalog-dev-rpc",
         "catalog-rpc",
         timeout_s=2.5,
         connect_timeout_s=0.7,
         breaker=CircuitBreaker("catalog-rpc", InMemoryCircuitStore()),
     )
+
+
+def test_rpc_client_builds_a_lambda_client_with_its_timeouts_and_no_botocore_retries(
+    aws_credentials: None,
+) -> None:
+    # GIVEN an RPC client without an injected Lambda client
+    client = catalog_rpc_client()
 
     # WHEN its Lambda client is created for an attempt with no deadline to shorten it
     config = client._client(2.5).meta.config
@@ -42,13 +47,7 @@ def test_rpc_client_gives_an_attempt_only_what_is_left_of_the_deadline(
     aws_credentials: None,
 ) -> None:
     # GIVEN an RPC client with a 2.5 s timeout, and a request with 0.42 s left
-    client = RpcClient(
-        "lambdamesh-catalog-dev-rpc",
-        "catalog-rpc",
-        timeout_s=2.5,
-        connect_timeout_s=0.7,
-        breaker=CircuitBreaker("catalog-rpc", InMemoryCircuitStore()),
-    )
+    client = catalog_rpc_client()
     use_deadline(time.time() + 0.42)
     try:
         # WHEN its Lambda client is created for the next attempt

@@ -367,12 +367,8 @@ def test_registering_a_method_twice_is_refused() -> None:
         )
 
 
-def test_the_deadline_travels_with_the_call_and_the_server_keeps_within_it(
-    sleeps: list[float],
-) -> None:
-    # GIVEN a caller with a deadline 1.5 s away, and a server whose method reads its own
-    deadline = use_deadline(time.time() + 1.5)
-    assert deadline is not None
+def deadline_recording_server() -> tuple[RpcServer, list[float | None]]:
+    """A catalog server whose GetProduct notes the deadline it runs under."""
     server = RpcServer("catalog")
     seen: list[float | None] = []
 
@@ -380,6 +376,17 @@ def test_the_deadline_travels_with_the_call_and_the_server_keeps_within_it(
     def get_product(request: GetProductRequest) -> GetProductResponse:
         seen.append(current_deadline())
         return GetProductResponse(product=PRODUCT)
+
+    return server, seen
+
+
+def test_the_deadline_travels_with_the_call_and_the_server_keeps_within_it(
+    sleeps: list[float],
+) -> None:
+    # GIVEN a caller with a deadline 1.5 s away, and a server whose method reads its own
+    deadline = use_deadline(time.time() + 1.5)
+    assert deadline is not None
+    server, seen = deadline_recording_server()
 
     fake = FakeLambda(served_by(server))
     # WHEN the caller calls the method
@@ -396,13 +403,7 @@ def test_a_server_called_without_a_deadline_starts_its_own_budget(
 ) -> None:
     # GIVEN a server whose budget is 7 s, called by an old client that sends no deadline
     monkeypatch.setenv("REQUEST_DEADLINE_S", "7")
-    server = RpcServer("catalog")
-    seen: list[float | None] = []
-
-    @server.method("GetProduct", GetProductRequest)
-    def get_product(request: GetProductRequest) -> GetProductResponse:
-        seen.append(current_deadline())
-        return GetProductResponse(product=PRODUCT)
+    server, seen = deadline_recording_server()
 
     envelope = {"method": "GetProduct", "version": 1, "correlation_id": "c-1"}
     # WHEN it is invoked

@@ -268,7 +268,9 @@ class HttpApi:
                     return answer
                 return json_response(answer, status=status)
 
-            doc = describe_endpoint(
+            # Described when a document is asked for, not at every cold start.
+            describe = functools.partial(
+                describe_endpoint,
                 view,
                 status=status,
                 answers=answers,
@@ -277,7 +279,7 @@ class HttpApi:
                 headers=headers,
                 errors=errors,
             )
-            setattr(handle, ENDPOINT_DOC_ATTRIBUTE, doc)
+            setattr(handle, ENDPOINT_DOC_ATTRIBUTE, describe)
             return handle
 
         return decorate

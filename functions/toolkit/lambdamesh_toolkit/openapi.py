@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -86,7 +86,6 @@ class EndpointDoc:
     headers: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
     summary: str = ""
-    path_patterns: Mapping[str, str] = field(default_factory=dict)
 
 
 def describe_endpoint(
@@ -126,10 +125,12 @@ def openapi_document(app: Chalice, *, title: str, version: str = "1") -> dict[st
     routes: list[tuple[str, str, EndpointDoc]] = []
     for path, methods in sorted(app.routes.items()):
         for method, entry in sorted(methods.items()):
-            doc: EndpointDoc | None = getattr(entry.view_function, ENDPOINT_DOC_ATTRIBUTE, None)
-            if doc is None:
+            describe: Callable[[], EndpointDoc] | None = getattr(
+                entry.view_function, ENDPOINT_DOC_ATTRIBUTE, None
+            )
+            if describe is None:
                 raise ValueError(f"{method} {path} is not declared with HttpApi.endpoint")
-            routes.append((path, method.lower(), doc))
+            routes.append((path, method.lower(), describe()))
     wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorBody, "serialization")}
     for _, _, doc in routes:
         if doc.body is not None:
@@ -154,7 +155,8 @@ def openapi_document(app: Chalice, *, title: str, version: str = "1") -> dict[st
     }
 
 
-#: Where :meth:`HttpApi.endpoint` keeps a route's :class:`EndpointDoc`, on the handler.
+#: Where :meth:`HttpApi.endpoint` keeps, on the handler, what builds the route's
+#: :class:`EndpointDoc`.
 ENDPOINT_DOC_ATTRIBUTE = "lambdamesh_endpoint"
 
 Refs = Mapping[tuple[type[BaseModel], JsonSchemaMode], Mapping[str, Any]]

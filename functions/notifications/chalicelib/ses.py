@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.errors import error_code
 from lambdamesh_toolkit.events.dead_lettering import PermanentFailure
 
 from .mail import Mail
@@ -63,7 +64,7 @@ class SesMailer:
                 },
             )
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
+            code = error_code(error)
             if code in REFUSALS:
                 # The code only: SES's message may quote the address, which stays out of
                 # failure records and logs.

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.aws.errors import error_code
 from lambdamesh_toolkit.contracts.rpc import RpcError, RpcRequest, RpcResponse
 from lambdamesh_toolkit.correlation import current_correlation_id, use_correlation_id
 from lambdamesh_toolkit.deadline import begin_deadline, configured_budget_s, current_deadline
@@ -196,7 +197,7 @@ class RpcClient:
                 f"timeout: no answer within {read_timeout_s:.1f} s", retryable=True
             ) from exc
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == "ResourceNotFoundException":
                 # The function does not exist: a deployment problem that no
                 # retry will fix, but a reason to shed load all the same.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from lambdamesh.deploy.fingerprint import file_sha256
+from lambdamesh_toolkit.aws.errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -24,7 +25,7 @@ def _exists(s3: S3Client, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
     return True

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from lambdamesh_toolkit.aws.errors import error_code
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
@@ -114,7 +116,7 @@ def resolve_dead_letter_queue(sqs: SQSClient, given: str, prefix: str) -> str:
 
 
 def _is_missing_queue(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
+    code = error_code(error)
     return "NonExistentQueue" in code or code == "QueueDoesNotExist"
 
 

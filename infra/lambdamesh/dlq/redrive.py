@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdamesh.dlq.letters import RECEIVE_BATCH, receive_batch, release
 from lambdamesh.dlq.queues import DeadLetterQueue, queue_name
+from lambdamesh_toolkit.aws.errors import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -123,10 +124,8 @@ def redrive(
 
 
 def _is_unsupported(error: ClientError) -> bool:
-    response: Mapping[str, Any] = error.response
-    code = response.get("Error", {}).get("Code", "")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in _UNSUPPORTED_CODES or status == 501
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error_code(error) in _UNSUPPORTED_CODES or status == 501
 
 
 def _task_started_ms(sqs: SQSClient, source_arn: str) -> set[int]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
+from lambdamesh_toolkit.aws.errors import error_code
+
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -52,12 +54,6 @@ class CancellationReason:
     def condition_failed(self) -> bool:
         """Whether this item's condition did not hold."""
         return self.code == ITEM_CONDITION_FAILED
-
-
-def error_code(error: ClientError) -> str | None:
-    """The error's code (``ConditionalCheckFailedException``, ...)."""
-    code = error.response.get("Error", {}).get("Code")
-    return code if isinstance(code, str) else None
 
 
 def cancellation_reasons(error: ClientError) -> list[CancellationReason] | None:

@@ -11,7 +11,7 @@ RUN := $(VENV)/bin
 EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
 SERVICES := users catalog reviews orders payments inventory notifications
 
-.PHONY: help setup demo up down status test lint typecheck unit e2e bench fuzz lock clean
+.PHONY: help setup demo up down status test lint typecheck unit e2e bench fuzz chaos lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ test: setup lint typecheck ## ruff, mypy --strict, unit and e2e tests
 
 fuzz: setup ## every API route fuzzed from its OpenAPI document (LAMBDAMESH_FUZZ_EXAMPLES, default 200)
 	@LAMBDAMESH_FUZZ_EXAMPLES=$${LAMBDAMESH_FUZZ_EXAMPLES:-200} $(RUN)/pytest tests/e2e/test_fuzzing.py -p no:randomly
+
+chaos: setup ## 1 000 orders while faults are on, then every invariant checked (LAMBDAMESH_CHAOS_ORDERS)
+	@$(RUN)/lambdamesh chaos --orders $${LAMBDAMESH_CHAOS_ORDERS:-1000}
 
 bench: setup ## benchmarks with figures and ratios against a floor measured in the same run
 	@$(RUN)/pytest tests/benchmarks -s -p no:randomly --timeout 1800

@@ -4,7 +4,7 @@ A small dispatcher: every subcommand is a :class:`~lambdamesh.command.Command` (
 parser set-up and a handler) listed in :data:`COMMANDS`; adding one is adding an entry. The
 commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emulator.commands`,
 the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
-:mod:`lambdamesh.openapi_command` and :mod:`lambdamesh.demo`.
+:mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lambdamesh import demo, openapi_command
+from lambdamesh.chaos import command as chaos_command
 from lambdamesh.command import Command, err
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
@@ -21,7 +22,10 @@ from lambdamesh.emulator import commands as emulator_commands
 
 COMMANDS: list[Command] = [
     *emulator_commands.COMMANDS,
-    *(Command.of_module(module) for module in (deploy_command, dlq_command, openapi_command, demo)),
+    *(
+        Command.of_module(module)
+        for module in (deploy_command, dlq_command, openapi_command, demo, chaos_command)
+    ),
 ]
 
 

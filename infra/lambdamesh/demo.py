@@ -388,7 +388,7 @@ def _summary(message: str) -> str:
     return text
 
 
-def _target(args: argparse.Namespace, paths: ProjectPaths, say: Say) -> tuple[Target, Any]:
+def start_target(args: argparse.Namespace, paths: ProjectPaths, say: Say) -> tuple[Target, Any]:
     """Start or find the emulator; returns the deploy target and its records directory."""
     if args.endpoint:
         external = ExternalLocalStack(args.endpoint)
@@ -409,7 +409,7 @@ def run(args: argparse.Namespace, say: Say = print) -> int:
     """Run the demo; returns the exit code."""
     paths = ProjectPaths.discover()
     try:
-        target, state_dir = _target(args, paths, say)
+        target, state_dir = start_target(args, paths, say)
         say(f"==> deploying every service to {target.label}")
         report = deploy_all(target, deploy_command.build_options(paths, state_dir), say)
         journey = Journey(report, say)

@@ -158,6 +158,7 @@ class FakeMoveTasks:
     supported: bool = True
     polls: int = 0
     started: list[str] = field(default_factory=list)
+    destinations: list[str | None] = field(default_factory=list)
 
     def list_message_move_tasks(self, **kwargs: Any) -> dict[str, Any]:
         if not self.started:
@@ -179,7 +180,11 @@ class FakeMoveTasks:
         if not self.supported:
             raise NotImplementedError("The start_message_move_task action has not been implemented")
         self.started.append(kwargs["SourceArn"])
+        self.destinations.append(kwargs.get("DestinationArn"))
         return {"TaskHandle": "task-1"}
+
+    def get_queue_attributes(self, QueueUrl: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        return {"Attributes": {"QueueArn": f"arn:{QueueUrl.rsplit('/', 1)[-1]}"}}
 
 
 def test_a_move_task_is_followed_until_it_completes_with_progress() -> None:
@@ -192,7 +197,22 @@ def test_a_move_task_is_followed_until_it_completes_with_progress() -> None:
     assert result.method == MOVE_TASK
     assert result.moved == 3
     assert sqs.started == ["arn:lambdamesh-orders-outcomes-dlq"]
+    # AND its one source queue is named as the destination: letters the consumer dead-lettered
+    # itself have no DeadLetterQueueSourceArn to go back to
+    assert sqs.destinations == [f"arn:{SOURCE.rsplit('/', 1)[-1]}"]
     assert [line for line in lines if "moved" in line] == ["    moved 1 of ~3", "    moved 3 of ~3"]
+
+
+def test_a_dead_letter_queue_of_several_queues_sends_each_letter_where_it_came_from() -> None:
+    # GIVEN a standard dead-letter queue serving two source queues
+    sqs = FakeMoveTasks()
+    dlq = DeadLetterQueue(
+        "shared-dlq", "http://sqs/0/shared-dlq", "arn:shared-dlq", 2, sources=[SOURCE, SOURCE + "2"]
+    )
+    # WHEN it is redriven in full
+    run_move_task(cast("SQSClient", sqs), dlq, lambda _: None, poll_s=0)
+    # THEN the move task names no destination: SQS returns each message to its own source
+    assert sqs.destinations == [None]
 
 
 def test_fifo_queues_and_partial_redrives_never_use_a_move_task() -> None:
@@ -211,6 +231,9 @@ class FakeSqsWithoutMoveTasks(FakeSqs):
 
     def list_message_move_tasks(self, **kwargs: Any) -> dict[str, Any]:
         return {"Results": []}
+
+    def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Attributes": {"QueueArn": "arn:source"}}
 
     def start_message_move_task(self, **kwargs: Any) -> dict[str, str]:
         raise NotImplementedError("The start_message_move_task action has not been implemented")

@@ -49,6 +49,7 @@ from lambdamesh_toolkit.deadline import (
     use_deadline,
 )
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound, ServiceError, invalid_request_from
+from lambdamesh_toolkit.faults import refuse_if_unavailable
 from lambdamesh_toolkit.logging import bind_invocation
 from lambdamesh_toolkit.openapi import ENDPOINT_DOC_ATTRIBUTE, describe_endpoint
 
@@ -251,6 +252,7 @@ class HttpApi:
                 request = self.app.current_request
                 begin_request(request, self.logger)
                 try:
+                    refuse_if_unavailable()
                     adopt_callers_deadline(request.headers if request is not None else None)
                     check_path_parameters(kwargs)
                     answer = view(*args, **kwargs)
@@ -337,11 +339,69 @@ def proxy_event_problem(event: Any) -> str | None:
     return None
 
 
+CHALICE_ERROR_CODES: Mapping[str, str] = {
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "BadRequest": "invalid_request",
+    "BadRequestError": "invalid_request",
+    "NotFoundError": "not_found",
+    "InternalServerError": "internal_error",
+}
+"""Chalice's own error codes (``{"Code", "Message"}`` bodies) → the services' codes."""
+
+
+def in_error_shape(answer: dict[str, Any], headers: Mapping[str, str] | None) -> dict[str, Any]:
+    """A proxy answer Chalice refused by itself, rewritten in the services' error shape.
+
+    Chalice answers a method the path has not got (405, under ``chalice local``), a body that is
+    not JSON (415) and a few more before any handler runs, as ``{"Code", "Message"}``; every
+    other answer, and anything not in that shape, is returned as it is.
+
+    >>> chalice = {"statusCode": 415, "headers": {"Content-Type": "application/json"},
+    ...            "body": '{"Code":"UnsupportedMediaType","Message":"Unsupported media type"}'}
+    >>> answer = in_error_shape(chalice, {"X-Correlation-Id": "c-1"})
+    >>> answer["statusCode"], json.loads(answer["body"])["error"]["code"]
+    (415, 'unsupported_media_type')
+    >>> answer["headers"]["X-Correlation-Id"], json.loads(answer["body"])["error"]["correlation_id"]
+    ('c-1', 'c-1')
+    >>> in_error_shape({"statusCode": 200, "body": '{"Code": "x", "Message": "y"}'}, None)["body"]
+    '{"Code": "x", "Message": "y"}'
+    """
+    status = answer.get("statusCode")
+    body = answer.get("body")
+    if not isinstance(status, int) or status < 400 or not isinstance(body, str):
+        return answer
+    try:
+        refusal = json.loads(body)
+    except ValueError:
+        return answer
+    if not isinstance(refusal, dict) or set(refusal) != {"Code", "Message"}:
+        return answer
+    code = str(refusal["Code"])
+    correlation_id = use_correlation_id(correlation_from_http_headers(headers))
+    error = {
+        "code": CHALICE_ERROR_CODES.get(code, re.sub(r"(?<!^)(?=[A-Z])", "_", code).lower()),
+        "message": str(refusal["Message"]),
+        "field": None,
+        "correlation_id": correlation_id,
+    }
+    return {
+        **answer,
+        "headers": {
+            **(answer.get("headers") or {}),
+            "Content-Type": JSON_CONTENT_TYPE,
+            CORRELATION_HEADER: correlation_id,
+        },
+        "body": json.dumps({"error": error}, separators=(",", ":")),
+    }
+
+
 class ApiApp(Chalice):
-    """A Chalice app whose API entry point refuses, clearly, what is not an API request.
+    """A Chalice app whose API entry point answers every refusal in the services' error shape.
 
     Use it instead of ``Chalice`` in a service with routes: invoked directly with another
-    payload, the function answers :class:`NotAnApiRequestError` naming what is missing.
+    payload, the function answers :class:`NotAnApiRequestError` naming what is missing; what
+    Chalice refuses before any handler runs (405, 415) is rewritten by :func:`in_error_shape`.
     """
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -350,4 +410,4 @@ class ApiApp(Chalice):
         if problem is not None:
             raise NotAnApiRequestError(problem)
         answer: dict[str, Any] = super().__call__(event, context)
-        return answer
+        return in_error_shape(answer, event.get("headers"))

@@ -9,6 +9,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from lambdamesh.deploy.gateway_responses import EXTENSION, gateway_responses
+
 Template = dict[str, Any]
 
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -16,6 +18,8 @@ LAMBDA_FUNCTION = "AWS::Lambda::Function"
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 SQS_QUEUE = "AWS::SQS::Queue"
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+REST_API = "RestAPI"
+"""Chalice's logical id of the app's REST API (``AWS::Serverless::Api``)."""
 
 
 def _resources(template: Template) -> dict[str, Any]:
@@ -100,9 +104,30 @@ def function_logical_ids(template: Template) -> list[str]:
 
 def has_rest_api(template: Template) -> bool:
     """Whether Chalice emitted a REST API (the app has routes)."""
-    return "RestAPI" in _resources(template)
+    return REST_API in _resources(template)
+
+
+def add_gateway_responses(template: Template) -> Template:
+    """Make API Gateway's own answers (no route matches, 413, 5xx, ...) the services' errors.
+
+    Adds :func:`~lambdamesh.deploy.gateway_responses.gateway_responses` to the OpenAPI document
+    of the REST API (``DefinitionBody`` of Chalice's ``AWS::Serverless::Api``, or ``Body`` of
+    a plain ``AWS::ApiGateway::RestApi``); a response type the document declares already keeps
+    its declaration. A template without a REST API is returned unchanged.
+    """
+    result = copy.deepcopy(template)
+    properties = _resources(result).get(REST_API, {}).get("Properties", {})
+    document = properties.get("DefinitionBody", properties.get("Body"))
+    if isinstance(document, dict):
+        declared: dict[str, Any] = document.setdefault(EXTENSION, {})
+        for response_type, response in gateway_responses().items():
+            declared.setdefault(response_type, response)
+    return result
 
 
 def prepare_template(template: Template, bucket: str, key: str) -> Template:
     """Every transformation deploy applies, in order."""
-    return add_partial_batch_responses(rewrite_code_uris(template, bucket, key))
+    prepared = add_partial_batch_responses(rewrite_code_uris(template, bucket, key))
+    if has_rest_api(prepared):
+        prepared = add_gateway_responses(prepared)
+    return prepared

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         MessageAttributeValueTypeDef,
         MessageTypeDef,
         SendMessageRequestTypeDef,
+        StartMessageMoveTaskRequestTypeDef,
     )
 
 Progress = Callable[[str], None]
@@ -133,6 +134,20 @@ def _task_started_ms(sqs: SQSClient, source_arn: str) -> set[int]:
     return {entry.get("StartedTimestamp", 0) for entry in listed.get("Results", [])}
 
 
+def _move_task_request(sqs: SQSClient, dlq: DeadLetterQueue) -> StartMessageMoveTaskRequestTypeDef:
+    """The move task's source, and its destination when the DLQ serves a single queue.
+
+    Named explicitly because a message the consumer dead-lettered itself (sent to the DLQ, not
+    moved there by SQS after its receives ran out) has no ``DeadLetterQueueSourceArn`` to go
+    back to; with several source queues, SQS is left to send each message where it came from.
+    """
+    request: StartMessageMoveTaskRequestTypeDef = {"SourceArn": dlq.arn}
+    if len(dlq.sources) == 1:
+        attributes = sqs.get_queue_attributes(QueueUrl=dlq.sources[0], AttributeNames=["QueueArn"])
+        request["DestinationArn"] = attributes["Attributes"]["QueueArn"]
+    return request
+
+
 def run_move_task(
     sqs: SQSClient,
     dlq: DeadLetterQueue,
@@ -143,8 +158,9 @@ def run_move_task(
 ) -> RedriveResult:
     """Redrive with ``StartMessageMoveTask`` and wait for it, reporting messages moved.
 
-    No ``DestinationArn``: SQS sends every message back to the queue it was dead-lettered
-    from, which is right even for a dead-letter queue serving several queues.
+    The destination is the DLQ's one source queue when it serves a single queue
+    (:func:`_move_task_request`); otherwise SQS sends every message back to the queue it was
+    dead-lettered from.
 
     Raises
     ------
@@ -155,7 +171,7 @@ def run_move_task(
     """
     try:
         earlier = _task_started_ms(sqs, dlq.arn)
-        handle = sqs.start_message_move_task(SourceArn=dlq.arn)["TaskHandle"]
+        handle = sqs.start_message_move_task(**_move_task_request(sqs, dlq))["TaskHandle"]
     except NotImplementedError as error:
         # moto's in-process backend raises this for actions it does not implement.
         raise MoveTaskUnsupportedError(str(error)) from error

@@ -236,3 +236,46 @@ def test_a_passed_or_malformed_deadline_is_refused_naming_the_header(deadline: s
     # THEN 400 naming the header: nobody would wait for the answer
     assert response.status_code == 400
     assert json.loads(response.body)["error"]["field"] == DEADLINE_HEADER
+
+
+def ping_app() -> ApiApp:
+    app = ApiApp(app_name="chalice-refusals-test")
+    api = HttpApi(app)
+
+    @app.route("/ping", methods=["POST"])
+    @api.endpoint()
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "content_type", "status", "code"),
+    [
+        ("POST", "text/plain", 415, "unsupported_media_type"),
+        ("PUT", "application/json", 405, "method_not_allowed"),
+    ],
+)
+def test_what_chalice_refuses_before_a_handler_runs_is_answered_in_the_error_shape(
+    method: str, content_type: str, status: int, code: str
+) -> None:
+    # GIVEN an API app with a JSON POST route
+    with Client(ping_app()) as client:
+        # WHEN a body that is not JSON, or a method the path has not got, comes in
+        response = client.http.request(
+            method,
+            "/ping",
+            headers={"Content-Type": content_type, "X-Correlation-Id": "caller-7"},
+            body=b"{}",
+        )
+    # THEN Chalice's refusal keeps its status but speaks the services' error shape, with the
+    # caller's correlation id in the body and the header
+    body = json.loads(response.body)
+    assert response.status_code == status
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["field"] is None
+    assert body["error"]["correlation_id"] == "caller-7"
+    assert response.headers["X-Correlation-Id"] == "caller-7"
+    assert response.headers["Content-Type"] == "application/json"

@@ -48,6 +48,7 @@ from lambdamesh_toolkit.events.retry_backoff import (
     VisibilityBackoff,
     backoff_delay_s,
 )
+from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 
 if TYPE_CHECKING:
@@ -210,9 +211,18 @@ class EventConsumer:
         use_deadline(None)  # queued work has no caller waiting: only the function's timeout
         self._marks = _BatchMarks.read(self.idempotency_store, self.service, records)
         processor = self._processor
+        handle: Callable[[SQSRecord], None] = self._handle_record
+        faults = active_faults()
+        if happens(faults.slow_rate):
+            wait_past_timeout(context)
+        crashing = happens(faults.crash_rate)
+        if crashing:
+            handle = self._killed_after((len(records) + 1) // 2)
         try:
-            with processor(records, self._handle_record):
+            with processor(records, handle):
                 processor.process()
+            if crashing:  # fewer records reached the handler: a failed FIFO group skips the rest
+                kill_process()
             self._write_marks()
             failed = list(zip(processor.fail_messages, processor.exceptions, strict=True))
             dead_lettered = self._after_failures(failed) if failed else set()
@@ -225,6 +235,21 @@ class EventConsumer:
             }
         finally:
             self.logger.remove_keys(["event_id", "event_type", "message_id"])
+
+    def _killed_after(self, count: int) -> Callable[[SQSRecord], None]:
+        """The record handler, with the process killed once ``count`` records were handled."""
+        handled = 0
+
+        def handle(record: SQSRecord) -> None:
+            nonlocal handled
+            try:
+                self._handle_record(record)
+            finally:
+                handled += 1
+                if handled >= count:
+                    kill_process()
+
+        return handle
 
     def _write_marks(self) -> None:
         """Mark the events handled in this batch, in one write; a failure is only logged.

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from lambdamesh_toolkit import faults
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError
 from lambdamesh_toolkit.events.envelope import event_data
@@ -150,6 +151,19 @@ class Publisher:
         size = message_size(body, attributes)
         if size > SNS_MAX_MESSAGE_BYTES:
             raise EventTooLargeError(envelope.type, size)
+        message_id = self._send(body, attributes, group_id, envelope.id)
+        if faults.happens(faults.active_faults().duplicate_rate):
+            faults.report("duplicate", event_id=envelope.id)
+            self._send(body, attributes, group_id, f"{envelope.id}:duplicate")
+        return message_id
+
+    def _send(
+        self,
+        body: str,
+        attributes: dict[str, MessageAttributeValueTypeDef],
+        group_id: str | None,
+        deduplication_id: str,
+    ) -> str:
         client = self._client()
         if group_id is not None:
             answer = client.publish(
@@ -157,7 +171,7 @@ class Publisher:
                 Message=body,
                 MessageAttributes=attributes,
                 MessageGroupId=group_id,
-                MessageDeduplicationId=envelope.id,
+                MessageDeduplicationId=deduplication_id,
             )
         else:
             answer = client.publish(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 
 from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh_localstack.gateway_responses import PROVIDER_MODULE
 from lambdamesh_localstack.request_overhead import MEMOISED
 from tests.conftest import RunningEmulator
 
@@ -21,11 +22,15 @@ missing = [
 ]
 from localstack.services.lambda_.invocation.logs import LogHandler
 from localstack.services.sqs.provider import MessageMoveTaskManager
+from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_exception import (
+    GatewayExceptionHandler,
+)
 from moto.dynamodb.models import DynamoDBBackend
 for owner, name in (
     (LogHandler, "run_log_loop"),
     (DynamoDBBackend, "transact_write_items"),
     (MessageMoveTaskManager, "_get_queue_by_arn"),
+    (GatewayExceptionHandler, "create_exception_response"),
 ):
     if not callable(getattr(owner, name, None)):
         missing.append(f"{owner.__name__}.{name}")
@@ -39,6 +44,7 @@ def test_every_function_the_hooks_replace_exists_in_the_emulator(
     # GIVEN the emulator's virtualenv (installed by the emulator fixture)
     python = ProjectPaths.discover().venv_python
     targets = [(module, function) for module, function, _ in MEMOISED]
+    targets.append((PROVIDER_MODULE, "import_api_from_openapi_spec"))
     # WHEN its interpreter looks for every function the hooks replace
     probe = subprocess.run(
         [str(python), "-c", PROBE.replace("TARGETS", repr(targets))],

@@ -98,6 +98,11 @@ def report_lines(chaos: ChaosReport) -> list[str]:
         f"  faults injected (from the functions' logs): {faults}",
         f"  503 answers retried by the clients: {placement.retried_503}",
         f"  poison events published: {chaos.poison}; dead letters redriven: {chaos.redriven}",
+        *(
+            f"  {seconds:6.0f} s  {step}"
+            for step, seconds in chaos.timings.items()
+            if step != "total"
+        ),
         "",
         *format_table(chaos.checks),
         "",

@@ -8,7 +8,9 @@
 - :mod:`.consuming`: an SQS batch → one handler call per event → the partial batch response;
 - :mod:`.bookkeeping`: what a consumer remembers: processed event ids (idempotency) and why a
   message failed; the two tables' layout, which the DLQ tooling reads too;
-- :mod:`.retry_backoff`: how long a failed message stays hidden before its next try.
+- :mod:`.retry_backoff`: how long a failed message stays hidden before its next try;
+- :mod:`.store`: streams of events on DynamoDB (the event store): append after the version
+  read, all or nothing, or :class:`~.store.ConcurrencyError`; read a stream from a version.
 
 The event contracts themselves (the envelope model and one model per event's ``data``) are in
 :mod:`lambdamesh_toolkit.contracts.events`.

@@ -8,6 +8,8 @@ configuration; then faults off, every dead-letter queue redriven, and the invari
 
 from __future__ import annotations
 
+import pytest
+
 from lambdamesh.chaos.command import report_lines
 from lambdamesh.chaos.plan import ChaosPlan
 from lambdamesh.chaos.runner import run_chaos
@@ -17,6 +19,7 @@ from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem
 
 
+@pytest.mark.timeout(900)  # a killed or timed-out batch waits out its 60 s visibility timeout
 def test_a_small_chaos_run_leaves_every_invariant_intact(
     emulator: RunningEmulator, deployed: DeployedSystem
 ) -> None:

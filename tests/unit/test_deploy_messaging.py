@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from moto import mock_aws
 
-from lambdamesh.deploy.runner import DeployOptions, topology_parameters
+from lambdamesh.deploy.runner import DeployError, DeployOptions, deploy_all, topology_parameters
+from lambdamesh.deploy.target import Target
 from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
+from tests.unit.test_deploy_template import write_app
 
 TOPOLOGY_DIR = Path(__file__).parents[2] / "infra" / "topology"
 
@@ -100,3 +103,44 @@ def test_an_explicit_messaging_template_is_used(tmp_path: Path) -> None:
     options = _options(tmp_path, TOPOLOGY_DIR / "shared.json", messaging)
     # WHEN listed  THEN it is the messaging stack's
     assert options.topology()[1] == ("messaging", messaging)
+
+
+def test_deploy_stops_before_an_apps_stack_when_its_queue_is_not_in_the_messaging_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a messaging stack offering one queue, and an app consuming another
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    messaging = tmp_path / "messaging.json"
+    messaging.write_text(
+        json.dumps(
+            {
+                "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {"OtherOrdersQueueArn": {"Value": {"Fn::GetAtt": ["Queue", "Arn"]}}},
+            }
+        )
+    )
+    write_app(tmp_path / "apps" / "consumer")
+    options = DeployOptions(
+        apps_dir=tmp_path / "apps",
+        shared_template=TOPOLOGY_DIR / "shared.json",
+        cache_dir=tmp_path / "cache",
+        state_dir=tmp_path / "state",
+        messaging_template=messaging,
+    )
+    with mock_aws():
+        target = Target.aws("us-east-1")
+        # WHEN deployed  THEN deploy stops, naming the function, its queue and the Output
+        with pytest.raises(
+            DeployError,
+            match=r"OnOrderPlaced: .*'lambdamesh-consumer-orders'.*ConsumerOrdersQueueArn",
+        ):
+            deploy_all(target, options, progress=lambda _: None)
+        # AND no stack of the app was created
+        stacks = target.client("cloudformation").describe_stacks()["Stacks"]
+        assert sorted(stack["StackName"] for stack in stacks) == [
+            "lambdamesh-messaging",
+            "lambdamesh-shared",
+        ]

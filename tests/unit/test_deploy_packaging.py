@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
+import pytest
+
+from lambdamesh.deploy import packaging
 from lambdamesh.deploy.fingerprint import source_hash
-from lambdamesh.deploy.packaging import package_app
+from lambdamesh.deploy.packaging import build_inputs, package_app
 from lambdamesh.deploy.services import ServiceApp, discover_apps
 from tests.unit.test_deploy_template import APP_SOURCE, write_app
 
@@ -31,6 +35,30 @@ def test_an_unchanged_app_reuses_its_package_and_a_changed_one_is_rebuilt(
     assert third.source_hash != first.source_hash
     assert not first.directory.exists()
     assert third.package_file.is_file()
+
+
+def test_a_package_another_process_built_meanwhile_is_taken_as_this_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an app whose package another process finishes while this one builds it
+    app = write_app(tmp_path / "apps" / "consumer")
+    cache = tmp_path / "cache"
+    target = cache / app.name / source_hash(app.path, *build_inputs())
+
+    def build(app: object, output: Path, region: str) -> None:
+        for directory, template in ((output, "{}"), (target, '{"built": "elsewhere"}')):
+            directory.mkdir(parents=True)
+            (directory / packaging.TEMPLATE_NAME).write_text(template)
+            with zipfile.ZipFile(directory / packaging.PACKAGE_NAME, "w") as archive:
+                archive.writestr("app.py", "VALUE = 1\n")
+
+    monkeypatch.setattr(packaging, "_run_chalice_package", build)
+    # WHEN it is packaged
+    packaged = package_app(app, cache, "us-east-1")
+    # THEN the other process's package is the one used, and nothing else is left in the cache
+    assert packaged.directory == target
+    assert packaged.template_file.read_text() == '{"built": "elsewhere"}'
+    assert [entry.name for entry in (cache / app.name).iterdir()] == [target.name]
 
 
 def test_source_hash_follows_vendored_symlinks_and_ignores_generated_files(

@@ -1,4 +1,5 @@
-"""Transformations of Chalice's SAM template: CodeUri, partial batch responses, functions."""
+"""Transformations of Chalice's SAM template: CodeUri, partial batch responses, queues named
+by parameters, the poller's permissions scoped to them, functions."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import pytest
 from lambdamesh.deploy.packaging import PackagedApp, package_app
 from lambdamesh.deploy.services import ServiceApp
 from lambdamesh.deploy.template import (
+    EVENT_SOURCE_ACTIONS,
     REPORT_BATCH_ITEM_FAILURES,
+    UnknownQueueError,
     add_partial_batch_responses,
     function_logical_ids,
     has_rest_api,
+    parameterise_queues,
     prepare_template,
+    queue_output_key,
     rewrite_code_uris,
+    scope_event_source_permissions,
 )
 
 APP_SOURCE = """\
@@ -35,7 +41,7 @@ def rpc(event, context):
     return event
 
 
-@app.on_sqs_message(queue="orders-placed", batch_size=5)
+@app.on_sqs_message(queue="lambdamesh-consumer-orders", batch_size=5)
 def on_order_placed(event):
     return None
 """
@@ -43,6 +49,16 @@ def on_order_placed(event):
 CONFIG = (
     '{"version": "2.0", "app_name": "lambdamesh-consumer", "automatic_layer": false,'
     ' "stages": {"dev": {"autogen_policy": true}}}'
+)
+
+QUEUE_PARAMETER = "ConsumerOrdersQueueArn"
+"""The messaging stack's Output for the app's queue ``lambdamesh-consumer-orders``."""
+
+QUEUE_OUTPUTS = frozenset({QUEUE_PARAMETER, "ConsumerOrdersDeadLetterQueueArn", "OrdersTopicArn"})
+"""Output keys of a messaging stack that offers the app's queue."""
+
+MESSAGING_TEMPLATE: dict[str, Any] = json.loads(
+    (Path(__file__).parents[2] / "infra" / "topology" / "messaging.json").read_text()
 )
 
 
@@ -157,10 +173,183 @@ def test_plain_event_source_mappings_on_a_queue_report_batch_item_failures() -> 
 
 def test_prepare_template_applies_every_transformation(template: dict[str, Any]) -> None:
     # GIVEN Chalice's template  WHEN prepared for deploy
-    prepared = prepare_template(template, "b", "k.zip")
-    # THEN CodeUris are in S3 and the SQS source reports item failures
+    prepared = prepare_template(template, "b", "k.zip", queue_outputs=QUEUE_OUTPUTS)
+    # THEN CodeUris are in S3, the SQS source reports item failures and takes its queue from a
+    # parameter, and the role polls only that queue
     assert prepared["Resources"]["Rpc"]["Properties"]["CodeUri"] == "s3://b/k.zip"
     (event,) = _sqs_events(prepared)
     assert event["Properties"]["FunctionResponseTypes"] == [REPORT_BATCH_ITEM_FAILURES]
+    assert event["Properties"]["Queue"] == {"Ref": QUEUE_PARAMETER}
+    assert _poller_statement(prepared)["Resource"] == [{"Ref": QUEUE_PARAMETER}]
     assert has_rest_api(prepared)
     assert function_logical_ids(prepared) == ["APIHandler", "OnOrderPlaced", "Rpc"]
+
+
+def _poller_statement(template: dict[str, Any]) -> dict[str, Any]:
+    """The statement of Chalice's ``DefaultRole`` granting the SQS poller's actions."""
+    found: list[dict[str, Any]] = [
+        statement
+        for policy in template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if set(statement["Action"]) == EVENT_SOURCE_ACTIONS
+    ]
+    (statement,) = found
+    return statement
+
+
+def test_an_sqs_event_source_takes_its_queue_from_the_messaging_stacks_output(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN Chalice's template, whose SQS event source names its queue literally
+    (event,) = _sqs_events(template)
+    assert "lambdamesh-consumer-orders" in event["Properties"]["Queue"]["Fn::Sub"]
+    # WHEN its queues are parameterised against a messaging stack that offers the queue
+    transformed = parameterise_queues(template, QUEUE_OUTPUTS)
+    # THEN the source names a parameter of the Output's name, declared without a default (deploy
+    # fills it), and the input is unchanged
+    (event,) = _sqs_events(transformed)
+    assert event["Properties"]["Queue"] == {"Ref": QUEUE_PARAMETER}
+    assert event["Properties"]["BatchSize"] == 5
+    declared = transformed["Parameters"][QUEUE_PARAMETER]
+    assert declared["Type"] == "String"
+    assert "Default" not in declared
+    assert QUEUE_PARAMETER not in template.get("Parameters", {})
+
+
+def test_a_queue_parameter_the_template_declares_keeps_its_declaration_and_twice_is_once(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN a template (its resources.json) declaring the queue's parameter itself
+    own = {"Type": "String", "Description": "the consumer's queue"}
+    declaring = {**template, "Parameters": {QUEUE_PARAMETER: own}}
+    # WHEN its queues are parameterised, twice
+    once = parameterise_queues(declaring, QUEUE_OUTPUTS)
+    twice = parameterise_queues(once, QUEUE_OUTPUTS)
+    # THEN the declaration is the template's, and the second pass changes nothing
+    assert once["Parameters"] == {QUEUE_PARAMETER: own}
+    assert twice == once
+
+
+def test_a_queue_the_messaging_stack_does_not_offer_is_refused_naming_function_and_queue(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN a messaging stack offering other queues only
+    offered = {"PaymentsOrdersQueueArn", "OrdersTopicArn"}
+    # WHEN the template's queues are parameterised  THEN deploy stops, saying what is missing
+    with pytest.raises(
+        UnknownQueueError,
+        match=r"OnOrderPlaced: .*'lambdamesh-consumer-orders'.*ConsumerOrdersQueueArn.*"
+        r"offers PaymentsOrdersQueueArn\)",
+    ):
+        parameterise_queues(template, offered)
+
+
+def test_a_queue_named_outside_the_apps_prefix_is_refused() -> None:
+    # GIVEN an event source on a literal queue ARN whose name lacks the apps' prefix
+    template: dict[str, Any] = {
+        "Resources": {
+            "Consume": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Events": {
+                        "Source": {
+                            "Type": "SQS",
+                            "Properties": {"Queue": "arn:aws:sqs:us-east-1:1:other-orders"},
+                        }
+                    }
+                },
+            }
+        }
+    }
+    # WHEN its queues are parameterised  THEN the queue is refused by name
+    with pytest.raises(UnknownQueueError, match=r"Consume: queue 'other-orders' is not named"):
+        parameterise_queues(template, {"OtherOrdersQueueArn"})
+
+
+def test_every_queue_of_the_messaging_template_maps_to_the_output_of_its_arn() -> None:
+    # GIVEN the messaging template's queues (not their DLQs), named as the apps name them
+    resources = MESSAGING_TEMPLATE["Resources"]
+    arn_outputs = {
+        output["Value"]["Fn::GetAtt"][0]: key
+        for key, output in MESSAGING_TEMPLATE["Outputs"].items()
+        if "Fn::GetAtt" in output["Value"]
+    }
+    queues = {
+        logical_id: resource["Properties"]["QueueName"]["Fn::Sub"].replace(
+            "${NamePrefix}", "lambdamesh"
+        )
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::SQS::Queue" and "DeadLetter" not in logical_id
+    }
+    assert len(queues) == 6
+    # WHEN each name is mapped  THEN it gives the Output holding that queue's ARN
+    for logical_id, name in queues.items():
+        assert queue_output_key(name) == arn_outputs[logical_id], name
+
+
+def test_the_generated_roles_sqs_grant_is_scoped_to_the_queues_its_functions_consume(
+    template: dict[str, Any],
+) -> None:
+    # GIVEN Chalice's template, whose role may poll every queue, with its queue parameterised
+    assert _poller_statement(template)["Resource"] == "*"
+    parameterised = parameterise_queues(template, QUEUE_OUTPUTS)
+    # WHEN the event source permissions are scoped, twice
+    scoped = scope_event_source_permissions(parameterised)
+    # THEN the role polls the consumed queue only, its other grants are untouched, and a second
+    # pass changes nothing
+    assert _poller_statement(scoped)["Resource"] == [{"Ref": QUEUE_PARAMETER}]
+    others = [
+        statement
+        for policy in scoped["Resources"]["DefaultRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement is not _poller_statement(scoped)
+    ]
+    assert [statement["Action"][0] for statement in others] == ["logs:CreateLogGroup"]
+    assert scope_event_source_permissions(scoped) == scoped
+    assert _poller_statement(parameterised)["Resource"] == "*"
+
+
+def _role(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": list(statements)}}]
+        },
+    }
+
+
+def _consumer(role: str, *queues: str) -> dict[str, Any]:
+    events = {
+        f"Source{index}": {"Type": "SQS", "Properties": {"Queue": {"Ref": queue}}}
+        for index, queue in enumerate(queues)
+    }
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {"Role": {"Fn::GetAtt": [role, "Arn"]}, "Events": events},
+    }
+
+
+def test_each_role_polls_the_queues_of_its_own_functions_and_other_grants_stay() -> None:
+    # GIVEN two roles granting the poller's actions on *: one assumed by two consumers (three
+    # sources, two queues), one by a function without sources; and a wider SQS grant on *
+    poll = {"Effect": "Allow", "Action": sorted(EVENT_SOURCE_ACTIONS), "Resource": "*"}
+    send = {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}
+    template: dict[str, Any] = {
+        "Resources": {
+            "ConsumerRole": _role(poll, send),
+            "OtherRole": _role(dict(poll)),
+            "First": _consumer("ConsumerRole", "AQueueArn", "BQueueArn"),
+            "Second": _consumer("ConsumerRole", "AQueueArn"),
+            "Api": _consumer("OtherRole"),
+        }
+    }
+    # WHEN the event source permissions are scoped
+    resources = scope_event_source_permissions(template)["Resources"]
+    # THEN the consumers' role polls their two queues, once each, in order; the other grants
+    # and the role without sources are left to the test over the templates to judge
+    consumer, kept = resources["ConsumerRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
+    assert consumer["Resource"] == [{"Ref": "AQueueArn"}, {"Ref": "BQueueArn"}]
+    assert kept == send
+    assert resources["OtherRole"] == template["Resources"]["OtherRole"]

@@ -36,10 +36,13 @@ from chalice import Chalice
 app = Chalice(app_name="lambdamesh-worker")
 
 
-@app.on_sqs_message(queue="orders-placed")
+@app.on_sqs_message(queue="lambdamesh-worker-orders")
 def on_order_placed(event):
     return None
 """
+
+QUEUE_OUTPUTS = frozenset({"ConsumerOrdersQueueArn", "WorkerOrdersQueueArn"})
+"""The messaging stack's Outputs of the two apps' queues."""
 
 #: API Gateway's response types and their own statuses ("" for the defaults), as LocalStack
 #: 4.14.0's ``GatewayResponseCode`` has them (the part these tests need).
@@ -146,7 +149,10 @@ def test_deploy_gives_every_rest_api_the_gateway_responses_and_nothing_to_other_
     assert has_rest_api(templates["api"])
     assert not has_rest_api(templates["worker"])
     # WHEN each is prepared for deploy
-    prepared = {name: prepare_template(t, "bucket", "k.zip") for name, t in templates.items()}
+    prepared = {
+        name: prepare_template(t, "bucket", "k.zip", queue_outputs=QUEUE_OUTPUTS)
+        for name, t in templates.items()
+    }
     # THEN the REST API's document declares every gateway response of the table
     assert _document(prepared["api"])[EXTENSION] == gateway_responses()
     assert set(gateway_responses()) == set(GATEWAY_ANSWERS)

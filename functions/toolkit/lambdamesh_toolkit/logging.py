@@ -7,10 +7,14 @@ this module only fixes the keys every lambdamesh line carries: ``service``,
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
+
+from lambdamesh_toolkit.privacy import mask_personal, mask_text
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
+    from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 
 # Powertools configures the stdlib logger of a service only once per process
 # (later ``Logger(service=...)`` instances reuse the first handler), so one
@@ -42,7 +46,7 @@ def get_logger(service: str, *, stream: IO[str] | None = None) -> Logger:
         # errors should not pay for it.
         from aws_lambda_powertools import Logger
 
-        logger = Logger(service=service, stream=stream)
+        logger = Logger(service=service, stream=stream, logger_formatter=_masking_formatter())
         _loggers[service] = logger
     return logger
 
@@ -60,3 +64,18 @@ def bind_invocation(logger: Logger, correlation_id: str, request_id: str | None)
         The Lambda ``aws_request_id`` (``None`` outside Lambda, e.g. in tests).
     """
     logger.append_keys(correlation_id=correlation_id, request_id=request_id)
+
+
+def _masking_formatter() -> BasePowertoolsFormatter:
+    """Powertools' JSON formatter, with personal data masked in every line it writes.
+
+    Personal fields of the line (``email``, ``name``, ...) and any email address in it, in the
+    message, an extra key or an exception's text, are masked (:mod:`lambdamesh_toolkit.privacy`).
+    """
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    class PersonalDataMaskingFormatter(LambdaPowertoolsFormatter):
+        def serialize(self, log: dict[str, Any] | PowertoolsLogRecord) -> str:
+            return mask_text(super().serialize(log=mask_personal(log)))
+
+    return PersonalDataMaskingFormatter()

@@ -7,7 +7,8 @@ CloudFormation), on the embedded LocalStack, another LocalStack, or AWS:
    hash of the app's sources (:mod:`~lambdamesh.deploy.fingerprint`);
 2. :mod:`~lambdamesh.deploy.artifacts` uploads the zip under a content-addressed key;
 3. :mod:`~lambdamesh.deploy.template` rewrites ``CodeUri`` and adds what Chalice cannot
-   express (partial batch responses on SQS event sources);
+   express (partial batch responses on SQS event sources, their queues taken from parameters
+   that the messaging stack's Outputs fill, the poller's permissions scoped to those queues);
 4. :mod:`~lambdamesh.deploy.wiring` fills each stack's ``Parameters`` from earlier stacks'
    ``Outputs`` (the topology stacks, shared and messaging, go first and offer theirs by name);
 5. :mod:`~lambdamesh.deploy.stacks` creates or updates the stack, skipping it when its

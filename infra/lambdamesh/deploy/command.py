@@ -61,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--stack-prefix",
         default="lambdamesh",
         help="stacks are named <prefix>-<service>, topics and queues <prefix>-<name> "
-        "(default: lambdamesh; the apps' queue handlers expect the default)",
+        "(default: lambdamesh; the apps consume the queues deployed under the same prefix)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 

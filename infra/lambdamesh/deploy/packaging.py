@@ -106,9 +106,15 @@ def package_app(app: ServiceApp, cache_dir: Path, region: str) -> PackagedApp:
         _run_chalice_package(app, output, region)
         add_bytecode(output / PACKAGE_NAME)
         for stale in service_cache.iterdir():
-            if stale.is_dir() and not stale.name.startswith("."):
+            if stale.is_dir() and not stale.name.startswith(".") and stale != target:
                 shutil.rmtree(stale, ignore_errors=True)
-        output.rename(target)
+        try:
+            output.rename(target)
+        except OSError:
+            # Another process (a deploy, a test session) built the same sources meanwhile:
+            # its package is this one.
+            if not ((target / TEMPLATE_NAME).is_file() and (target / PACKAGE_NAME).is_file()):
+                raise
     return PackagedApp(target, digest, reused=False)
 
 

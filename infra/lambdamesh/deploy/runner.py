@@ -27,7 +27,12 @@ from lambdamesh.deploy.stacks import (
     stack_outputs,
 )
 from lambdamesh.deploy.target import Target
-from lambdamesh.deploy.template import declared_parameters, has_rest_api, prepare_template
+from lambdamesh.deploy.template import (
+    UnknownQueueError,
+    declared_parameters,
+    has_rest_api,
+    prepare_template,
+)
 from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
 
 if TYPE_CHECKING:
@@ -70,8 +75,10 @@ class DeployOptions:
         Where ``deployments.json`` is written.
     stack_prefix
         Stacks are named ``<prefix>-<service>``; the messaging topology's topics and queues
-        ``<prefix>-<name>``. The apps' SQS handlers name ``lambdamesh-`` queues, so a whole
-        system deploys under the default; another prefix suits a topology on its own (tests).
+        ``<prefix>-<name>``. The apps' SQS handlers name ``lambdamesh-`` queues; each is
+        given to its function as the messaging stack's Output of the same queue
+        (:func:`~lambdamesh.deploy.template.queue_output_key`), so the apps consume the queues
+        deployed under the same prefix.
     only
         Deploy only these services (the topology stacks always); ``None`` for all.
     messaging_template
@@ -213,7 +220,7 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
             report.services.append(service_report)
             deployed[app.name] = stack
             records_file = _record(options, target, service_report, stack)
-    except (PackagingError, StackError, UnresolvedParameterError) as error:
+    except (PackagingError, StackError, UnresolvedParameterError, UnknownQueueError) as error:
         raise DeployError(str(error)) from error
     except (ClientError, BotoCoreError) as error:
         raise DeployError(f"{target.label}: {error}") from error
@@ -298,7 +305,13 @@ def _deploy_app(
         f"    package {'reused' if packaged.reused else 'built'} ({packaged.source_hash[:12]})"
     )
     key = package_key(app.name, packaged.package_file)
-    template = prepare_template(json.loads(packaged.template_file.read_text()), bucket, key)
+    messaging = deployed.get(MESSAGING)
+    template = prepare_template(
+        json.loads(packaged.template_file.read_text()),
+        bucket,
+        key,
+        queue_outputs=messaging.outputs.keys() if messaging is not None else (),
+    )
     parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
     fingerprint = stack_fingerprint(template, parameters)
     existing = describe_stack(cfn, name)

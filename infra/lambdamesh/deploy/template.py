@@ -6,7 +6,8 @@ Pure functions on the parsed JSON: each returns a new template and leaves its in
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from lambdamesh.deploy.gateway_responses import EXTENSION, gateway_responses
@@ -17,9 +18,32 @@ SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 SQS_QUEUE = "AWS::SQS::Queue"
+IAM_ROLE = "AWS::IAM::Role"
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 REST_API = "RestAPI"
 """Chalice's logical id of the app's REST API (``AWS::Serverless::Api``)."""
+
+APP_QUEUE_PREFIX = "lambdamesh-"
+"""How the apps' ``on_sqs_message`` handlers begin their queue names: the messaging template's
+default ``NamePrefix`` followed by ``-``."""
+
+QUEUE_ARN_SUFFIX = "QueueArn"
+"""The messaging stack's Outputs of queue ARNs end with this (``OrdersOutcomesQueueArn``)."""
+
+EVENT_SOURCE_ACTIONS = frozenset(
+    {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+)
+"""What Lambda's poller needs on a queue; Chalice grants them on every resource (``*``)."""
+
+_LITERAL_QUEUE_ARN = re.compile(r"arn:[^:]+:sqs:[^:]*:[^:]*:(?P<name>[A-Za-z0-9_.-]+)")
+_CHALICE_QUEUE_ARN = re.compile(
+    r"arn:\$\{AWS::Partition\}:sqs:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+    r"(?P<name>[A-Za-z0-9_.-]+)"
+)
+
+
+class UnknownQueueError(ValueError):
+    """An SQS event source names a queue that the messaging stack does not offer."""
 
 
 def _resources(template: Template) -> dict[str, Any]:
@@ -87,6 +111,178 @@ def _add_response_type(properties: dict[str, Any]) -> None:
         types.append(REPORT_BATCH_ITEM_FAILURES)
 
 
+def queue_output_key(queue_name: str) -> str:
+    """The messaging stack's Output holding the ARN of the queue an app names ``queue_name``.
+
+    The one rule: drop :data:`APP_QUEUE_PREFIX` and a ``.fifo`` suffix, capitalise each
+    ``-``-separated word, join the words and append ``QueueArn``. The messaging template names
+    its queues ``<NamePrefix>-<consumer>-<source>`` and their Outputs after the same words, so
+    the Output names the queue of the stacks deployed together: under ``--stack-prefix shop``
+    the handler of ``lambdamesh-orders-outcomes`` consumes ``shop-orders-outcomes``.
+
+    >>> queue_output_key("lambdamesh-orders-outcomes")
+    'OrdersOutcomesQueueArn'
+    >>> queue_output_key("lambdamesh-payments-orders.fifo")
+    'PaymentsOrdersQueueArn'
+
+    Raises
+    ------
+    UnknownQueueError
+        For a name that does not begin with :data:`APP_QUEUE_PREFIX`: no queue of the
+        messaging stack is meant.
+    """
+    rest = queue_name.removeprefix(APP_QUEUE_PREFIX).removesuffix(".fifo")
+    if not queue_name.startswith(APP_QUEUE_PREFIX) or not rest:
+        raise UnknownQueueError(
+            f"queue {queue_name!r} is not named {APP_QUEUE_PREFIX}<consumer>-<source>, as the "
+            f"messaging stack's queues are"
+        )
+    return "".join(word.capitalize() for word in rest.split("-")) + QUEUE_ARN_SUFFIX
+
+
+def _literal_queue_name(value: Any) -> str | None:
+    """The queue's name when an event source's ``Queue`` spells it out, else ``None``."""
+    if isinstance(value, str):
+        match = _LITERAL_QUEUE_ARN.fullmatch(value)
+    elif (
+        isinstance(value, dict) and list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str)
+    ):
+        match = _CHALICE_QUEUE_ARN.fullmatch(value["Fn::Sub"])
+    else:
+        return None
+    return match["name"] if match else None
+
+
+def _queue_parameter(function: str, queue_name: str, queue_outputs: Collection[str]) -> str:
+    offered = sorted(key for key in queue_outputs if key.endswith(QUEUE_ARN_SUFFIX))
+    try:
+        key = queue_output_key(queue_name)
+    except UnknownQueueError as error:
+        raise UnknownQueueError(f"{function}: {error}") from None
+    if key not in queue_outputs:
+        raise UnknownQueueError(
+            f"{function}: its SQS event source names queue {queue_name!r}, whose ARN would be "
+            f"the messaging stack's Output {key}, which it does not offer "
+            f"(it offers {', '.join(offered) or 'no queue'})"
+        )
+    return key
+
+
+def parameterise_queues(template: Template, queue_outputs: Collection[str]) -> Template:
+    """Make every SQS event source take its queue from a parameter, not from a literal name.
+
+    Chalice turns ``on_sqs_message(queue="lambdamesh-orders-outcomes")`` into an event source
+    whose ``Queue`` is an ARN ending in that name (an ``Fn::Sub`` of the partition, region and
+    account). Each such ``Queue`` becomes ``{"Ref": key}``, ``key`` from :func:`queue_output_key`,
+    and the parameter ``key`` is declared unless the template declares it already (the
+    consumers' ``resources.json`` do, for their policies); deploy fills it from the messaging
+    stack's Output of that name (:mod:`~lambdamesh.deploy.wiring`). A ``Queue`` already given
+    by a ``Ref``, or by a queue of the template, is left as it is.
+
+    Parameters
+    ----------
+    template
+        Chalice's template.
+    queue_outputs
+        The Output keys of the messaging stack.
+
+    Raises
+    ------
+    UnknownQueueError
+        Naming the function and its queue, when the messaging stack offers no Output for it.
+    """
+    result = copy.deepcopy(template)
+    for logical_id, properties in _functions(result):
+        for event in properties.get("Events", {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            event_properties = event.setdefault("Properties", {})
+            name = _literal_queue_name(event_properties.get("Queue"))
+            if name is None:
+                continue
+            key = _queue_parameter(logical_id, name, queue_outputs)
+            event_properties["Queue"] = {"Ref": key}
+            result.setdefault("Parameters", {}).setdefault(
+                key,
+                {
+                    "Type": "String",
+                    "Description": f"ARN of the queue {logical_id} consumes "
+                    f"(the messaging stack's output).",
+                },
+            )
+    return result
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_of(function: dict[str, Any]) -> str | None:
+    """The logical id of the template's role a function assumes (``Fn::GetAtt`` of its ARN)."""
+    role = function.get("Role")
+    if not isinstance(role, dict) or "Fn::GetAtt" not in role:
+        return None
+    target = role["Fn::GetAtt"]
+    if isinstance(target, list) and len(target) == 2:
+        logical_id, attribute = target
+    else:
+        logical_id, _, attribute = str(target).partition(".")
+    return str(logical_id) if attribute == "Arn" else None
+
+
+def _event_source_queues(template: Template) -> dict[str, list[Any]]:
+    """Role logical id → the ``Queue`` of every SQS event source of its functions, in order."""
+    queues: dict[str, list[Any]] = {}
+    for _, properties in _functions(template):
+        role = _role_of(properties)
+        if role is None:
+            continue
+        for event in properties.get("Events", {}).values():
+            queue = event.get("Properties", {}).get("Queue")
+            if event.get("Type") == "SQS" and queue is not None:
+                known = queues.setdefault(role, [])
+                if queue not in known:
+                    known.append(copy.deepcopy(queue))
+    return queues
+
+
+def _is_unscoped_event_source_grant(statement: Any) -> bool:
+    if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+        return False
+    actions = _as_list(statement.get("Action", []))
+    return (
+        bool(actions)
+        and set(actions) <= EVENT_SOURCE_ACTIONS
+        and _as_list(statement.get("Resource")) == ["*"]
+    )
+
+
+def scope_event_source_permissions(template: Template) -> Template:
+    """Allow the SQS poller's actions on the queues a role's functions consume, not on ``*``.
+
+    Chalice's generated role (``DefaultRole``) allows ``sqs:ReceiveMessage``,
+    ``sqs:DeleteMessage`` and ``sqs:GetQueueAttributes`` (:data:`EVENT_SOURCE_ACTIONS`) on
+    every resource as soon as the app has an ``on_sqs_message`` handler. A statement of a role
+    of the template allowing only those actions on ``*`` is given, instead, the ``Queue`` of
+    every SQS event source of the functions assuming that role; a role whose functions consume
+    no queue keeps its statements.
+    """
+    result = copy.deepcopy(template)
+    queues = _event_source_queues(result)
+    for logical_id, resource in _resources(result).items():
+        if resource.get("Type") != IAM_ROLE or not queues.get(logical_id):
+            continue
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            document = policy.get("PolicyDocument", {})
+            document["Statement"] = [
+                {**statement, "Resource": copy.deepcopy(queues[logical_id])}
+                if _is_unscoped_event_source_grant(statement)
+                else statement
+                for statement in _as_list(document.get("Statement", []))
+            ]
+    return result
+
+
 def declared_parameters(template: Template) -> dict[str, dict[str, Any]]:
     """The template's ``Parameters`` section (name → declaration)."""
     parameters: dict[str, dict[str, Any]] = template.get("Parameters", {})
@@ -125,9 +321,28 @@ def add_gateway_responses(template: Template) -> Template:
     return result
 
 
-def prepare_template(template: Template, bucket: str, key: str) -> Template:
-    """Every transformation deploy applies, in order."""
+def prepare_template(
+    template: Template, bucket: str, key: str, *, queue_outputs: Collection[str]
+) -> Template:
+    """Every transformation deploy applies, in order.
+
+    Parameters
+    ----------
+    template
+        Chalice's template.
+    bucket, key
+        Where the app's package is in S3.
+    queue_outputs
+        The Output keys of the messaging stack, which name the queues' ARNs
+        (:func:`parameterise_queues`).
+
+    Raises
+    ------
+    UnknownQueueError
+        When an SQS event source names a queue the messaging stack does not offer.
+    """
     prepared = add_partial_batch_responses(rewrite_code_uris(template, bucket, key))
+    prepared = scope_event_source_permissions(parameterise_queues(prepared, queue_outputs))
     if has_rest_api(prepared):
         prepared = add_gateway_responses(prepared)
     return prepared

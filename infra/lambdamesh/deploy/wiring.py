@@ -6,7 +6,7 @@ For a parameter ``P`` of a service's template, in this order:
 0. ``P`` is in :data:`EXPLICIT_SOURCES` → the Output named there;
 1. a topology stack (:data:`~lambdamesh.deploy.services.TOPOLOGY`: the shared stack, then the
    messaging stack) has an Output named ``P`` (``CircuitBreakerTable``, ``OrdersTopicArn``,
-   ``EventFailuresTable``) → its value;
+   ``EventFailuresTable``, ``OrdersOutcomesQueueArn``) → its value;
 2. ``P`` is ``<Service>ApiUrl`` (``UsersApiUrl``) → the base URL of that service's REST API
    (path form on LocalStack, ``https://{api}.execute-api...`` on AWS), without the trailing
    slash, so that clients join paths to it as ``f"{base}/users/{id}"``;

@@ -113,6 +113,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     show.add_argument("queue", metavar="QUEUE", help="dead-letter queue name, short name or URL")
     show.add_argument(
+        "--show-personal-data",
+        action="store_true",
+        help="print names and email addresses in bodies and errors as they are "
+        "(masked by default: a***@example.com)",
+    )
+    show.add_argument(
         "--max",
         type=_positive,
         default=DEFAULT_SHOW_MAX,
@@ -162,7 +168,9 @@ def _show(target: Target, args: argparse.Namespace) -> int:
     if table is not None:
         dynamodb: DynamoDBClient = target.client("dynamodb")
         find_failures = DynamoDbFailureStore(table, client=dynamodb).get_many
-    letters = read_dead_letters(sqs, queue.url, args.max, find_failures)
+    letters = read_dead_letters(
+        sqs, queue.url, args.max, find_failures, personal_data=args.show_personal_data
+    )
     if args.json:
         document: dict[str, Any] = {
             "queue": queue_document(queue),

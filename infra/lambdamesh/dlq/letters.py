@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from lambdamesh_toolkit.events.bookkeeping import FAILURES_TABLE_OUTPUT, RecordFailure
+from lambdamesh_toolkit.privacy import mask_json_text, mask_text
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -96,15 +98,29 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def describe_message(message: MessageTypeDef, failure: RecordFailure | None = None) -> DeadLetter:
+def describe_message(
+    message: MessageTypeDef,
+    failure: RecordFailure | None = None,
+    *,
+    personal_data: bool = False,
+) -> DeadLetter:
     """A received SQS message as a :class:`DeadLetter` (a pure function of the message).
 
     The event type and correlation id come from the message attributes SNS copied onto it
     (raw delivery), else from the event envelope in the body: a message sent to the queue
-    directly may carry only the latter.
+    directly may carry only the latter. Unless ``personal_data``, the body preview and the
+    failure's reason have names and email addresses masked (:mod:`lambdamesh_toolkit.privacy`):
+    the whole body is masked before it is cut short, so a name is never left half-visible.
+
+    >>> body = '{"data": {"name": "Ada", "email": "ada@example.com"}}'
+    >>> describe_message({"MessageId": "m-1", "Body": body}).body_preview
+    '{"data": {"name": "A***", "email": "a***@example.com"}}'
     """
-    body = message.get("Body", "")
-    envelope = _envelope(body)
+    raw_body = message.get("Body", "")
+    envelope = _envelope(raw_body)
+    body = raw_body if personal_data else mask_json_text(raw_body)
+    if failure is not None and not personal_data:
+        failure = dataclasses.replace(failure, reason=mask_text(failure.reason))
     system = message.get("Attributes", {})
     return DeadLetter(
         message_id=message.get("MessageId", ""),
@@ -192,6 +208,8 @@ def read_dead_letters(
     queue_url: str,
     max_messages: int,
     find_failures: Callable[[list[str]], Mapping[str, RecordFailure]] | None = None,
+    *,
+    personal_data: bool = False,
 ) -> list[DeadLetter]:
     """Peek at the queue and describe each message, joined to its recorded failure.
 
@@ -206,11 +224,13 @@ def read_dead_letters(
     find_failures
         Message ids → their failure records (``DynamoDbFailureStore.get_many`` on the failures
         table); ``None`` when there is no failures table to read.
+    personal_data
+        Show names and email addresses as they are (masked by default).
     """
     messages = peek(sqs, queue_url, max_messages)
     ids = [message.get("MessageId", "") for message in messages]
     failures = find_failures(ids) if find_failures is not None and ids else {}
     return [
-        describe_message(message, failures.get(id_))
+        describe_message(message, failures.get(id_), personal_data=personal_data)
         for message, id_ in zip(messages, ids, strict=True)
     ]

@@ -50,6 +50,7 @@ from lambdamesh_toolkit.events.retry_backoff import (
 )
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
+from lambdamesh_toolkit.privacy import mask_text
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -426,7 +427,9 @@ class EventConsumer:
             message_id=record.message_id,
             service=self.service,
             queue=record.event_source_arn.rsplit(":", 1)[-1],
-            reason=reason,
+            # What a failure says is read by people (``dlq show``, the DLQ's attribute): no
+            # address that an exception's text carried goes with it.
+            reason=mask_text(reason),
             attempts=attempts,
             at=at,
             event_type=event_type,

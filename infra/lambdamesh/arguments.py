@@ -30,3 +30,15 @@ def add_endpoint(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGr
         help=f"use the LocalStack at URL instead of the embedded one "
         f"(default: ${ENDPOINT_ENV} when set)",
     )
+
+
+def positive(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1.
+
+    >>> positive("3")
+    3
+    """
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value

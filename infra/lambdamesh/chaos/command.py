@@ -10,7 +10,7 @@ import sys
 
 import urllib3
 
-from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.arguments import add_endpoint, add_port, positive
 from lambdamesh.demo import start_target
 from lambdamesh.deploy import DeployError, deploy_all
 from lambdamesh.deploy import command as deploy_command
@@ -44,22 +44,15 @@ EXIT_BROKEN = 1
 EXIT_FAILURE = 2
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     """The run's size and the emulator selection."""
     default = ChaosPlan()
     parser.add_argument(
-        "--orders", type=_positive, help=f"orders to place (default: {default.orders})"
+        "--orders", type=positive, help=f"orders to place (default: {default.orders})"
     )
     parser.add_argument(
         "--clients",
-        type=_positive,
+        type=positive,
         help=f"clients placing them at once (default: {default.clients})",
     )
     parser.add_argument(

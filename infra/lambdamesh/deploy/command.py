@@ -9,8 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.deploy.dry_run import format_plan, plan_all
+from lambdamesh.deploy.packaging import PackagingError
 from lambdamesh.deploy.runner import DeployError, DeployOptions, DeployReport, deploy_all
 from lambdamesh.deploy.target import Target
+from lambdamesh.deploy.template import UnknownQueueError
+from lambdamesh.deploy.wiring import UnresolvedParameterError
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
 
@@ -33,6 +37,7 @@ examples:
   lambdamesh deploy
   lambdamesh deploy --only users --only orders
   LAMBDAMESH_ENDPOINT=http://127.0.0.1:4566 lambdamesh deploy   # LocalStack in Docker
+  lambdamesh deploy --dry-run                 # what would be deployed, no credentials needed
   AWS_PROFILE=dev AWS_REGION=eu-west-1 lambdamesh deploy --aws"""
 
 EXIT_OK = 0
@@ -62,6 +67,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="lambdamesh",
         help="stacks are named <prefix>-<service>, topics and queues <prefix>-<name> "
         "(default: lambdamesh; the apps consume the queues deployed under the same prefix)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="package and prepare every stack, wire its parameters, and print the stacks with "
+        "their resources; nothing is deployed and no credentials are needed",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -117,9 +128,34 @@ def select_target(args: argparse.Namespace, paths: ProjectPaths) -> tuple[Target
     return Target.localstack(state.endpoint), Path(state.run_dir)
 
 
+def _dry_run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    options = build_options(
+        paths,
+        paths.state_root / "deployments" / "dry-run",
+        apps_dir=args.apps_dir,
+        stack_prefix=args.stack_prefix,
+        only=frozenset(args.only) if args.only else None,
+    )
+    stream = sys.stderr if args.json else sys.stdout
+    print("==> dry run: every stack prepared and wired, none deployed", file=stream, flush=True)
+    try:
+        planned = plan_all(options, lambda line: print(line, file=stream, flush=True))
+    except (DeployError, PackagingError, UnresolvedParameterError, UnknownQueueError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps([asdict(stack) for stack in planned], sort_keys=True), flush=True)
+    else:
+        for line in format_plan(planned):
+            print(line, flush=True)
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``deploy``; returns the exit code."""
     paths = ProjectPaths.discover()
+    if args.dry_run:
+        return _dry_run(args, paths)
     chosen = select_target(args, paths)
     if isinstance(chosen, str):
         print(f"error: {chosen}", file=sys.stderr, flush=True)

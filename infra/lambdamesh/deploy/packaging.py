@@ -150,7 +150,12 @@ def _run_chalice_package(app: ServiceApp, output: Path, region: str) -> None:
     if app.merge_template is not None:
         command += ["--merge-template", str(app.merge_template)]
     command += ["--stage", STAGE, str(output)]
-    environment = {**os.environ, "AWS_DEFAULT_REGION": region}
+    # Packaging is a local build: it must not fail on the user's AWS profile (Chalice opens a
+    # boto session, which refuses a profile it cannot find), so none is passed on.
+    environment = {
+        **{k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")},
+        "AWS_DEFAULT_REGION": region,
+    }
     completed = subprocess.run(
         command, env=environment, capture_output=True, text=True, check=False
     )

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ProfileNotFound
+
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.settings import REGION
 from lambdamesh_toolkit.aws import clients
@@ -34,7 +36,12 @@ class Target:
     @classmethod
     def aws(cls, region: str | None = None) -> Target:
         """Real AWS; the region comes from ``region``, the environment or the AWS config."""
-        resolved = region or clients.default_region()
+        try:
+            resolved = region or clients.default_region()
+        except ProfileNotFound as error:
+            raise ValueError(
+                f"{error}: set AWS_PROFILE to a profile of ~/.aws/config, or unset it"
+            ) from None
         if not resolved:
             raise ValueError("no AWS region: set AWS_REGION or configure a default region")
         return cls(None, resolved)

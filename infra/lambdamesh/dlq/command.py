@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.arguments import add_endpoint, add_port, positive
 from lambdamesh.deploy.command import select_target
 from lambdamesh.deploy.services import MESSAGING
 from lambdamesh.deploy.target import Target
@@ -68,13 +68,6 @@ EXIT_FAILURE = 1
 DEFAULT_SHOW_MAX = 10
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     add_endpoint(where)
@@ -120,7 +113,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     show.add_argument(
         "--max",
-        type=_positive,
+        type=positive,
         default=DEFAULT_SHOW_MAX,
         metavar="N",
         help=f"show at most N messages (default: {DEFAULT_SHOW_MAX})",
@@ -137,7 +130,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     move.add_argument("queue", metavar="QUEUE", help="dead-letter queue name, short name or URL")
     move.add_argument(
-        "--max", type=_positive, default=None, metavar="N", help="move at most N (default: all)"
+        "--max", type=positive, default=None, metavar="N", help="move at most N (default: all)"
     )
     _add_common(move)
 

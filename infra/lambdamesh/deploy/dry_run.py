@@ -1,0 +1,122 @@
+"""``lambdamesh deploy --dry-run``: every stack deploy would send, without sending any.
+
+It runs deploy's own steps short of AWS: the apps are packaged (``chalice package``, cached as
+for a deploy), their templates prepared, and each stack's parameters wired from the stacks
+before it — whose outputs do not exist yet, so each stands as ``<stack>.<OutputKey>``. It needs
+no credentials and no region, and catches what would stop a real deploy at its first step: an
+app that does not package, a parameter no stack provides, a queue the messaging stack lacks.
+
+>>> stack = PlannedStack("users", "lambdamesh-users", {"Fn": "AWS::Serverless::Function"},
+...                      {"UsersTopicArn": "lambdamesh-messaging.UsersTopicArn"})
+>>> print("\\n".join(format_plan([stack])))
+lambdamesh-users (users): 1 resource(s)
+    AWS::Serverless::Function  Fn
+    parameter UsersTopicArn = lambdamesh-messaging.UsersTopicArn
+1 stack(s), 1 resource(s); nothing was deployed
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lambdamesh.deploy.artifacts import package_key
+from lambdamesh.deploy.packaging import package_app
+from lambdamesh.deploy.runner import DeployOptions, topology_parameters
+from lambdamesh.deploy.services import MESSAGING, discover_apps
+from lambdamesh.deploy.template import declared_parameters, prepare_template
+from lambdamesh.deploy.wiring import DeployedStack, resolve_parameters
+from lambdamesh.emulator.settings import REGION
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PlannedStack:
+    """A stack deploy would create or update.
+
+    Attributes
+    ----------
+    service
+        Its service (``shared``, ``messaging``, ``users``, ...).
+    stack
+        The stack's name.
+    resources
+        Logical id → resource type, as in the template (an app's are SAM types, which
+        CloudFormation expands when it applies the transform).
+    parameters
+        Parameter → where its value comes from (``<stack>.<OutputKey>``, or the value itself).
+    """
+
+    service: str
+    stack: str
+    resources: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+
+def _resources(template: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        logical_id: str(resource.get("Type", "?"))
+        for logical_id, resource in template.get("Resources", {}).items()
+    }
+
+
+def _placeholder(service: str, stack: str, template: Mapping[str, Any]) -> DeployedStack:
+    """A stack as later stacks would see it, its outputs named instead of known."""
+    return DeployedStack(
+        service,
+        {key: f"{stack}.{key}" for key in template.get("Outputs", {})},
+        api_url=f"{stack}.ApiUrl" if "RestAPI" in template.get("Resources", {}) else None,
+    )
+
+
+def plan_all(options: DeployOptions, progress: Progress = print) -> list[PlannedStack]:
+    """Every stack of a deploy with ``options``, in deploy order; nothing is sent anywhere.
+
+    Raises
+    ------
+    PackagingError, UnresolvedParameterError, UnknownQueueError
+        As deploy would, at the same step.
+    """
+    planned: list[PlannedStack] = []
+    deployed: dict[str, DeployedStack] = {}
+    for service, template_file in options.topology():
+        template: dict[str, Any] = json.loads(template_file.read_text())
+        stack = options.stack_name(service)
+        parameters = topology_parameters(service, template, deployed, options.stack_prefix)
+        planned.append(PlannedStack(service, stack, _resources(template), parameters))
+        deployed[service] = _placeholder(service, stack, template)
+    bucket = f"{options.stack_name('shared')}.DeploymentBucket"
+    for app in discover_apps(options.apps_dir, options.only):
+        stack = options.stack_name(app.name)
+        progress(f"==> {app.name}: packaging (chalice package, cached)")
+        packaged = package_app(app, options.cache_dir, REGION)
+        messaging = deployed.get(MESSAGING)
+        template = prepare_template(
+            json.loads(packaged.template_file.read_text()),
+            bucket,
+            package_key(app.name, packaged.package_file),
+            queue_outputs=messaging.outputs.keys() if messaging is not None else (),
+        )
+        parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
+        planned.append(PlannedStack(app.name, stack, _resources(template), parameters))
+        deployed[app.name] = _placeholder(app.name, stack, template)
+    return planned
+
+
+def format_plan(planned: list[PlannedStack]) -> list[str]:
+    """The stacks, each with its resources and parameters, then the totals."""
+    lines: list[str] = []
+    for stack in planned:
+        lines.append(f"{stack.stack} ({stack.service}): {len(stack.resources)} resource(s)")
+        width = max((len(kind) for kind in stack.resources.values()), default=0)
+        lines += [
+            f"    {kind:<{width}}  {logical_id}"
+            for logical_id, kind in sorted(stack.resources.items(), key=lambda item: item[::-1])
+        ]
+        lines += [f"    parameter {name} = {value}" for name, value in stack.parameters.items()]
+    total = sum(len(stack.resources) for stack in planned)
+    lines.append(f"{len(planned)} stack(s), {total} resource(s); nothing was deployed")
+    return lines

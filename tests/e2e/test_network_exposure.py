@@ -9,11 +9,13 @@ no traffic is ever sent to a non-loopback address.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from typing import Any, NamedTuple
 
 import psutil
 import pytest
+import urllib3
 
 from tests.e2e.lambda_support import create_function, invoke
 
@@ -103,3 +105,64 @@ def _is_loopback(ip: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+RUNTIME_SET = frozenset({"PATH", "LANG", "TZ", "AWS_REGION", "AWS_DEFAULT_REGION"})
+"""Variables the runtime sets for every function, whose value may equal the host's."""
+
+ENVIRONMENT = """
+    import os
+
+    def handler(event, context):
+        return dict(os.environ)
+"""
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("evil.example.com", 403),
+        ("127.0.0.1.nip.example", 403),
+        ("localhost", 200),
+        ("localhost.localstack.cloud", 200),
+    ],
+)
+def test_a_request_for_a_host_that_is_not_this_machine_is_refused(
+    emulator: Any, runtime: psutil.Process, host: str, status: int
+) -> None:
+    # GIVEN the embedded emulator on loopback
+    # WHEN a request reaches it naming another host, as a DNS-rebinding page's would
+    http = urllib3.PoolManager(retries=False)
+    response = http.request(
+        "GET",
+        f"{emulator.endpoint_url}/_localstack/health",
+        headers={"Host": f"{host}:{emulator.port}"},
+        timeout=10,
+    )
+    # THEN only names of this machine are served; any other is refused before it is read
+    assert response.status == status, response.data
+    if status == 403:
+        assert "not a name of this machine" in json.loads(response.data)["message"]
+
+
+def test_a_function_sees_its_configured_environment_and_none_of_the_hosts(
+    emulator: Any, runtime: psutil.Process
+) -> None:
+    # GIVEN the emulator's own environment (what a leak would pass on) and a function with one
+    # configured variable
+    host_environment = runtime.environ()
+    assert host_environment, "the emulator's environment could not be read"
+    lambda_client = emulator.client("lambda")
+    function = create_function(lambda_client, ENVIRONMENT, environment={"PLANTED": "configured"})
+    # WHEN the function reports the environment it runs with
+    seen, error = invoke(lambda_client, function, {})
+    assert error is None, seen
+    # THEN its configured variable is there, and no variable of the emulator's own environment
+    # reached it unless the runtime sets it itself (with its own value where they differ)
+    assert seen["PLANTED"] == "configured"
+    leaked = {
+        name
+        for name, value in host_environment.items()
+        if seen.get(name) == value and name not in RUNTIME_SET
+    }
+    assert leaked == set(), f"host variables seen by the function: {sorted(leaked)}"

@@ -3,7 +3,9 @@
 LocalStack 4.14's twisted server ignores the host of IPv4 entries in
 ``GATEWAY_LISTEN`` and binds ``0.0.0.0``. This server is the same twisted
 server with the interface passed through, and it refuses non-loopback
-addresses (see :mod:`lambdamesh_localstack.listen_addresses`).
+addresses (see :mod:`lambdamesh_localstack.listen_addresses`). Served on loopback only, it
+also refuses requests for a host that is not this machine's
+(:mod:`lambdamesh_localstack.host_check`).
 
 Selected with ``GATEWAY_SERVER=loopback``.
 """
@@ -21,6 +23,7 @@ from rolo.gateway import Gateway
 from rolo.serving.twisted import TwistedGateway
 from twisted.internet import reactor, ssl
 
+from lambdamesh_localstack.host_check import refuse_foreign_host
 from lambdamesh_localstack.listen_addresses import (
     non_loopback_allowed,
     refuse_non_loopback,
@@ -64,6 +67,9 @@ class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
                 address,
             )
 
+        if not exposed and refuse_foreign_host not in gateway.request_handlers:
+            # First, before any handler reads the request (see host_check: DNS rebinding).
+            gateway.request_handlers.insert(0, refuse_foreign_host)
         factory = self._protocol_factory(gateway, ssl_creds)
         for address in addresses:
             # The parent class binds IPv4 without ``interface`` (so on 0.0.0.0); passing the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
 from tests.e2e.lambda_support import (
+    ROLE_ARN,
     create_function,
     invoke,
     unique_name,
@@ -347,3 +349,103 @@ def test_logs_reach_cloudwatch_with_start_end_report(emulator: Any, lambda_clien
     messages = wait_until(logged_report)
     assert any("initialising" in m for m in messages)
     assert any(m.startswith(f"END RequestId: {request_id}") for m in messages)
+
+
+def _tail(lambda_client: Any, name: str, event: Any = None) -> tuple[dict[str, Any], str]:
+    response = lambda_client.invoke(
+        FunctionName=name, Payload=json.dumps(event or {}).encode(), LogType="Tail"
+    )
+    payload = json.loads(response["Payload"].read() or b"null")
+    return payload, base64.b64decode(response.get("LogResult", "")).decode()
+
+
+def test_what_a_function_printed_survives_its_timeout(lambda_client: Any) -> None:
+    # GIVEN a function that prints, without a newline or a flush, then runs past its timeout
+    name = create_function(
+        lambda_client,
+        """
+        import sys, time
+
+        def handler(event, context):
+            print("written before the timeout", end="")
+            sys.stderr.write("and to stderr")
+            time.sleep(5)
+        """,
+        timeout=1,
+    )
+    # WHEN it is invoked
+    payload, tail = _tail(lambda_client, name)
+    # THEN it timed out, and what it wrote is in its log all the same
+    assert payload["errorType"] == "Sandbox.Timedout"
+    assert "written before the timeout" in tail
+    assert "and to stderr" in tail
+
+
+def test_logging_writes_lambdas_text_format_with_the_request_id(lambda_client: Any) -> None:
+    # GIVEN a function logging through the standard library's root logger
+    name = create_function(
+        lambda_client,
+        """
+        import logging
+
+        def handler(event, context):
+            logging.getLogger().warning("stock low: %s", 3)
+            return context.aws_request_id
+        """,
+    )
+    # WHEN it is invoked
+    request_id, tail = _tail(lambda_client, name)
+    # THEN the line is [LEVEL] <UTC time> <request id> <message>, tab-separated, as on AWS
+    lines = [line for line in tail.splitlines() if "stock low" in line]
+    assert len(lines) == 1, tail
+    assert re.fullmatch(
+        rf"\[WARNING\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{request_id}\tstock low: 3",
+        lines[0],
+    ), lines[0]
+
+
+def test_json_log_format_and_application_log_level_behave_as_configured(
+    lambda_client: Any,
+) -> None:
+    # GIVEN a function with Lambda's logging configuration: JSON, application level DEBUG
+    name = unique_name("fn")
+    lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE_ARN,
+        Handler="app.handler",
+        Code={
+            "ZipFile": zip_package(
+                {
+                    "app.py": "import logging\n\n"
+                    "def handler(event, context):\n"
+                    "    logging.getLogger('shop').debug('checking %s', 'stock')\n"
+                    "    return context.aws_request_id\n"
+                }
+            )
+        },
+        LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG"},
+    )
+    wait_for_state(lambda_client, name)
+    # WHEN it logs at DEBUG
+    request_id, tail = _tail(lambda_client, name)
+    # THEN the line is one JSON object with Lambda's fields
+    documents = [json.loads(line) for line in tail.splitlines() if line.startswith("{")]
+    logged = [d for d in documents if d.get("message") == "checking stock"]
+    assert len(logged) == 1, tail
+    assert logged[0]["level"] == "DEBUG"
+    assert logged[0]["logger"] == "shop"
+    assert logged[0]["requestId"] == request_id
+    assert logged[0]["timestamp"].endswith("Z")
+
+
+def test_an_error_raised_while_importing_is_reported_as_itself(lambda_client: Any) -> None:
+    # GIVEN a module that raises an error of its own while it is imported
+    name = create_function(lambda_client, 'raise ValueError("no config")\n')
+    # WHEN it is invoked
+    payload, error = invoke(lambda_client, name)
+    # THEN the error is reported as itself, not as Runtime.ImportModuleError (kept for modules
+    # that cannot be imported)
+    assert error == "Unhandled"
+    assert payload["errorType"] == "ValueError"
+    assert payload["errorMessage"] == "no config"

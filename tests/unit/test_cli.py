@@ -160,3 +160,38 @@ def test_up_against_an_unreachable_external_endpoint_fails(
     # WHEN up checks it  THEN it fails saying it is not answering
     assert cli.main(["up", "--endpoint", endpoint, "--timeout", "0.3"]) == 1
     assert "not answering" in capsys.readouterr().err
+
+
+def test_status_text_lists_each_services_functions_and_flags_a_non_empty_dlq() -> None:
+    # GIVEN a running emulator's status with a deployed service and a DLQ holding a message
+    status = {
+        "external": True,
+        "running": True,
+        "endpoint": "http://127.0.0.1:4566",
+        "healthy": True,
+        "version": "4.14.0",
+        "deployed": {
+            "orders": {
+                "api_url": "http://127.0.0.1:4566/restapis/a1/api/_user_request_/",
+                "functions": {"APIHandler": "lambdamesh-orders-dev", "Rpc": "orders-rpc"},
+            }
+        },
+        "messaging": {
+            "topics": ["lambdamesh-orders.fifo"],
+            "queues": [{"name": "lambdamesh-orders-outcomes", "waiting": 0, "in_flight": 0}],
+            "dead_letter_queues": [
+                {"name": "lambdamesh-orders-outcomes-dlq", "waiting": 2, "in_flight": 0},
+                {"name": "lambdamesh-payments-orders-dlq.fifo", "waiting": 0, "in_flight": 0},
+            ],
+        },
+    }
+    # WHEN formatted
+    lines = emulator_commands._format_status(status)
+    text = "\n".join(lines)
+    # THEN each function is listed under its service, and only the non-empty DLQ is flagged
+    assert "lambdamesh-orders-dev" in text
+    assert "orders-rpc" in text
+    flagged = [line for line in lines if "←" in line]
+    assert len(flagged) == 1
+    assert flagged[0].strip().startswith("lambdamesh-orders-outcomes-dlq")
+    assert flagged[0].endswith("lambdamesh dlq show orders-outcomes")

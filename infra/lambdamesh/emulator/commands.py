@@ -7,16 +7,20 @@ Each is a :class:`~lambdamesh.command.Command` in :data:`COMMANDS`, in the order
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdamesh.arguments import ENDPOINT_ENV, add_endpoint, add_port
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Command, err, say
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.deploy.records import load_services
 from lambdamesh.deploy.target import Target
+from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.install import InstallError, ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import (
@@ -33,6 +37,12 @@ from lambdamesh.emulator.settings import (
     NonLoopbackRefusedError,
     check_bind_host,
     is_loopback_host,
+)
+from lambdamesh.messaging_status import (
+    MessagingStatus,
+    QueueDepth,
+    format_messaging,
+    read_messaging,
 )
 
 # --- install -----------------------------------------------------------------
@@ -187,6 +197,11 @@ def _configure_status(parser: argparse.ArgumentParser) -> None:
     """Add ``status``'s arguments: port, ``--json`` and endpoint."""
     add_port(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
+    parser.add_argument(
+        "--stack-prefix",
+        default="lambdamesh",
+        help="the topics and queues shown are <prefix>-* (default: lambdamesh)",
+    )
     add_endpoint(parser)
 
 
@@ -225,10 +240,21 @@ def _format_status(status: dict[str, Any]) -> list[str]:
     deployed = status.get("deployed") or {}
     if deployed:
         lines.append("  deployed (lambdamesh deploy)")
-        lines += [
-            f"    {name:<16} {record.get('api_url') or '(no API)'}"
-            for name, record in sorted(deployed.items())
-        ]
+        for name, record in sorted(deployed.items()):
+            lines.append(f"    {name:<16} {record.get('api_url') or '(no API)'}")
+            lines += [
+                f"      {logical_id:<22} {function}"
+                for logical_id, function in sorted((record.get("functions") or {}).items())
+            ]
+    messaging = status.get("messaging")
+    if messaging is not None:
+        lines += format_messaging(
+            MessagingStatus(
+                messaging["topics"],
+                [QueueDepth(**queue) for queue in messaging["queues"]],
+                [QueueDepth(**queue) for queue in messaging["dead_letter_queues"]],
+            )
+        )
     return lines
 
 
@@ -248,6 +274,18 @@ def _run_status(args: argparse.Namespace) -> int:
         else EmbeddedLocalStack(args.port).status()
     )
     status["deployed"] = _deployed_services(args, status)
+    if status["running"] and status.get("healthy"):
+        endpoint = status["endpoint"]
+        try:
+            messaging = read_messaging(
+                emulator_client(endpoint, "sns", REGION),
+                emulator_client(endpoint, "sqs", REGION),
+                args.stack_prefix,
+            )
+        except (BotoCoreError, ClientError) as error:
+            err(f"could not read the topics and queues: {error}")
+        else:
+            status["messaging"] = dataclasses.asdict(messaging)
     if args.json:
         say(json.dumps(status, sort_keys=True))
     else:

@@ -18,6 +18,11 @@ LocalStack's own runtime-init is a Go binary built for its Lambda container imag
 process. Pipes instead of runtime-init's HTTP calls: the function process listens on no socket,
 and an invocation costs the emulator no HTTP request of its own (runtime-init makes three).
 
+Output as AWS's Python runtime gives it: ``sys.stdout`` and ``sys.stderr`` write through to the
+log at once (what a function printed survives its timeout or crash), and the root logger has
+Lambda's handler: ``[LEVEL]\t<UTC time>\t<request id>\t<message>`` lines, or one JSON object per
+line with ``AWS_LAMBDA_LOG_FORMAT=JSON``, at ``AWS_LAMBDA_LOG_LEVEL`` when set.
+
 The process exits when its standard input reaches end-of-file or the executor's end of the
 result pipe closes, whichever it sees first: when LocalStack exits or is killed, no function
 process is left behind, even one busy in a handler.
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
+import logging
 import math
 import os
 import select
@@ -142,10 +149,13 @@ def _load_handler() -> tuple[Any, dict[str, Any] | None]:
         document = _error_document(exc, "Runtime.UserCodeSyntaxError")
         document["errorMessage"] = f"Syntax error in module '{module_name}': {exc}"
         return None, document
-    except Exception as exc:
+    except ImportError as exc:
         document = _error_document(exc, "Runtime.ImportModuleError")
         document["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
         return None, document
+    except Exception as exc:
+        # As AWS: anything else the module raised while importing is reported as itself.
+        return None, _error_document(exc)
     handler = getattr(module, function_name, None)
     if handler is None:
         return None, {
@@ -221,7 +231,8 @@ class Runtime:
 
     def invoke(self, invocation: dict[str, Any]) -> dict[str, Any]:
         """Run the handler on one invocation; the result document for the executor."""
-        request_id = str(invocation["invoke-id"])
+        global _request_id
+        request_id = _request_id = str(invocation["invoke-id"])
         # The first invocation's log starts with what initialisation printed, as on AWS.
         offset = self.init_offset if self.init_duration_ms is not None else self.log.offset()
         init_duration, self.init_duration_ms = self.init_duration_ms, None
@@ -287,6 +298,69 @@ def _peak_rss_mb() -> int:
     return 0
 
 
+_request_id = ""
+"""The request being handled, for the log lines of Lambda's logging handler."""
+
+
+def _unbuffered_standard_streams() -> None:
+    """``sys.stdout`` and ``sys.stderr`` writing straight to their descriptors, as on AWS.
+
+    A block-buffered stream (Python's default when not a terminal) would lose what a function
+    printed last when the process is killed at its timeout or exits.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        raw = io.FileIO(fd, "w", closefd=False)
+        setattr(
+            sys,
+            name,
+            io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True),
+        )
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _request_id
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    """Lambda's JSON log format: timestamp, level, message, logger, requestId."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": getattr(record, "aws_request_id", ""),
+        }
+        if record.exc_info:
+            document["errorType"] = getattr(record.exc_info[0], "__name__", "")
+            document["stackTrace"] = traceback.format_exception(*record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def _lambda_logging() -> None:
+    """The root logger's handler of AWS's Python runtime, writing to standard output."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_RequestIdFilter())
+    if ENV.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        text = logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+        text.converter = time.gmtime
+        handler.setFormatter(text)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = ENV.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"):
+        root.setLevel({"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level))
+
+
 def _format_error_log(document: dict[str, Any]) -> str:
     lines = [f"[ERROR] {document['errorType']}: {document['errorMessage']}"]
     if document.get("stackTrace"):
@@ -302,6 +376,8 @@ def main() -> None:
     sys.path[:0] = [p for p in (task_root, runtime_dir) if p]
     os.chdir(task_root)
     log = LogFile(ENV["LAMBDAMESH_LOG_FILE"])
+    _unbuffered_standard_streams()
+    _lambda_logging()
     channel = Channel(0, int(ENV[RESULT_FD_ENV]))
 
     def exit_when_executor_gone() -> None:

@@ -1,0 +1,59 @@
+"""``lambdamesh status`` shows the deployed system: functions, topics, queues, DLQ depths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import RunningEmulator
+from tests.e2e.conftest import DeployedSystem
+
+LAMBDAMESH = Path(sys.executable).with_name("lambdamesh")
+DLQ = "lambdamesh-notifications-users-dlq"
+
+
+def _status(emulator: RunningEmulator, *extra: str) -> str:
+    completed = subprocess.run(
+        [str(LAMBDAMESH), "status", "--endpoint", emulator.endpoint_url, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def test_status_lists_topics_queues_and_flags_a_dead_letter_queue_holding_messages(
+    emulator: RunningEmulator, deployed: DeployedSystem
+) -> None:
+    # GIVEN the deployed system, with one message waiting in a dead-letter queue
+    sqs = emulator.client("sqs")
+    url = sqs.get_queue_url(QueueName=DLQ)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="status-test: not an event")
+    try:
+        # WHEN status runs, as JSON and as text
+        document = json.loads(_status(emulator, "--json"))
+        text = _status(emulator)
+    finally:
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in received.get("Messages", []):
+            if message["Body"] == "status-test: not an event":
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+    # THEN every topic and queue of the topology is listed with its depth
+    messaging = document["messaging"]
+    assert "lambdamesh-orders.fifo" in messaging["topics"]
+    queues = {queue["name"]: queue for queue in messaging["queues"]}
+    assert "lambdamesh-orders-outcomes" in queues
+    dead_letters = {queue["name"]: queue for queue in messaging["dead_letter_queues"]}
+    assert dead_letters[DLQ]["waiting"] + dead_letters[DLQ]["in_flight"] >= 1
+    # AND the text flags that DLQ with the command that shows why
+    flagged = [line for line in text.splitlines() if line.strip().startswith(DLQ)]
+    assert flagged, text
+    assert flagged[0].endswith("← lambdamesh dlq show notifications-users")

@@ -25,8 +25,10 @@ from localstack.services.sqs.provider import MessageMoveTaskManager
 from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_exception import (
     GatewayExceptionHandler,
 )
+from localstack.services.lambda_.provider import LambdaProvider
 from moto.dynamodb.models import DynamoDBBackend
 for owner, name in (
+    (LambdaProvider, "invoke"),
     (LogHandler, "run_log_loop"),
     (DynamoDBBackend, "transact_write_items"),
     (MessageMoveTaskManager, "_get_queue_by_arn"),

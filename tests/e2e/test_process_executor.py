@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 import pytest
+from botocore.exceptions import ClientError
 
 from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
 from tests.e2e.lambda_support import (
@@ -449,3 +450,33 @@ def test_an_error_raised_while_importing_is_reported_as_itself(lambda_client: An
     assert error == "Unhandled"
     assert payload["errorType"] == "ValueError"
     assert payload["errorMessage"] == "no config"
+
+
+def test_payloads_over_lambdas_limits_are_refused_as_aws_refuses_them(lambda_client: Any) -> None:
+    # GIVEN a function echoing its event, and one returning what size it is asked for
+    echo = create_function(lambda_client, "def handler(event, context):\n    return len(event)\n")
+    big = create_function(
+        lambda_client, "def handler(event, context):\n    return 'x' * event['size']\n"
+    )
+    # WHEN invoked synchronously with 6 MB + 1 byte, or asynchronously with 256 KB + 1 byte
+    oversized = [
+        ("RequestResponse", json.dumps("x" * (6 * 1024 * 1024 - 1))),
+        ("Event", json.dumps("x" * (256 * 1024 - 1))),
+    ]
+    for invocation_type, payload in oversized:
+        with pytest.raises(ClientError) as refused:
+            lambda_client.invoke(
+                FunctionName=echo, InvocationType=invocation_type, Payload=payload.encode()
+            )
+        # THEN the request is refused with 413 RequestTooLargeException, as AWS does
+        assert refused.value.response["Error"]["Code"] == "RequestTooLargeException"
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    # AND just under the asynchronous limit is accepted
+    accepted = lambda_client.invoke(
+        FunctionName=echo, InvocationType="Event", Payload=json.dumps("x" * 200_000).encode()
+    )
+    assert accepted["StatusCode"] == 202
+    # AND a result over 6 MB is the function's error Function.ResponseSizeTooLarge
+    payload, error = invoke(lambda_client, big, {"size": 7 * 1024 * 1024})
+    assert error == "Unhandled"
+    assert payload["errorType"] == "Function.ResponseSizeTooLarge"

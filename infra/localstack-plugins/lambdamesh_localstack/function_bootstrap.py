@@ -46,6 +46,8 @@ from typing import Any
 
 ENV = os.environ
 RESULT_FD_ENV = "LAMBDAMESH_RESULT_FD"
+MAX_RESPONSE_BYTES = int(ENV.get("LOCALSTACK_MAX_PAYLOAD_SIZE") or 6 * 1024 * 1024 + 100)
+"""The largest result a synchronous invocation returns, as AWS counts it (6 291 556 bytes)."""
 
 
 class Channel:
@@ -259,7 +261,7 @@ class Runtime:
             self.log.write(_format_error_log(document))
             return "error", json.dumps(document)
         try:
-            return "response", json.dumps(result)
+            body = json.dumps(result)
         except (TypeError, ValueError) as exc:
             document = {
                 "errorMessage": f"Unable to marshal response: {exc}",
@@ -269,6 +271,18 @@ class Runtime:
             }
             self.log.write(_format_error_log(document))
             return "error", json.dumps(document)
+        size = len(body.encode())
+        if size > MAX_RESPONSE_BYTES:
+            document = {
+                "errorMessage": f"Response payload size ({size} bytes) exceeded maximum "
+                f"allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+                "requestId": request_id,
+                "stackTrace": [],
+            }
+            self.log.write(_format_error_log(document))
+            return "error", json.dumps(document)
+        return "response", body
 
     def _end_lines(self, request_id: str, duration_ms: float, init_ms: float | None) -> str:
         max_rss_mb = _peak_rss_mb()

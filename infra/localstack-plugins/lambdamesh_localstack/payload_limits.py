@@ -1,0 +1,109 @@
+"""Lambda's invocation payload limits, enforced as AWS enforces them.
+
+AWS refuses an ``Invoke`` whose payload is over 6 MB (6 291 456 bytes) for a synchronous call
+and over 256 KB (262 144 bytes) for an asynchronous one (``InvocationType=Event``), with
+``413 RequestTooLargeException``; the function never runs. LocalStack 4.14.0 leaves the request
+limit to its Go runtime-init, which the ``process`` executor does not use, so any size passed.
+(The response limit, 6 MB, is the function bootstrap's: ``Function.ResponseSizeTooLarge``.)
+
+:func:`apply_payload_limits`, an ``on_infra_start`` hook, has ``LambdaProvider.invoke`` wrapped
+when its module is imported, to refuse an oversized payload before anything else happens.
+
+>>> payload_problem(b"x" * 300_000, "Event")
+'Request must be smaller than 262144 bytes for the InvokeFunction operation'
+>>> payload_problem(b"x" * 300_000, "RequestResponse") is None
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import io
+import logging
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Final
+
+LOG = logging.getLogger(__name__)
+
+EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
+SYNC_LIMIT_BYTES: Final = 6 * 1024 * 1024
+ASYNC_LIMIT_BYTES: Final = 256 * 1024
+PROVIDER_MODULE: Final = "localstack.services.lambda_.provider"
+
+_applied = threading.Lock()
+
+
+def payload_problem(payload: bytes, invocation_type: str | None) -> str | None:
+    """AWS's refusal of ``payload`` for this invocation type, or ``None`` when it fits."""
+    limit = ASYNC_LIMIT_BYTES if invocation_type == "Event" else SYNC_LIMIT_BYTES
+    if len(payload) <= limit:
+        return None
+    return f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+
+
+def limited(invoke: Callable[..., Any], refuse: Callable[[str], Exception]) -> Callable[..., Any]:
+    """``invoke`` (the provider's) refusing an oversized payload with ``refuse(message)``."""
+
+    @functools.wraps(invoke)
+    def wrapped(self: Any, context: Any, function_name: Any, *args: Any, **kwargs: Any) -> Any:
+        payload = kwargs.get("payload")
+        if payload is not None:
+            data = payload.read()
+            problem = payload_problem(data, kwargs.get("invocation_type"))
+            if problem is not None:
+                raise refuse(problem)
+            kwargs["payload"] = io.BytesIO(data)
+        return invoke(self, context, function_name, *args, **kwargs)
+
+    return wrapped
+
+
+def patch_provider(module: ModuleType) -> None:
+    """Make the module's ``LambdaProvider.invoke`` refuse oversized payloads (idempotent)."""
+    from localstack.aws.api.lambda_ import (  # type: ignore[import-not-found,unused-ignore]
+        RequestTooLargeException,
+    )
+
+    with _applied:
+        provider = getattr(module, "LambdaProvider", None)
+        current = getattr(provider, "invoke", None)
+        if provider is None or not callable(current):
+            LOG.warning("LambdaProvider.invoke not found: payload limits left as they are")
+            return
+        if hasattr(current, "__wrapped__"):
+            return
+        # Patched on the class: a method replaced at run time (the point of the hook).
+        setattr(provider, "invoke", limited(current, RequestTooLargeException))  # noqa: B010
+
+
+def apply_payload_limits() -> None:
+    """Patch ``LambdaProvider.invoke`` when its module is imported (idempotent).
+
+    Not imported here: the provider's module costs about a second, which LocalStack otherwise
+    spends only when the first Lambda request comes.
+    """
+    installed = importlib.metadata.version("localstack-core")
+    if installed != EXPECTED_LOCALSTACK_VERSION:
+        LOG.warning(
+            "payload limits written for localstack-core %s, %s installed: left as it is",
+            EXPECTED_LOCALSTACK_VERSION,
+            installed,
+        )
+        return
+    try:
+        import wrapt
+    except ImportError:  # LocalStack's own dependency (through aws-xray-sdk) gone
+        LOG.warning("wrapt not installed: payload limits left as LocalStack has them")
+        return
+    wrapt.register_post_import_hook(patch_provider, PROVIDER_MODULE)
+
+
+try:
+    from localstack.runtime import hooks as _localstack_hooks  # type: ignore[import-not-found,unused-ignore]
+except ModuleNotFoundError:  # imported without LocalStack, e.g. by unit tests
+    pass
+else:
+    _localstack_hooks.on_infra_start(name="lambdamesh_payload_limits")(apply_payload_limits)

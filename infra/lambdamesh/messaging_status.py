@@ -85,15 +85,17 @@ def format_messaging(status: MessagingStatus) -> list[str]:
     """The lines of the messaging part of ``lambdamesh status``."""
     lines = ["  topics", *(f"    {topic}" for topic in status.topics or ["(none)"])]
     header = f"{'waiting':>7}  {'in flight':>9}"
+    names = [depth.name for depth in (*status.queues, *status.dead_letter_queues)]
+    width = max([NAME_WIDTH - 2, *(len(name) for name in names)])
     for title, depths, flag in (
         ("queues", status.queues, False),
         ("dead-letter queues", status.dead_letter_queues, True),
     ):
-        lines.append(f"  {title:<{NAME_WIDTH}} {header}")
+        lines.append(f"  {title:<{width + 2}} {header}")
         if not depths:
             lines.append("    (none)")
         for depth in depths:
-            line = f"    {depth.name:<{NAME_WIDTH - 2}} {depth.waiting:>7}  {depth.in_flight:>9}"
+            line = f"    {depth.name:<{width}} {depth.waiting:>7}  {depth.in_flight:>9}"
             if flag and depth.waiting + depth.in_flight:
                 line += f"  ← lambdamesh dlq show {_short_name(depth.name)}"
             lines.append(line)

@@ -40,7 +40,6 @@ already is. A method that is not there then leaves LocalStack as it is, with a w
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import json
 import logging
 import threading
@@ -49,10 +48,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Final
 
+from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
+
 LOG = logging.getLogger(__name__)
 
-EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
-"""The ``localstack-core`` release whose API Gateway import and exception handler this wraps."""
 
 EXTENSION: Final = "x-amazon-apigateway-gateway-responses"
 JSON: Final = "application/json"
@@ -447,21 +446,14 @@ def patch_openapi_import(module: ModuleType) -> None:
 
 def apply_gateway_responses() -> None:
     """Patch the import and the exception handler as their modules are imported (idempotent)."""
-    installed = importlib.metadata.version("localstack-core")
-    if installed != EXPECTED_LOCALSTACK_VERSION:
-        LOG.warning(
-            "gateway responses written for localstack-core %s, %s installed: left as it is",
-            EXPECTED_LOCALSTACK_VERSION,
-            installed,
+    if written_for_installed_release("gateway responses"):
+        patch_when_imported(
+            {
+                PROVIDER_MODULE: patch_openapi_import,
+                EXCEPTION_HANDLER_MODULE: patch_exception_handler,
+            },
+            "gateway responses",
         )
-        return
-    try:
-        import wrapt
-    except ImportError:  # LocalStack's own dependency (through aws-xray-sdk) gone
-        LOG.warning("wrapt not installed: gateway responses left as LocalStack has them")
-        return
-    wrapt.register_post_import_hook(patch_openapi_import, PROVIDER_MODULE)
-    wrapt.register_post_import_hook(patch_exception_handler, EXCEPTION_HANDLER_MODULE)
 
 
 try:

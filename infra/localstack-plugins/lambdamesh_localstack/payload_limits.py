@@ -18,7 +18,6 @@ True
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import io
 import logging
 import threading
@@ -26,9 +25,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
 
+from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
+
 LOG = logging.getLogger(__name__)
 
-EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
 SYNC_LIMIT_BYTES: Final = 6 * 1024 * 1024
 ASYNC_LIMIT_BYTES: Final = 256 * 1024
 PROVIDER_MODULE: Final = "localstack.services.lambda_.provider"
@@ -85,20 +85,8 @@ def apply_payload_limits() -> None:
     Not imported here: the provider's module costs about a second, which LocalStack otherwise
     spends only when the first Lambda request comes.
     """
-    installed = importlib.metadata.version("localstack-core")
-    if installed != EXPECTED_LOCALSTACK_VERSION:
-        LOG.warning(
-            "payload limits written for localstack-core %s, %s installed: left as it is",
-            EXPECTED_LOCALSTACK_VERSION,
-            installed,
-        )
-        return
-    try:
-        import wrapt
-    except ImportError:  # LocalStack's own dependency (through aws-xray-sdk) gone
-        LOG.warning("wrapt not installed: payload limits left as LocalStack has them")
-        return
-    wrapt.register_post_import_hook(patch_provider, PROVIDER_MODULE)
+    if written_for_installed_release("payload limits"):
+        patch_when_imported({PROVIDER_MODULE: patch_provider}, "payload limits")
 
 
 try:

@@ -342,13 +342,15 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="status",
-        summary="show endpoint, pid, uptime, memory and services' health",
+        summary="show the emulator, the deployed services, topics, queues and DLQ depths",
         description=(
-            "Show whether the emulator runs, where, since when, how much memory it uses\n"
-            "and the state of every service.\n\n"
+            "Show whether the emulator runs, where, since when, how much memory it uses and\n"
+            "the state of every service; what `lambdamesh deploy` deployed (API URLs and\n"
+            "functions); the topics; every queue and dead-letter queue with its waiting and\n"
+            "in-flight messages, a DLQ holding messages flagged with the command to look.\n\n"
             "examples:\n"
             "  lambdamesh status\n"
-            "  lambdamesh status --json | jq .running"
+            "  lambdamesh status --json | jq '.messaging.dead_letter_queues[] | select(.waiting)'"
         ),
         configure=_configure_status,
         run=_run_status,

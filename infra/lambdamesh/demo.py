@@ -25,6 +25,7 @@ import urllib3
 from lambdamesh.arguments import add_endpoint, add_port
 from lambdamesh.deploy import DeployError, DeployReport, Target, deploy_all
 from lambdamesh.deploy import command as deploy_command
+from lambdamesh.deploy.stacks import StackError, existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, EmulatorError, ExternalLocalStack
 from lambdamesh_toolkit.contracts.events import OrderConfirmed, UserCreated
@@ -258,7 +259,7 @@ def dead_letter_round_trip(journey: Journey, target: Target) -> None:
     """A poison event reaches its DLQ; once its cause is fixed a redrive delivers it."""
     from lambdamesh.dlq import command as dlq_command  # the dlq CLI, reused as is
 
-    outputs = _stack_outputs(target, MESSAGING_STACK)
+    outputs = existing_stack_outputs(target.client("cloudformation"), MESSAGING_STACK)
     stranger = f"stranger-{uuid.uuid4().hex[:8]}"
     order_id = f"o-demo-{uuid.uuid4().hex[:8]}"
     say = journey.say
@@ -306,11 +307,6 @@ def _depth(sqs: Any, queue_url: str) -> int:
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
-
-
-def _stack_outputs(target: Target, stack: str) -> dict[str, str]:
-    described = target.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
 def trace(target: Target, report: DeployReport, correlation_id: str, say: Say) -> int:
@@ -419,7 +415,13 @@ def run(args: argparse.Namespace, say: Say = print) -> int:
         show_mail(journey, target.endpoint_url or "", user["email"], "14. notifications")
         dead_letter_round_trip(journey, target)
         traced = trace(target, report, journey.correlation_id, say)
-    except (DeployError, EmulatorError, urllib3.exceptions.HTTPError, KeyError) as error:
+    except (
+        DeployError,
+        StackError,
+        EmulatorError,
+        urllib3.exceptions.HTTPError,
+        KeyError,
+    ) as error:
         say(f"error: {error}")
         return EXIT_FAILURE
     say(f"\n==> done: order {order_id}, {traced} log lines traced across services")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
+from lambdamesh.deploy.stacks import existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
 from tests.conftest import RunningEmulator
 
@@ -86,11 +86,6 @@ class DeployedSystem:
         return self.shared_outputs["CircuitBreakerTable"]
 
 
-def _stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
-    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-
-
 def deploy_system(emulator: RunningEmulator, state_dir: Path) -> DeployedSystem:
     """Deploy the shared stack and every service to ``emulator``, as ``lambdamesh deploy`` does.
 
@@ -119,10 +114,10 @@ def deploy_system(emulator: RunningEmulator, state_dir: Path) -> DeployedSystem:
             stack=service.stack,
             api_url=service.api_url,
             functions=dict(service.functions),
-            outputs=_stack_outputs(cfn, service.stack),
+            outputs=existing_stack_outputs(cfn, service.stack),
         )
-    shared = _stack_outputs(cfn, options.stack_name("shared"))
-    messaging = _stack_outputs(cfn, options.stack_name("messaging"))
+    shared = existing_stack_outputs(cfn, options.stack_name("shared"))
+    messaging = existing_stack_outputs(cfn, options.stack_name("messaging"))
     return DeployedSystem(report, services, shared, messaging, options.cache_dir)
 
 

@@ -13,7 +13,13 @@ from moto import mock_aws
 
 from lambdamesh.deploy.fingerprint import stack_fingerprint
 from lambdamesh.deploy.records import ServiceRecord, load_services, save_services
-from lambdamesh.deploy.stacks import FINGERPRINT_TAG, StackRequest, apply_stack
+from lambdamesh.deploy.stacks import (
+    FINGERPRINT_TAG,
+    StackError,
+    StackRequest,
+    apply_stack,
+    existing_stack_outputs,
+)
 
 SHARED_TEMPLATE = Path(__file__).parents[2] / "infra" / "topology" / "shared.json"
 
@@ -88,3 +94,15 @@ def test_records_merge_services_across_runs(tmp_path: Path) -> None:
 def test_no_records_reads_as_no_services(tmp_path: Path) -> None:
     # GIVEN a run directory nothing was deployed from  THEN no services
     assert load_services(tmp_path) == {}
+
+
+def test_an_existing_stacks_outputs_are_read_and_a_missing_stack_says_to_deploy(cfn: Any) -> None:
+    # GIVEN the shared stack deployed
+    template = json.loads(SHARED_TEMPLATE.read_text())
+    deployed = apply_stack(cfn, _request(template), progress=lambda _: None)
+    # WHEN its outputs are read, and those of a stack that was never deployed
+    outputs = existing_stack_outputs(cfn, "lambdamesh-shared")
+    # THEN the first are the deploy's own; the second is an error saying what to do
+    assert outputs == deployed.outputs
+    with pytest.raises(StackError, match="deploy first"):
+        existing_stack_outputs(cfn, "lambdamesh-nothing")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -267,9 +267,3 @@ def _ledger_entry(body: str) -> LedgerEntry | None:
         return LedgerEntry(str(event["type"]), str(event["id"]), str(event["data"]["order_id"]))
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def outputs(cfn: Any, stack: str) -> Mapping[str, str]:
-    """A stack's outputs."""
-    described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

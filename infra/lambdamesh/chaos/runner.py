@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lambdamesh.deploy import DeployReport, Target
+from lambdamesh.deploy.stacks import existing_stack_outputs
 from lambdamesh.dlq.queues import list_dead_letter_queues
 from lambdamesh.dlq.redrive import redrive
 from lambdamesh_toolkit.faults import FAULT_LOG_MESSAGE
@@ -95,9 +96,10 @@ def run_chaos(
     rng = random.Random(seed)  # noqa: S311 - baskets, not secrets
     sqs, sns = target.client("sqs"), target.client("sns")
     dynamodb, cfn = target.client("dynamodb"), target.client("cloudformation")
-    messaging = observation.outputs(cfn, f"{prefix}-messaging")
-    inventory = observation.outputs(cfn, report.service("inventory").stack)
-    payments_table = observation.outputs(cfn, report.service("payments").stack)["PaymentsTableName"]
+    messaging = existing_stack_outputs(cfn, f"{prefix}-messaging")
+    inventory = existing_stack_outputs(cfn, report.service("inventory").stack)
+    payments = existing_stack_outputs(cfn, report.service("payments").stack)
+    payments_table = payments["PaymentsTableName"]
     stock_table, reservations_table = (
         inventory["StockTableName"],
         inventory["ReservationsTableName"],

@@ -102,6 +102,20 @@ def stack_outputs(stack: StackTypeDef) -> dict[str, str]:
     }
 
 
+def existing_stack_outputs(cfn: CloudFormationClient, name: str) -> dict[str, str]:
+    """The outputs of stack ``name``, which must exist.
+
+    Raises
+    ------
+    StackError
+        When there is no such stack, saying to deploy first.
+    """
+    stack = describe_stack(cfn, name)
+    if stack is None:
+        raise StackError(f"stack {name} does not exist: deploy first (lambdamesh deploy)")
+    return stack_outputs(stack)
+
+
 def stack_fingerprint_tag(stack: StackTypeDef) -> str | None:
     """The value of the fingerprint tag, if any."""
     for tag in stack.get("Tags", []):

@@ -23,22 +23,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lambdamesh.dlq.queues import DLQ_SUFFIX, FIFO_SUFFIX, is_dead_letter_name
+from lambdamesh.dlq.queues import DLQ_SUFFIX, FIFO_SUFFIX, is_dead_letter_name, queue_name
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 NAME_WIDTH = 38
+DEPTHS: tuple[QueueAttributeNameType, ...] = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+"""The attributes of :class:`QueueDepth`'s counts, in its order."""
 
 
 @dataclass(frozen=True)
 class QueueDepth:
-    """A queue's name and how many messages wait in it and are being processed."""
+    """A queue's name and how many messages wait in it, are being processed, or are delayed."""
 
     name: str
     waiting: int
     in_flight: int
+    delayed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every message the queue still holds, whatever its state."""
+        return self.waiting + self.in_flight + self.delayed
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,24 @@ class MessagingStatus:
     dead_letter_queues: list[QueueDepth] = field(default_factory=list)
 
 
+def queue_depths(sqs: SQSClient, prefix: str) -> tuple[list[QueueDepth], list[QueueDepth]]:
+    """Every ``<prefix>-*`` queue with its depth, by name: the queues, then the DLQs."""
+    queues: list[QueueDepth] = []
+    dead_letters: list[QueueDepth] = []
+    pages = sqs.get_paginator("list_queues").paginate(
+        QueueNamePrefix=f"{prefix}-", PaginationConfig={"PageSize": 1000}
+    )
+    urls = [url for page in pages for url in page.get("QueueUrls", [])]
+    for url in sorted(urls, key=queue_name):
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTHS))[
+            "Attributes"
+        ]
+        name = queue_name(url)
+        depth = QueueDepth(name, *(int(attributes.get(key, "0")) for key in DEPTHS))
+        (dead_letters if is_dead_letter_name(name, prefix) else queues).append(depth)
+    return queues, dead_letters
+
+
 def read_messaging(sns: SNSClient, sqs: SQSClient, prefix: str) -> MessagingStatus:
     """The topics and queues whose names start with ``<prefix>-``, with their depths."""
     topics = sorted(
@@ -58,21 +89,7 @@ def read_messaging(sns: SNSClient, sqs: SQSClient, prefix: str) -> MessagingStat
         for arn in (topic["TopicArn"] for topic in page.get("Topics", []))
         if arn.rsplit(":", 1)[-1].startswith(f"{prefix}-")
     )
-    queues: list[QueueDepth] = []
-    dead_letters: list[QueueDepth] = []
-    for url in sorted(sqs.list_queues(QueueNamePrefix=f"{prefix}-").get("QueueUrls", [])):
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        name = url.rsplit("/", 1)[-1]
-        depth = QueueDepth(
-            name,
-            int(attributes.get("ApproximateNumberOfMessages", "0")),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
-        )
-        (dead_letters if is_dead_letter_name(name, prefix) else queues).append(depth)
-    return MessagingStatus(topics, queues, dead_letters)
+    return MessagingStatus(topics, *queue_depths(sqs, prefix))
 
 
 def _short_name(dlq: str) -> str:

@@ -19,6 +19,7 @@ import urllib3
 
 from lambdamesh.dlq.letters import read_dead_letters
 from lambdamesh.dlq.queues import list_dead_letter_queues
+from lambdamesh.messaging_status import queue_depths
 from lambdamesh_toolkit.events.bookkeeping import DynamoDbFailureStore
 
 from .invariants import DeadLetterSeen, LedgerEntry
@@ -28,13 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sqs.client import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
-QUEUE_COUNTS: tuple[QueueAttributeNameType, ...] = (
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-)
 MAX_DEAD_LETTERS = 2000
 
 
@@ -95,16 +90,9 @@ def order_statuses(shop: Shop, order_ids: Iterable[str]) -> dict[str, str]:
 
 
 def in_flight(sqs: SQSClient, prefix: str) -> dict[str, int]:
-    """Every source queue of the system (not the DLQs) → messages waiting or in flight."""
-    counts = {}
-    for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
-        name = url.rsplit("/", 1)[-1]
-        if "-dlq" in name or "-chaos-" in name:
-            continue
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_COUNTS))
-        values = attributes["Attributes"]
-        counts[name] = sum(int(values.get(key, "0")) for key in QUEUE_COUNTS)
-    return counts
+    """Every source queue of the system (not the DLQs, not the run's own) → messages it holds."""
+    queues, _ = queue_depths(sqs, prefix)
+    return {queue.name: queue.total for queue in queues if "-chaos-" not in queue.name}
 
 
 def wait_until_quiet(

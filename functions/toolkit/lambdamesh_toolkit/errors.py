@@ -157,7 +157,7 @@ class DependencyUnavailable(ServiceError):  # noqa: N818
         """Return ``Retry-After`` in whole seconds (at least 1) when known."""
         if self.retry_after_s is None:
             return {}
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+        return retry_after_header(self.retry_after_s)
 
     def to_body(self) -> dict[str, Any]:
         """Return the error body, with ``retry_after_s`` when known."""
@@ -165,6 +165,15 @@ class DependencyUnavailable(ServiceError):  # noqa: N818
         if self.retry_after_s is not None:
             body["error"]["retry_after_s"] = self.retry_after_s
         return body
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    """``Retry-After`` for a wait of ``seconds``: whole seconds, rounded up, at least 1.
+
+    >>> retry_after_header(2.01), retry_after_header(0.2)
+    ({'Retry-After': '3'}, {'Retry-After': '1'})
+    """
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 _BY_CODE: dict[str, type[ServiceError]] = {

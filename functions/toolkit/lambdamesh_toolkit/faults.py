@@ -47,7 +47,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdamesh_toolkit.config import ConfigurationError
-from lambdamesh_toolkit.errors import ServiceError
+from lambdamesh_toolkit.errors import ServiceError, retry_after_header
 from lambdamesh_toolkit.logging import get_logger
 
 FAULTS_VARIABLE = "LAMBDAMESH_FAULTS"
@@ -97,7 +97,7 @@ class Unavailable(ServiceError):  # noqa: N818 - an HTTP status name, as its sib
 
     def headers(self) -> dict[str, str]:
         """``Retry-After`` in whole seconds, at least 1."""
-        return {"Retry-After": str(max(1, int(self.retry_after_s + 0.999)))}
+        return retry_after_header(self.retry_after_s)
 
 
 def fault_plan(environ: Mapping[str, str] | None = None) -> FaultPlan:

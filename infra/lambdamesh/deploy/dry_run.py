@@ -1,10 +1,11 @@
 """``lambdamesh deploy --dry-run``: every stack deploy would send, without sending any.
 
-It runs deploy's own steps short of AWS: the apps are packaged (``chalice package``, cached as
-for a deploy), their templates prepared, and each stack's parameters wired from the stacks
-before it — whose outputs do not exist yet, so each stands as ``<stack>.<OutputKey>``. It needs
-no credentials and no region, and catches what would stop a real deploy at its first step: an
-app that does not package, a parameter no stack provides, a queue the messaging stack lacks.
+It runs deploy's own steps short of AWS (:func:`~lambdamesh.deploy.runner.prepare_app_stack`):
+the apps are packaged (``chalice package``, cached as for a deploy), their templates prepared,
+and each stack's parameters wired from the stacks before it — whose outputs do not exist yet,
+so each stands as ``<stack>.<OutputKey>``. It needs no credentials and no region, and catches
+what would stop a real deploy at its first step: an app that does not package, a parameter no
+stack provides, a queue the messaging stack lacks.
 
 >>> stack = PlannedStack("users", "lambdamesh-users", {"Fn": "AWS::Serverless::Function"},
 ...                      {"UsersTopicArn": "lambdamesh-messaging.UsersTopicArn"})
@@ -22,12 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdamesh.deploy.artifacts import package_key
-from lambdamesh.deploy.packaging import package_app
-from lambdamesh.deploy.runner import DeployOptions, topology_parameters
-from lambdamesh.deploy.services import MESSAGING, discover_apps
-from lambdamesh.deploy.template import declared_parameters, prepare_template
-from lambdamesh.deploy.wiring import DeployedStack, resolve_parameters
+from lambdamesh.deploy.runner import DeployOptions, prepare_app_stack, topology_parameters
+from lambdamesh.deploy.services import discover_apps
+from lambdamesh.deploy.wiring import DeployedStack
 from lambdamesh.emulator.settings import REGION
 
 Progress = Callable[[str], None]
@@ -92,16 +90,9 @@ def plan_all(options: DeployOptions, progress: Progress = print) -> list[Planned
     for app in discover_apps(options.apps_dir, options.only):
         stack = options.stack_name(app.name)
         progress(f"==> {app.name}: packaging (chalice package, cached)")
-        packaged = package_app(app, options.cache_dir, REGION)
-        messaging = deployed.get(MESSAGING)
-        template = prepare_template(
-            json.loads(packaged.template_file.read_text()),
-            bucket,
-            package_key(app.name, packaged.package_file),
-            queue_outputs=messaging.outputs.keys() if messaging is not None else (),
-        )
-        parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
-        planned.append(PlannedStack(app.name, stack, _resources(template), parameters))
+        prepared = prepare_app_stack(app, deployed, bucket, options.cache_dir, REGION)
+        template = prepared.template
+        planned.append(PlannedStack(app.name, stack, _resources(template), prepared.parameters))
         deployed[app.name] = _placeholder(app.name, stack, template)
     return planned
 

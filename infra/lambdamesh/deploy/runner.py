@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdamesh.deploy.artifacts import KEY_PREFIX, package_key, upload_package
 from lambdamesh.deploy.fingerprint import stack_fingerprint
-from lambdamesh.deploy.packaging import PackagingError, package_app
+from lambdamesh.deploy.packaging import PackagedApp, PackagingError, package_app
 from lambdamesh.deploy.records import ServiceRecord, save_services
 from lambdamesh.deploy.services import MESSAGING, SHARED, ServiceApp, discover_apps
 from lambdamesh.deploy.stacks import (
@@ -287,6 +287,59 @@ def _deploy_topology(
     return report, DeployedStack(service, result.outputs)
 
 
+@dataclass(frozen=True)
+class PreparedAppStack:
+    """An app packaged, its template prepared and its parameters wired: what deploy sends.
+
+    Attributes
+    ----------
+    packaged
+        The package (``chalice package``, cached).
+    key
+        Where the package goes in the deployment bucket.
+    template
+        The prepared template (:func:`~lambdamesh.deploy.template.prepare_template`).
+    parameters
+        The stack's parameters, from the stacks before it.
+    """
+
+    packaged: PackagedApp
+    key: str
+    template: dict[str, Any]
+    parameters: dict[str, str]
+
+
+def prepare_app_stack(
+    app: ServiceApp,
+    deployed: Mapping[str, DeployedStack],
+    bucket: str,
+    cache_dir: Path,
+    region: str,
+) -> PreparedAppStack:
+    """Package ``app``, prepare its template and wire its parameters from ``deployed``.
+
+    The one way an app's stack is made, by a deploy and by a dry run (whose ``deployed`` stacks
+    name their outputs instead of holding them).
+
+    Raises
+    ------
+    PackagingError, UnknownQueueError, UnresolvedParameterError
+        When the app does not package, names a queue the messaging stack lacks, or needs a
+        parameter no stack before it provides.
+    """
+    packaged = package_app(app, cache_dir, region)
+    key = package_key(app.name, packaged.package_file)
+    messaging = deployed.get(MESSAGING)
+    template = prepare_template(
+        json.loads(packaged.template_file.read_text()),
+        bucket,
+        key,
+        queue_outputs=messaging.outputs.keys() if messaging is not None else (),
+    )
+    parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
+    return PreparedAppStack(packaged, key, template, parameters)
+
+
 def _deploy_app(
     target: Target,
     cfn: CloudFormationClient,
@@ -300,19 +353,12 @@ def _deploy_app(
     started = time.monotonic()
     name = options.stack_name(app.name)
     progress(f"==> {app.name}: stack {name}")
-    packaged = package_app(app, options.cache_dir, target.region)
+    prepared = prepare_app_stack(app, deployed, bucket, options.cache_dir, target.region)
+    packaged, key = prepared.packaged, prepared.key
+    template, parameters = prepared.template, prepared.parameters
     progress(
         f"    package {'reused' if packaged.reused else 'built'} ({packaged.source_hash[:12]})"
     )
-    key = package_key(app.name, packaged.package_file)
-    messaging = deployed.get(MESSAGING)
-    template = prepare_template(
-        json.loads(packaged.template_file.read_text()),
-        bucket,
-        key,
-        queue_outputs=messaging.outputs.keys() if messaging is not None else (),
-    )
-    parameters = resolve_parameters(app.name, declared_parameters(template), deployed)
     fingerprint = stack_fingerprint(template, parameters)
     existing = describe_stack(cfn, name)
     uploaded = False

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import RunningEmulator
+from tests.e2e.cli_support import run_lambdamesh
 from tests.e2e.test_messaging_topology import (
     Topology,
     dead_letter,
@@ -22,8 +20,6 @@ from tests.e2e.test_messaging_topology import (
     drain,
     publish,
 )
-
-LAMBDAMESH = Path(sys.executable).with_name("lambdamesh")
 
 
 @dataclass(frozen=True)
@@ -66,24 +62,8 @@ def make_dead_letter(
 
 
 def lambdamesh(emulator: RunningEmulator, topology: Topology, *args: str) -> str:
-    """Run ``lambdamesh dlq ARGS`` against the emulator; its standard output."""
-    completed = subprocess.run(
-        [
-            str(LAMBDAMESH),
-            "dlq",
-            *args,
-            "--endpoint",
-            emulator.endpoint_url,
-            "--stack-prefix",
-            topology.prefix,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    """Run ``lambdamesh dlq ARGS`` against the emulator and the topology's prefix; its output."""
+    return run_lambdamesh(emulator, "dlq", *args, "--stack-prefix", topology.prefix)
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,17 @@ filters (duplicate delivery, dead letter and redrive).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
 
 from tests.conftest import RunningEmulator
+from tests.e2e.cli_support import run_lambdamesh
 from tests.e2e.conftest import DeployedSystem
 from tests.e2e.lambda_support import wait_until
 from tests.e2e.test_sync_journey import call, catalog_product, new_user, order_body, set_environment
@@ -49,7 +47,6 @@ DEAD_LETTER_TIMEOUT_S = 150.0
 """Bound on a failing message reaching its DLQ: five receives with 1, 2, 4, 8 s backoff,
 plus the event source's polling and the consumer's cold start."""
 
-LAMBDAMESH = Path(sys.executable).with_name("lambdamesh")
 _http = urllib3.PoolManager(retries=False)
 
 
@@ -242,15 +239,7 @@ def queue_is_idle(saga: Saga, queue_url: str) -> bool:
 
 def lambdamesh_dlq(emulator: RunningEmulator, *args: str) -> Any:
     """Run ``lambdamesh dlq ARGS --json`` against the emulator; its JSON document."""
-    completed = subprocess.run(
-        [str(LAMBDAMESH), "dlq", *args, "--json", "--endpoint", emulator.endpoint_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout)
+    return json.loads(run_lambdamesh(emulator, "dlq", *args, "--json"))
 
 
 def dead_letters_with(

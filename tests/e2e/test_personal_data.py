@@ -10,21 +10,18 @@ address; ``--show-personal-data`` shows them, which proves they were there to be
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
 
 from tests.conftest import RunningEmulator
+from tests.e2e.cli_support import run_lambdamesh
 from tests.e2e.conftest import DeployedSystem
 
-LAMBDAMESH = Path(sys.executable).with_name("lambdamesh")
 NOTIFICATIONS_USERS_DLQ = "lambdamesh-notifications-users-dlq"
 _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=30.0))
 
@@ -40,25 +37,7 @@ def _call(method: str, url: str, body: object) -> tuple[int, Any]:
 
 
 def _dlq_show(emulator: RunningEmulator, *extra: str) -> str:
-    completed = subprocess.run(
-        [
-            str(LAMBDAMESH),
-            "dlq",
-            "show",
-            NOTIFICATIONS_USERS_DLQ,
-            "--max",
-            "100",
-            "--endpoint",
-            emulator.endpoint_url,
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    return run_lambdamesh(emulator, "dlq", "show", NOTIFICATIONS_USERS_DLQ, "--max", "100", *extra)
 
 
 def _log_lines_with(emulator: RunningEmulator, deployed: DeployedSystem, text: str) -> list[str]:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from tests.conftest import RunningEmulator
+from tests.e2e.cli_support import run_lambdamesh
 from tests.e2e.conftest import DeployedSystem
 
-LAMBDAMESH = Path(sys.executable).with_name("lambdamesh")
 DLQ = "lambdamesh-notifications-users-dlq"
 
 
 def _status(emulator: RunningEmulator, *extra: str) -> str:
-    completed = subprocess.run(
-        [str(LAMBDAMESH), "status", "--endpoint", emulator.endpoint_url, *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+    return run_lambdamesh(emulator, "status", *extra)
 
 
 def test_status_lists_topics_queues_and_flags_a_dead_letter_queue_holding_messages(

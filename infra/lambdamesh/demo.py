@@ -92,10 +92,7 @@ class Journey:
     )
 
     def api(self, service: str) -> str:
-        url = self.report.service(service).api_url
-        if url is None:
-            raise DeployError(f"service {service} has no API URL in the deploy report")
-        return url.rstrip("/")
+        return self.report.api_base_url(service)
 
     def call(
         self,

@@ -105,7 +105,11 @@ def run_chaos(
         inventory["ReservationsTableName"],
     )
     shop = Shop(
-        _api(report, "users"), _api(report, "catalog"), _api(report, "orders"), run_id, plan.clients
+        users_url=report.api_base_url("users"),
+        catalog_url=report.api_base_url("catalog"),
+        orders_url=report.api_base_url("orders"),
+        run_id=run_id,
+        clients=plan.clients,
     )
     lambda_client = target.client("lambda")
     functions = discover_functions(
@@ -196,13 +200,6 @@ def run_chaos(
         step(None)
     chaos.timings["total"] = time.monotonic() - started
     return chaos
-
-
-def _api(report: DeployReport, service: str) -> str:
-    url = report.service(service).api_url
-    if url is None:
-        raise RuntimeError(f"service {service} has no API URL in the deploy report")
-    return url.rstrip("/")
 
 
 def _all_decided(shop: Shop, order_ids: set[str]) -> bool:

@@ -174,6 +174,19 @@ class DeployReport:
                 return report
         raise KeyError(name)
 
+    def api_base_url(self, name: str) -> str:
+        """The base URL of service ``name``'s REST API, without the trailing ``/``.
+
+        Raises
+        ------
+        DeployError
+            When the service has no REST API.
+        """
+        url = self.service(name).api_url
+        if url is None:
+            raise DeployError(f"service {name} has no API URL in the deploy report")
+        return url.rstrip("/")
+
 
 def deploy_all(target: Target, options: DeployOptions, progress: Progress = print) -> DeployReport:
     """Deploy the shared and messaging stacks, then every app in dependency order.

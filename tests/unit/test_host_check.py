@@ -33,6 +33,7 @@ class Context:
         "127.0.0.1:4566",
         "127.3.4.5",
         "[::1]:4566",
+        "[::ffff:127.0.0.1]:4566",
         "localhost",
         "Localhost:4566",
         "sqs.localhost.localstack.cloud:4566",

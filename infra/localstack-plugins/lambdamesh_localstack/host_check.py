@@ -23,9 +23,10 @@ has chosen to.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any, Final
+
+from lambdamesh_localstack.listen_addresses import is_loopback_address
 
 LOG = logging.getLogger(__name__)
 
@@ -48,10 +49,8 @@ def allowed_host(host: str | None) -> bool:
     if not host:
         return True
     name = _host_name(host).rstrip(".")
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        pass
+    if is_loopback_address(name):
+        return True
     return any(name == domain or name.endswith(f".{domain}") for domain in LOCAL_DOMAINS)
 
 

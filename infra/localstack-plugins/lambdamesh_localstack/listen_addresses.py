@@ -52,15 +52,8 @@ class BindAddress:
 
     @property
     def is_loopback(self) -> bool:
-        """Whether ``host`` is a loopback address (``127.0.0.0/8``, ``::1``).
-
-        An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) counts as the IPv4
-        address it maps, whatever the Python version's own rule is.
-        """
-        address = ipaddress.ip_address(self.host)
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            return address.ipv4_mapped.is_loopback
-        return address.is_loopback
+        """Whether ``host`` is a loopback address (:func:`is_loopback_address`)."""
+        return is_loopback_address(self.host)
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if self.is_ipv6 else self.host
@@ -164,6 +157,26 @@ def refuse_non_loopback(addresses: Iterable[BindAddress], *, allowed: bool) -> l
             f"{ALLOW_NON_LOOPBACK_ENV}=1 to accept the risk."
         )
     return exposed
+
+
+def is_loopback_address(host: str) -> bool:
+    """Whether ``host`` is a loopback IP address (``127.0.0.0/8``, ``::1``); a name is not.
+
+    An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) counts as the IPv4
+    address it maps, whatever the Python version's own rule is.
+
+    >>> [is_loopback_address(h) for h in ("127.0.0.2", "::1", "::ffff:127.0.0.1", "10.0.0.1")]
+    [True, True, True, False]
+    >>> is_loopback_address("localhost")
+    False
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -1,8 +1,11 @@
 """The catalog service: ``GET /products``, ``GET /products/{product_id}``, RPC ``GetProduct``.
 
-Two more functions besides the API: ``rpc`` serves the typed RPC other services invoke
-directly, and ``seed`` adds the starting assortment (the deploy step invokes it once per
-deployment; it never overwrites a product, so running it again is harmless).
+Three more functions besides the API: ``rpc`` serves the typed RPC other services invoke
+directly; ``handle_inventory_events`` consumes ``lambdamesh-catalog-inventory``
+(``inventory.stock_changed``) and keeps each product's ``stock`` at inventory's newest level
+(``chalicelib/availability.py``); and ``seed`` adds the starting assortment (the deploy step
+invokes it once per deployment; it never overwrites a product, so running it again is
+harmless and never undoes a projected level).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from chalice.app import SQSEvent
+
 from chalicelib.domain import Catalog, ProductQuery
-from chalicelib.settings import CatalogSettings
-from chalicelib.wiring import build_catalog
+from chalicelib.settings import CatalogSettings, StockProjectionSettings
+from chalicelib.wiring import build_availability, build_catalog, build_inventory_events_consumer
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import (
     GetProductRequest,
@@ -21,6 +26,7 @@ from lambdamesh_toolkit.contracts.catalog import (
     ProductList,
 )
 from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events.consuming import EventConsumer
 from lambdamesh_toolkit.http_api import ApiApp, HttpApi
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.rpc import RpcServer
@@ -29,6 +35,9 @@ app = ApiApp(app_name="lambdamesh-catalog")
 logger = get_logger("catalog")
 api = HttpApi(app, logger)
 rpc = RpcServer("catalog", logger=logger)
+
+INVENTORY_QUEUE = "lambdamesh-catalog-inventory"
+"""Inventory's ``inventory.stock_changed``, fanned out from its topic (a standard queue)."""
 
 
 @functools.cache
@@ -68,6 +77,19 @@ def get_product_rpc(request: GetProductRequest) -> GetProductResponse:
 def rpc_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The RPC entry point: an ``RpcRequest`` in, an ``RpcResponse`` out."""
     return rpc.handle(event, context)
+
+
+@functools.cache
+def inventory_events() -> EventConsumer:
+    """The consumer of inventory's events, built on first use and kept by the warm container."""
+    settings = load_settings(StockProjectionSettings)
+    return build_inventory_events_consumer(settings, build_availability(settings), logger)
+
+
+@app.on_sqs_message(queue=INVENTORY_QUEUE, batch_size=10, maximum_batching_window_in_seconds=0)
+def handle_inventory_events(event: SQSEvent) -> dict[str, Any]:
+    """``inventory.stock_changed`` → the product's shown stock (partial batch response)."""
+    return inventory_events().process(event.to_dict(), event.context)
 
 
 @app.lambda_function(name="seed")

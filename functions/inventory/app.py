@@ -3,8 +3,10 @@
 No API: it listens to ``lambdamesh-inventory-orders.fifo`` (``order.placed``,
 ``order.cancelled``) and ``lambdamesh-inventory-payments`` (``payment.failed``), and
 publishes ``inventory.reserved``, ``inventory.rejected`` and ``inventory.released`` to the
-inventory topic. ``seed`` stocks the starting assortment (the deploy step invokes it once
-per deployment; it never overwrites a stock level, so running it again is harmless).
+inventory topic. ``publish_stock_changes`` reads the stock table's stream and publishes
+``inventory.stock_changed`` for every level that changed (change data capture). ``seed``
+stocks the starting assortment (the deploy step invokes it once per deployment; it never
+overwrites a stock level, so running it again is harmless).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import Any
 from chalice.app import Chalice, SQSEvent
 
 from chalicelib.domain import Storekeeper
-from chalicelib.settings import InventorySettings
+from chalicelib.settings import InventorySettings, StockChangesSettings
+from chalicelib.stock_changes import StockChangePublisher
 from chalicelib.wiring import (
     build_order_events_consumer,
     build_payment_events_consumer,
+    build_stock_change_publisher,
     build_storekeeper,
 )
 from lambdamesh_toolkit.config import load_settings
@@ -68,6 +72,18 @@ def handle_order_events(event: SQSEvent) -> dict[str, Any]:
 def handle_payment_events(event: SQSEvent) -> dict[str, Any]:
     """``payment.failed`` → release (partial batch response)."""
     return payment_events().process(event.to_dict(), event.context)
+
+
+@functools.cache
+def stock_changes() -> StockChangePublisher:
+    """The stock stream's publisher, built on first use."""
+    return build_stock_change_publisher(load_settings(StockChangesSettings), logger)
+
+
+@app.lambda_function(name="publish_stock_changes")
+def publish_stock_changes(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The stock table's stream → ``inventory.stock_changed`` (partial batch response)."""
+    return stock_changes().process(event, context)
 
 
 @app.lambda_function(name="seed")

@@ -19,12 +19,20 @@ from lambdamesh.command import Command, err
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator import commands as emulator_commands
+from lambdamesh.orders import command as orders_command
 
 COMMANDS: list[Command] = [
     *emulator_commands.COMMANDS,
     *(
         Command.of_module(module)
-        for module in (deploy_command, dlq_command, openapi_command, demo, chaos_command)
+        for module in (
+            deploy_command,
+            dlq_command,
+            orders_command,
+            openapi_command,
+            demo,
+            chaos_command,
+        )
     ),
 ]
 

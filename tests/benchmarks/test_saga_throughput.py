@@ -201,8 +201,8 @@ def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> tuple[float, 
     dynamodb.update_item(
         TableName=system["inventory"].outputs["StockTableName"],
         Key={"product_id": {"S": PRODUCT}},
-        UpdateExpression="ADD stock :units",
-        ExpressionAttributeValues={":units": {"N": str(ORDERS + 1)}},
+        UpdateExpression="ADD stock :units, stock_version :one",
+        ExpressionAttributeValues={":units": {"N": str(ORDERS + 1)}, ":one": {"N": "1"}},
     )
     user_id = new_user_id(system)
     url = system["orders"].url("orders")

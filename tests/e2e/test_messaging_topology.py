@@ -33,6 +33,7 @@ TOPIC_OF = {
     "inventory.reserved": "inventory",
     "inventory.rejected": "inventory",
     "inventory.released": "inventory",
+    "inventory.stock_changed": "inventory",
 }
 """Every event type and the topic (name without prefix) it is published on."""
 
@@ -48,6 +49,7 @@ ROUTES = {
         "inventory.reserved",
         "inventory.rejected",
     },
+    "catalog-inventory": {"inventory.stock_changed"},
 }
 """Queue (name without prefix) → the event types it must receive, and no others."""
 

@@ -14,6 +14,7 @@ filters (duplicate delivery, dead letter and redrive).
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import pytest
 import urllib3
 
 from tests.conftest import RunningEmulator
-from tests.e2e.cli_support import run_lambdamesh
+from tests.e2e.cli_support import LAMBDAMESH, run_lambdamesh
 from tests.e2e.conftest import DeployedSystem
 from tests.e2e.lambda_support import wait_until
 from tests.e2e.test_sync_journey import call, catalog_product, new_user, order_body, set_environment
@@ -131,10 +132,18 @@ class Saga:
     def reservation(self, order_id: str) -> dict[str, Any] | None:
         return self.item("inventory", "ReservationsTableName", {"order_id": order_id})
 
-    def order_item(self, order_id: str) -> dict[str, Any]:
-        item = self.item("orders", "OrdersTableName", {"id": order_id})
+    def placed_event(self, order_id: str) -> dict[str, Any]:
+        """The order's ``order.placed`` envelope, as its event stream holds it."""
+        answer = self.dynamodb.get_item(
+            TableName=self.table("orders", "OrderEventsTableName"),
+            Key={"stream_id": {"S": f"order-{order_id}"}, "version": {"N": "1"}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
         assert item is not None, f"no order {order_id}"
-        return item
+        assert item["type"]["S"] == "order.placed"
+        envelope: dict[str, Any] = json.loads(item["event"]["S"])
+        return envelope
 
     def queue_url(self, name: str) -> str:
         url: str = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -400,7 +409,7 @@ def test_the_same_order_placed_message_delivered_twice_charges_once(saga: Saga) 
     user = new_user(saga.system)
     order = place(saga, user["id"], (FILTERS, 1))
     assert decided(saga, order["id"])["status"] == "confirmed"
-    placed = json.loads(saga.order_item(order["id"])["placed_event"]["S"])
+    placed = saga.placed_event(order["id"])
     payment_before = saga.payment(order["id"])
     assert payment_before is not None
     # WHEN a copy of that event (same event id) reaches the payments queue again, as an
@@ -492,7 +501,7 @@ def test_an_order_dead_lettered_by_inventory_is_confirmed_after_the_fix_and_a_re
     try:
         # WHEN an order is placed
         order = place(saga, user["id"], (FILTERS, 3))
-        placed_id = saga.order_item(order["id"])["placed_event_id"]["S"]
+        placed_id = saga.placed_event(order["id"])["id"]
 
         # THEN its order.placed ends in inventory's dead-letter queue, with the error
         def dead_lettered() -> dict[str, Any] | None:
@@ -538,7 +547,7 @@ def test_an_order_dead_lettered_by_inventory_is_confirmed_after_the_fix_and_a_re
 def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_tries(
     saga: Saga,
 ) -> None:
-    # GIVEN the saga's outcome consumer misconfigured (its orders table does not exist), so an
+    # GIVEN the saga's outcome consumer misconfigured (its event store does not exist), so an
     # outcome fails on every try until someone fixes it
     lambda_client = saga.emulator.client("lambda")
     function_name = saga.system["orders"].functions["HandleOutcomes"]
@@ -570,7 +579,9 @@ def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_t
 
     seen: set[str] = set()
     set_environment(
-        lambda_client, function_name, {**original, "ORDERS_TABLE": "lambdamesh-no-such-table"}
+        lambda_client,
+        function_name,
+        {**original, "ORDER_EVENTS_TABLE": "lambdamesh-no-such-table"},
     )
     try:
         saga.sqs.send_message(
@@ -648,3 +659,102 @@ def test_an_orphan_order_placed_is_charged_and_reserved_then_undone(saga: Saga) 
     assert found["payment"]["status"]["S"] == "refunded"
     assert found["reservation"]["status"]["S"] == "released"
     assert saga.stock(FILTERS) == stock_before
+
+
+# --- orders kept as events: history, read models, publishing from the stream -----------------
+
+
+def test_an_orders_history_and_its_users_orders_follow_its_events(saga: Saga) -> None:
+    # GIVEN a confirmed order
+    user = new_user(saga.system)
+    order = place(saga, user["id"], (ESPRESSO, 1))
+    assert decided(saga, order["id"])["status"] == "confirmed"
+    # WHEN its history is read
+    answer = call("GET", saga.system["orders"].url(f"orders/{order['id']}/events"))
+    # THEN it lists its events from order.placed to order.confirmed, numbered from 1, each
+    # outcome's record and the decision caused by the outcome
+    assert answer.status == 200, answer.body
+    events = answer.body["events"]
+    assert [event["version"] for event in events] == [1, 2, 3, 4]
+    types = [event["type"] for event in events]
+    assert (types[0], types[3]) == ("order.placed", "order.confirmed")
+    assert sorted(types[1:3]) == ["order.payment_recorded", "order.stock_recorded"]
+    assert events[3]["causation_id"] is not None
+    # AND the user's orders list it, confirmed, once the read model has caught up
+
+    def listed() -> dict[str, Any] | None:
+        page = call("GET", saga.system["orders"].url(f"users/{user['id']}/orders"))
+        assert page.status == 200, page.body
+        mine = [entry for entry in page.body["orders"] if entry["id"] == order["id"]]
+        return mine[0] if mine and mine[0]["status"] == "confirmed" else None
+
+    assert (
+        wait_until(listed, timeout_s=SAGA_TIMEOUT_S, interval_s=0.5)["total_cents"]
+        == (order["total_cents"])
+    )
+
+
+def _faults_logged(saga: Saga, function_name: str) -> int:
+    """How many times the function logged an injected fault."""
+    logs = saga.emulator.client("logs")
+    try:
+        answer = logs.filter_log_events(logGroupName=f"/aws/lambda/{function_name}")
+    except logs.exceptions.ResourceNotFoundException:
+        return 0
+    return sum("fault injected" in event["message"] for event in answer.get("events", []))
+
+
+def test_a_failing_stream_publisher_still_delivers_the_event_to_every_subscriber(
+    saga: Saga,
+) -> None:
+    # GIVEN the stream publisher's process killed in every batch (a crash, as a chaos run makes)
+    lambda_client = saga.emulator.client("lambda")
+    function_name = saga.system["orders"].functions["PublishOrderEvents"]
+    original = saga.env_of("orders", "PublishOrderEvents")
+    user = new_user(saga.system)
+    crashes_before = _faults_logged(saga, function_name)
+    set_environment(
+        lambda_client, function_name, {**original, "LAMBDAMESH_FAULTS": '{"crash_rate": 1.0}'}
+    )
+    try:
+        # WHEN an order is placed, and the publisher fails on its order.placed
+        order = place(saga, user["id"], (ESPRESSO, 1))
+        wait_until(
+            lambda: _faults_logged(saga, function_name) > crashes_before or None,
+            timeout_s=SAGA_TIMEOUT_S,
+            interval_s=0.5,
+        )
+    finally:
+        # AND the cause goes away
+        set_environment(lambda_client, function_name, original)
+    # THEN the stream is retried from the failed record and the event reaches every subscriber:
+    # charged once, stock reserved, confirmed, mailed
+    assert decided(saga, order["id"])["status"] == "confirmed"
+    assert len(saga.spy.events(order["id"], "payment.processed")) == 1
+    reservation = saga.reservation(order["id"])
+    assert reservation is not None
+    assert reservation["status"]["S"] == "reserved"
+    mail_about(saga.emulator, user["email"], "confirmed")
+
+
+def test_the_read_model_rebuilt_from_the_events_equals_the_live_one(saga: Saga) -> None:
+    # GIVEN every order this module placed, decided and projected
+    # WHEN the read model is rebuilt from the events and compared with the live one
+    endpoint = saga.emulator.endpoint_url
+
+    def compared() -> dict[str, Any] | None:
+        completed = subprocess.run(  # exit 1 while the read model differs: no run_lambdamesh
+            [str(LAMBDAMESH), "orders", "rebuild", "--json", "--endpoint", endpoint],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode in (0, 1), completed.stderr
+        report: dict[str, Any] = json.loads(completed.stdout)
+        return report if report["matches"] else None
+
+    # THEN they match (once the projector has caught up with the last events)
+    report = wait_until(compared, timeout_s=SAGA_TIMEOUT_S, interval_s=1.0)
+    assert report["orders"] > 0
+    assert report["missing"] == report["stale"] == report["different"] == report["extra"] == []

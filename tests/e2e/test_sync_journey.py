@@ -97,17 +97,22 @@ def catalog_product(system: DeployedSystem, product_id: str) -> dict[str, Any]:
 
 
 def orders_of_user(emulator: RunningEmulator, system: DeployedSystem, user_id: str) -> list[str]:
-    """Ids of the orders the orders table holds for ``user_id`` (a consistent scan)."""
-    table = system["orders"].outputs["OrdersTableName"]
+    """Ids of the orders placed for ``user_id``: every ``order.placed`` in the orders' event
+    store naming them (a consistent scan; the read model may lag behind)."""
+    table = system["orders"].outputs["OrderEventsTableName"]
     paginator = emulator.client("dynamodb").get_paginator("scan")
     ids: list[str] = []
     for page in paginator.paginate(
         TableName=table,
-        FilterExpression="user_id = :user",
-        ExpressionAttributeValues={":user": {"S": user_id}},
+        FilterExpression="#type = :placed",
+        ExpressionAttributeNames={"#type": "type"},
+        ExpressionAttributeValues={":placed": {"S": "order.placed"}},
         ConsistentRead=True,
     ):
-        ids.extend(item["id"]["S"] for item in page["Items"])
+        for item in page["Items"]:
+            data = json.loads(item["event"]["S"])["data"]
+            if data["user_id"] == user_id:
+                ids.append(data["order_id"])
     return ids
 
 
@@ -163,7 +168,9 @@ def test_product_reviews_join_the_catalog_product_with_its_reviews(
     answer = call("GET", reviews_url)
     # THEN the product comes from the catalog (RPC) and the new review is among its reviews
     assert answer.status == 200, answer.body
-    assert answer.body["product"] == product
+    # (all but its stock, which follows inventory, moved by other orders meanwhile)
+    shown = {name: value for name, value in answer.body["product"].items() if name != "stock"}
+    assert shown == {name: value for name, value in product.items() if name != "stock"}
     mine = [review for review in answer.body["reviews"] if review["author"] == author]
     assert len(mine) == 1
     assert mine[0]["id"] == posted.body["id"]

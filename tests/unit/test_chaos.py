@@ -39,6 +39,7 @@ from lambdamesh.chaos.invariants import (
     stock_conserved,
     stock_never_negative,
 )
+from lambdamesh.chaos.observation import restock
 from lambdamesh.chaos.plan import ChaosPlan
 from lambdamesh.chaos.poison import Poison, poison_message, publish_poison
 from lambdamesh.chaos.runner import ChaosReport
@@ -1233,3 +1234,39 @@ def test_the_report_document_is_json_with_every_figure() -> None:
     assert (document["orders_placed"], document["orders_refused"]) == (1, 1)
     assert (document["retried_503"], document["poison"], document["redriven"]) == (2, 5, 4)
     assert document["timings_s"] == {"total": 61.3, "placing 24 orders": 12.0}
+
+
+def test_restocking_adds_units_and_a_stock_version_as_every_level_change_does(
+    aws: tuple[SNSClient, SQSClient],
+) -> None:
+    # GIVEN a stock table with a versioned item last changed by an order, and an item stocked
+    # before versions existed
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="stock",
+        AttributeDefinitions=[{"AttributeName": "product_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "product_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(
+        TableName="stock",
+        Item={
+            "product_id": {"S": "p-a"},
+            "stock": {"N": "3"},
+            "stock_version": {"N": "7"},
+            "correlation_id": {"S": "trace-order-1"},
+        },
+    )
+    dynamodb.put_item(TableName="stock", Item={"product_id": {"S": "p-b"}, "stock": {"N": "0"}})
+    # WHEN both are restocked with ten units
+    restock(dynamodb, "stock", ["p-a", "p-b"], 10)
+    # THEN each level grew by ten and its version by one (the stream publishes the new level
+    # under a new version), and the order's correlation id no longer claims the change
+    items = {item["product_id"]["S"]: item for item in dynamodb.scan(TableName="stock")["Items"]}
+    assert items["p-a"] == {
+        "product_id": {"S": "p-a"},
+        "stock": {"N": "13"},
+        "stock_version": {"N": "8"},
+    }
+    assert items["p-b"]["stock"] == {"N": "10"}
+    assert items["p-b"]["stock_version"] == {"N": "1"}

@@ -21,6 +21,7 @@ SUBSCRIPTIONS = {
     ("UsersTopic", "NotificationsUsersQueue"): ["user.created"],
     ("PaymentsTopic", "OrdersOutcomesQueue"): ["payment.processed", "payment.failed"],
     ("InventoryTopic", "OrdersOutcomesQueue"): ["inventory.reserved", "inventory.rejected"],
+    ("InventoryTopic", "CatalogInventoryQueue"): ["inventory.stock_changed"],
 }
 """(topic, queue) → the event types the subscription lets through."""
 
@@ -44,6 +45,9 @@ def _name(resource: dict[str, Any], key: str) -> str:
 QUEUES = {
     key: value for key, value in _of_type("AWS::SQS::Queue").items() if "DeadLetter" not in key
 }
+
+STREAM_DEAD_LETTER_QUEUES = {"InventoryStockChangesDeadLetterQueue": "inventory-stock-changes-dlq"}
+"""Dead-letter queues of stream functions (no queue's): logical id → name after the prefix."""
 
 
 def test_subscriptions_are_raw_and_filter_on_the_type_attribute_as_the_table_says() -> None:
@@ -119,3 +123,25 @@ def test_the_orders_topic_is_fifo_with_explicit_deduplication_ids() -> None:
     assert props["TopicName"]["Fn::Sub"] == "${NamePrefix}-orders.fifo"
     assert props["FifoTopic"] is True
     assert props["ContentBasedDeduplication"] is False
+
+
+@pytest.mark.parametrize("logical_id", sorted(STREAM_DEAD_LETTER_QUEUES))
+def test_a_stream_functions_dead_letter_queue_is_standard_kept_14_days_and_no_queues_dlq(
+    logical_id: str,
+) -> None:
+    # GIVEN the dead-letter queue of a function that reads a table's stream
+    props = RESOURCES[logical_id]["Properties"]
+    # THEN it is a standard queue named <prefix>-<name>-dlq, keeping its letters 14 days
+    assert props["QueueName"]["Fn::Sub"] == "${NamePrefix}-" + STREAM_DEAD_LETTER_QUEUES[logical_id]
+    assert "FifoQueue" not in props
+    assert props["MessageRetentionPeriod"] == FOURTEEN_DAYS_S
+    # AND no queue may dead-letter into it: nothing would know where to redrive a letter
+    assert props["RedriveAllowPolicy"] == {"redrivePermission": "denyAll"}
+    dead_letter_targets = [
+        _ref(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for queue in QUEUES.values()
+    ]
+    assert logical_id not in dead_letter_targets
+    # AND its URL and ARN are offered under the names deploy wires into the function's stack
+    assert {f"{logical_id}Url", f"{logical_id}Arn"} <= set(TEMPLATE["Outputs"])
+    assert TEMPLATE["Outputs"][f"{logical_id}Arn"]["Value"] == {"Fn::GetAtt": [logical_id, "Arn"]}

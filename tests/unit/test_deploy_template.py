@@ -281,7 +281,7 @@ def test_every_queue_of_the_messaging_template_maps_to_the_output_of_its_arn() -
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::SQS::Queue" and "DeadLetter" not in logical_id
     }
-    assert len(queues) == 6
+    assert len(queues) == 7
     # WHEN each name is mapped  THEN it gives the Output holding that queue's ARN
     for logical_id, name in queues.items():
         assert queue_output_key(name) == arn_outputs[logical_id], name

@@ -22,7 +22,12 @@ def test_openapi_writes_a_document_per_api_service(
     assert written == [f"{name}.openapi.json" for name in ("catalog", "orders", "reviews", "users")]
     orders = json.loads((tmp_path / "orders.openapi.json").read_text())
     assert orders["openapi"] == "3.1.0"
-    assert {"/orders", "/orders/{order_id}"} == set(orders["paths"])
+    assert {
+        "/orders",
+        "/orders/{order_id}",
+        "/orders/{order_id}/events",
+        "/users/{user_id}/orders",
+    } == set(orders["paths"])
     assert "orders" in capsys.readouterr().out
 
 

@@ -89,7 +89,9 @@ SEED_PRODUCTS: tuple[Product, ...] = (
         stock=0,
     ),
 )
-"""The assortment a fresh deployment starts with (one is out of stock on purpose)."""
+"""The assortment a fresh deployment starts with (one is out of stock on purpose). ``stock``
+is what is shown until inventory announces a level (``chalicelib/availability.py``); it is the
+same as inventory's seed (``functions/inventory/chalicelib/seed_data.py``)."""
 
 
 class ProductQuery(PageQuery):

@@ -1,15 +1,32 @@
-"""DynamoDB adapter for the catalog: one item per product, key ``id`` (string)."""
+"""DynamoDB adapter for the catalog: one item per product, key ``id`` (string).
+
+An item holds the product's fields (:class:`~lambdamesh_toolkit.contracts.catalog.Product`)
+and, once inventory has announced a level for it, ``stock_version``: the version of the level
+``stock`` shows (``chalicelib/availability.py``). The seed writes products without one.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws.dynamodb import put_if_absent
+from lambdamesh_toolkit.aws.dynamodb import condition_failed, put_if_absent
 from lambdamesh_toolkit.contracts.catalog import Product
+
+from .availability import Projection
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+STOCK_VERSION_ATTRIBUTE = "stock_version"
+"""The version (``N``) of the level ``stock`` shows; absent until a level is projected."""
+
+PROJECT_STOCK_CONDITION = (
+    f"attribute_exists(#id) AND "
+    f"(attribute_not_exists({STOCK_VERSION_ATTRIBUTE}) OR {STOCK_VERSION_ATTRIBUTE} < :version)"
+)
+"""A level is written on a listed product holding no version or an older one
+(:func:`~chalicelib.availability.is_newer`)."""
 
 
 class DynamoProductRepository:
@@ -52,6 +69,34 @@ class DynamoProductRepository:
     def add_if_absent(self, product: Product) -> bool:
         """Store the product unless its id exists; whether it was stored."""
         return put_if_absent(self._client, self._table, _item_from_product(product), "id")
+
+    def project_stock(self, product_id: str, available: int, version: int) -> Projection:
+        """Show ``available`` at ``version`` on a listed product holding an older version or
+        none, in one conditional update; what happened.
+
+        A refusal is read from the item it returns (``ALL_OLD``): there is one when the
+        product holds this version or a newer one, none when the catalog does not list it.
+        """
+        from botocore.exceptions import ClientError  # on first use, not at the API's cold start
+
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": product_id}},
+                UpdateExpression=f"SET stock = :stock, {STOCK_VERSION_ATTRIBUTE} = :version",
+                ConditionExpression=PROJECT_STOCK_CONDITION,
+                ExpressionAttributeNames={"#id": "id"},
+                ExpressionAttributeValues={
+                    ":stock": {"N": str(available)},
+                    ":version": {"N": str(version)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            return Projection.OUTDATED if error.response.get("Item") else Projection.UNLISTED
+        return Projection.APPLIED
 
 
 def _item_from_product(product: Product) -> dict[str, AttributeValueTypeDef]:

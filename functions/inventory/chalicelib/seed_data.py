@@ -3,7 +3,8 @@
 A copy of the catalog's seed assortment (``functions/catalog/chalicelib/domain.py``,
 ``SEED_PRODUCTS``: ids and stock), not an import of it: services share contracts, never
 each other's code, and each deploys on its own. Keep the two lists in step when the
-assortment changes.
+assortment changes: the catalog shows its own seed numbers until inventory's stock stream
+announces these levels (``inventory.stock_changed``, version 1), and from then on inventory's.
 """
 
 from __future__ import annotations

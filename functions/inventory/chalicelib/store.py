@@ -2,7 +2,11 @@
 
 Two tables:
 
-- stock, key ``product_id``: ``stock`` (number of units);
+- stock, key ``product_id``: ``stock`` (number of units), ``stock_version`` (1 when the
+  product was stocked, one more with every write that changes ``stock``: the stream's
+  publisher numbers ``inventory.stock_changed`` with it, so consumers keep the newest level)
+  and ``correlation_id`` (of the request whose write changed ``stock`` last: the event
+  carries it on);
 - reservations, key ``order_id``: ``status``, ``reservation_id``, ``lines`` (JSON list of
   ``{product_id, quantity}``), and the events announcing it as JSON (``outcome_event``,
   ``release_event``).
@@ -10,7 +14,8 @@ Two tables:
 A reservation is one transaction: the record, put with ``attribute_not_exists(order_id)``,
 and one update per product, ``stock = stock - quantity`` conditioned on ``stock >=
 quantity``; so stock never goes negative, and an order never reserves twice. A release is
-the reverse, conditioned on the record still being ``reserved``.
+the reverse, conditioned on the record still being ``reserved``. Every write that changes a
+level adds one to its ``stock_version`` in the same update (:data:`NEXT_STOCK_VERSION`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,24 @@ from lambdamesh_toolkit.aws.dynamodb import (
     put_if_absent,
 )
 from lambdamesh_toolkit.contracts.events import EventEnvelope
+from lambdamesh_toolkit.correlation import current_correlation_id
 
 from .domain import Reservation, ReservationStatus, ReserveResult, Shortage, StockLine
+from .stock_changes import CORRELATION_ATTRIBUTE
+from .stock_changes import VERSION_ATTRIBUTE as STOCK_VERSION_ATTRIBUTE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+
+NEXT_STOCK_VERSION = f"ADD {STOCK_VERSION_ATTRIBUTE} :one"
+"""The clause every update of ``stock`` carries (with ``:one`` = 1); ``ADD`` starts a version
+that is missing (an item stocked before versions existed) at 1."""
+
+_ONE: AttributeValueTypeDef = {"N": "1"}
 
 
 class DynamoInventoryRepository:
@@ -77,9 +92,16 @@ class DynamoInventoryRepository:
                 "Update": {
                     "TableName": self._stock,
                     "Key": {"product_id": {"S": line.product_id}},
-                    "UpdateExpression": "SET stock = stock - :wanted",
+                    "UpdateExpression": (
+                        f"SET stock = stock - :wanted, {CORRELATION_ATTRIBUTE} = :correlation"
+                        f" {NEXT_STOCK_VERSION}"
+                    ),
                     "ConditionExpression": "attribute_exists(product_id) AND stock >= :wanted",
-                    "ExpressionAttributeValues": {":wanted": {"N": str(line.quantity)}},
+                    "ExpressionAttributeValues": {
+                        ":wanted": {"N": str(line.quantity)},
+                        ":correlation": {"S": current_correlation_id()},
+                        ":one": _ONE,
+                    },
                     # The stock level at refusal, to say how much there was.
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
@@ -115,8 +137,15 @@ class DynamoInventoryRepository:
                 "Update": {
                     "TableName": self._stock,
                     "Key": {"product_id": {"S": line.product_id}},
-                    "UpdateExpression": "SET stock = stock + :returned",
-                    "ExpressionAttributeValues": {":returned": {"N": str(line.quantity)}},
+                    "UpdateExpression": (
+                        f"SET stock = stock + :returned, {CORRELATION_ATTRIBUTE} = :correlation"
+                        f" {NEXT_STOCK_VERSION}"
+                    ),
+                    "ExpressionAttributeValues": {
+                        ":returned": {"N": str(line.quantity)},
+                        ":correlation": {"S": current_correlation_id()},
+                        ":one": _ONE,
+                    },
                 }
             }
             for line in reservation.lines
@@ -134,6 +163,8 @@ class DynamoInventoryRepository:
         item: dict[str, AttributeValueTypeDef] = {
             "product_id": {"S": product_id},
             "stock": {"N": str(stock)},
+            STOCK_VERSION_ATTRIBUTE: _ONE,
+            CORRELATION_ATTRIBUTE: {"S": current_correlation_id()},
         }
         return put_if_absent(self._client, self._stock, item, "product_id")
 

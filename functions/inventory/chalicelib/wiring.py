@@ -1,5 +1,5 @@
-"""Builds the storekeeper and its event consumers from settings: the one place that knows
-every adapter."""
+"""Builds the storekeeper, its event consumers and the stock stream's publisher from
+settings: the one place that knows every adapter."""
 
 from __future__ import annotations
 
@@ -13,18 +13,21 @@ from lambdamesh_toolkit.contracts.events import (
     OrderVoided,
     PaymentFailed,
 )
+from lambdamesh_toolkit.events.change_capture import StreamDeadLetters
 from lambdamesh_toolkit.events.consuming import EventConsumer, log_published, typed_handler
 from lambdamesh_toolkit.events.publishing import Publisher
 
 from .domain import SERVICE, Storekeeper
+from .stock_changes import StockChangePublisher
 from .store import DynamoInventoryRepository
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
-    from .settings import InventorySettings
+    from .settings import InventorySettings, StockChangesSettings
 
 
 def build_storekeeper(
@@ -85,5 +88,20 @@ def build_payment_events_consumer(
         failures_table=settings.event_failures_table,
         handlers=dict([typed_handler(PaymentFailed, release_unpaid, log_published(logger))]),
         fifo=False,
+        logger=logger,
+    )
+
+
+def build_stock_change_publisher(
+    settings: StockChangesSettings,
+    logger: Logger,
+    *,
+    sns: SNSClient | None = None,
+    sqs: SQSClient | None = None,
+) -> StockChangePublisher:
+    """The stock stream's publisher: the inventory topic, and its dead-letter queue."""
+    return StockChangePublisher(
+        Publisher(settings.inventory_topic_arn, sns_client=sns, profile=clients.CONSUMER),
+        dead_letters=StreamDeadLetters(settings.dead_letter_queue_arn, client=sqs),
         logger=logger,
     )

@@ -8,12 +8,14 @@ from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
 
 
 class OrdersSettings(EnvSettings):
-    """Where orders' tables and dependencies are, and how long to wait for the latter.
+    """Where the API's tables and dependencies are, and how long to wait for the latter.
 
     Attributes
     ----------
+    events_table
+        ``ORDER_EVENTS_TABLE``: the event store, one stream per order.
     orders_table
-        ``ORDERS_TABLE``.
+        ``ORDERS_TABLE``: the projection the read routes answer from.
     idempotency_table
         ``ORDER_IDEMPOTENCY_TABLE``: the ``Idempotency-Key`` claims.
     users_api_url
@@ -24,10 +26,9 @@ class OrdersSettings(EnvSettings):
         ``USERS_API_CONNECT_TIMEOUT_S`` / ``USERS_API_READ_TIMEOUT_S``, per attempt.
     catalog_timeout_s
         ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProduct`` invocation may take.
-    orders_topic_arn
-        ``ORDERS_TOPIC_ARN``: the FIFO topic ``order.placed`` is published to.
     """
 
+    events_table: str = Field(alias="ORDER_EVENTS_TABLE", min_length=1)
     orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
     idempotency_table: str = Field(alias="ORDER_IDEMPOTENCY_TABLE", min_length=1)
     users_api_url: str = Field(alias="USERS_API_URL", min_length=1)
@@ -35,7 +36,6 @@ class OrdersSettings(EnvSettings):
     users_connect_timeout_s: float = Field(1.0, alias="USERS_API_CONNECT_TIMEOUT_S", gt=0)
     users_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
     catalog_timeout_s: float = Field(3.0, alias="CATALOG_RPC_TIMEOUT_S", gt=0)
-    orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
 
 
 class SagaSettings(EventBookkeepingSettings):
@@ -43,11 +43,30 @@ class SagaSettings(EventBookkeepingSettings):
 
     Attributes
     ----------
-    orders_table
-        ``ORDERS_TABLE``: the saga's state lives on the orders' items.
-    orders_topic_arn
-        ``ORDERS_TOPIC_ARN``: where ``order.confirmed`` / ``order.cancelled`` go.
+    events_table
+        ``ORDER_EVENTS_TABLE``: the saga appends to the orders' streams.
     """
 
+    events_table: str = Field(alias="ORDER_EVENTS_TABLE", min_length=1)
+
+
+class StreamSettings(EnvSettings):
+    """What the functions on the event store's stream need.
+
+    Attributes
+    ----------
+    events_table
+        ``ORDER_EVENTS_TABLE``: the event store (the projector rebuilds orders from it).
+    orders_table
+        ``ORDERS_TABLE``: the projection.
+    orders_topic_arn
+        ``ORDERS_TOPIC_ARN``: the FIFO topic every appended event is published to.
+    dead_letter_queue_arn
+        ``ORDER_EVENTS_DEAD_LETTER_QUEUE_ARN``: where stream records no retry can handle go,
+        with the reason (also the event sources' on-failure destination).
+    """
+
+    events_table: str = Field(alias="ORDER_EVENTS_TABLE", min_length=1)
     orders_table: str = Field(alias="ORDERS_TABLE", min_length=1)
     orders_topic_arn: str = Field(alias="ORDERS_TOPIC_ARN", min_length=1)
+    dead_letter_queue_arn: str = Field(alias="ORDER_EVENTS_DEAD_LETTER_QUEUE_ARN", min_length=1)

@@ -1,4 +1,4 @@
-"""Builds the order desk and the saga from settings: the one place that knows every adapter."""
+"""Builds the orders' use cases from settings: the one place that knows every adapter."""
 
 from __future__ import annotations
 
@@ -6,21 +6,31 @@ from typing import TYPE_CHECKING
 
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
-from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.events.change_capture import StreamDeadLetters, StreamPublisher
+from lambdamesh_toolkit.events.publishing import EventPublisher, Publisher
+from lambdamesh_toolkit.events.store import EventStore
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
 
-from .domain import OrderDesk
-from .outcomes import OrderSaga
-from .publishing import EventPublisher
-from .saga_store import DynamoSagaRepository
-from .store import DynamoOrderRepository
+from .claims import DynamoClaims
+from .order import order_id_of
+from .placing import OrderDesk
+from .projection import (
+    OrderProjector,
+    OrderViews,
+    RebuildReport,
+    compare_with_store,
+    stream_ids_in,
+)
+from .reading import OrderReader
+from .saga import OrderSaga
 from .users_client import HttpGetter, UsersHttpDirectory
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from .settings import OrdersSettings, SagaSettings
+    from .settings import OrdersSettings, SagaSettings, StreamSettings
 
 USERS_DEPENDENCY = "users-api"
 """The users API's name in errors, logs, and the circuit breaker table."""
@@ -34,19 +44,17 @@ def build_order_desk(
     users_http: HttpGetter | None = None,
     catalog_rpc: RpcCaller | None = None,
     dynamodb: DynamoDBClient | None = None,
-    publisher: EventPublisher | None = None,
 ) -> OrderDesk:
     """The order desk wired to its adapters.
 
     Parameters
     ----------
     settings
-        The functions' settings.
-    users_http, catalog_rpc, dynamodb, publisher
+        The API's settings.
+    users_http, catalog_rpc, dynamodb
         Replacements for the default clients (tests pass doubles); by default the users
         API and the catalog are reached through the toolkit's clients, with their
-        timeouts, retries and the shared circuit breaker, and events go to the orders
-        topic through the toolkit's publisher.
+        timeouts, retries and the shared circuit breaker.
     """
     if users_http is None:
         users_http = ServiceHttpClient(
@@ -59,26 +67,67 @@ def build_order_desk(
         catalog_rpc = RpcClient(
             settings.catalog_rpc_function, CATALOG_DEPENDENCY, timeout_s=settings.catalog_timeout_s
         )
+    client = dynamodb or clients.dynamodb(clients.REQUEST)
+    streams = EventStore(settings.events_table, client=client)
     return OrderDesk(
         users=UsersHttpDirectory(users_http, USERS_DEPENDENCY),
         catalog=CatalogRpcLookup(catalog_rpc),
-        repository=DynamoOrderRepository(
-            dynamodb or clients.dynamodb(clients.REQUEST),
-            settings.orders_table,
-            settings.idempotency_table,
-        ),
-        publisher=publisher or Publisher(settings.orders_topic_arn),
+        claims=DynamoClaims(client, settings.idempotency_table, streams),
+        streams=streams,
     )
 
 
-def build_saga(
-    settings: SagaSettings,
-    *,
-    dynamodb: DynamoDBClient | None = None,
-    publisher: EventPublisher | None = None,
-) -> OrderSaga:
-    """The order saga wired to the orders table and the orders topic."""
-    return OrderSaga(
-        DynamoSagaRepository(dynamodb or clients.dynamodb(clients.CONSUMER), settings.orders_table),
-        publisher or Publisher(settings.orders_topic_arn, profile=clients.CONSUMER),
+def build_reader(
+    settings: OrdersSettings, *, dynamodb: DynamoDBClient | None = None
+) -> OrderReader:
+    """The read side: the projection, and the event store for histories and fresh orders."""
+    client = dynamodb or clients.dynamodb(clients.REQUEST)
+    return OrderReader(
+        OrderViews(client, settings.orders_table), EventStore(settings.events_table, client=client)
+    )
+
+
+def build_saga(settings: SagaSettings, *, dynamodb: DynamoDBClient | None = None) -> OrderSaga:
+    """The order saga wired to the event store."""
+    client = dynamodb or clients.dynamodb(clients.CONSUMER)
+    return OrderSaga(EventStore(settings.events_table, client=client))
+
+
+def build_stream_publisher(
+    settings: StreamSettings, logger: Logger, *, publisher: EventPublisher | None = None
+) -> StreamPublisher:
+    """The publisher of every appended event to the orders topic (FIFO, grouped by order)."""
+    topic = publisher or Publisher(settings.orders_topic_arn, profile=clients.CONSUMER)
+    return StreamPublisher(
+        topic,
+        group_of=lambda stream: order_id_of(stream) or stream,  # an order's group: its id
+        dead_letters=StreamDeadLetters(settings.dead_letter_queue_arn),
+        logger=logger,
+        fifo=settings.orders_topic_arn.endswith(".fifo"),
+    )
+
+
+def build_projector(
+    settings: StreamSettings, logger: Logger, *, dynamodb: DynamoDBClient | None = None
+) -> OrderProjector:
+    """The projector of the orders' read model."""
+    client = dynamodb or clients.dynamodb(clients.CONSUMER)
+    return OrderProjector(
+        OrderViews(client, settings.orders_table),
+        EventStore(settings.events_table, client=client),
+        dead_letters=StreamDeadLetters(settings.dead_letter_queue_arn),
+        logger=logger,
+    )
+
+
+def rebuild_projection(
+    settings: StreamSettings, *, apply: bool, dynamodb: DynamoDBClient | None = None
+) -> RebuildReport:
+    """Rebuild the read model from every stream and compare (``apply``: and write it)."""
+    client = dynamodb or clients.dynamodb(clients.CONSUMER)
+    return compare_with_store(
+        OrderViews(client, settings.orders_table),
+        EventStore(settings.events_table, client=client),
+        stream_ids_in(client, settings.events_table),
+        apply=apply,
     )

@@ -67,14 +67,22 @@ def payments(dynamodb: DynamoDBClient, table: str) -> dict[str, str]:
 def restock(
     dynamodb: DynamoDBClient, stock_table: str, products: Iterable[str], units: int
 ) -> None:
-    """Add ``units`` to each of ``products``' shelves (the warehouse received goods)."""
+    """Add ``units`` to each of ``products``' shelves (the warehouse received goods).
+
+    Each write adds 1 to the item's ``stock_version``, as every change of a level does: the
+    stock stream's publisher numbers ``inventory.stock_changed`` with it, and refuses a level
+    that changed without a new version. The correlation id of the last order is removed: this
+    change is not that order's.
+    """
     for product in products:
         dynamodb.update_item(
             TableName=stock_table,
             Key={"product_id": {"S": product}},
-            UpdateExpression="SET stock = stock + :units",
+            UpdateExpression=(
+                "SET stock = stock + :units ADD stock_version :one REMOVE correlation_id"
+            ),
             ConditionExpression="attribute_exists(product_id)",
-            ExpressionAttributeValues={":units": {"N": str(units)}},
+            ExpressionAttributeValues={":units": {"N": str(units)}, ":one": {"N": "1"}},
         )
 
 

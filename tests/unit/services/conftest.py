@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope
+from tests.support.dynamodb_streams import forget_positions
 from tests.support.sqs import subscribe_raw
 from tests.unit.services.service_loader import (
     LoadedService,
@@ -215,9 +216,25 @@ def orders_topic(topic_inbox: TopicFactory) -> TopicInbox:
     return topic_inbox("lambdamesh-orders.fifo")
 
 
+ORDER_EVENTS_DLQ = "lambdamesh-order-events-dlq"
+
+
+@pytest.fixture
+def order_events_dlq(aws: None) -> str:
+    """The queue where the orders' stream functions put records they cannot handle (URL)."""
+    forget_positions()  # moto starts afresh: so do the streams' read positions
+    queue_url: str = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName=ORDER_EVENTS_DLQ
+    )["QueueUrl"]
+    return queue_url
+
+
 @pytest.fixture
 def orders(
-    deployed_service: ServiceFactory, orders_topic: TopicInbox, event_tables: dict[str, str]
+    deployed_service: ServiceFactory,
+    orders_topic: TopicInbox,
+    event_tables: dict[str, str],
+    order_events_dlq: str,
 ) -> LoadedService:
     """The orders service with its tables, its topic and test values for its dependencies."""
     return deployed_service(
@@ -226,5 +243,6 @@ def orders(
         CatalogFunctionName="lambdamesh-catalog-dev-rpc",
         CircuitBreakerTable="breaker",
         OrdersTopicArn=orders_topic.topic_arn,
+        OrderEventsDeadLetterQueueArn=f"arn:aws:sqs:us-east-1:{TEST_ACCOUNT_ID}:{ORDER_EVENTS_DLQ}",
         **event_tables,
     )

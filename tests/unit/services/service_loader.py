@@ -115,6 +115,9 @@ def create_tables(resources: Mapping[str, Any], prefix: str) -> dict[str, str]:
             continue
         properties = dict(resource["Properties"])
         ttl = properties.pop("TimeToLiveSpecification", None)
+        stream = properties.pop("StreamSpecification", None)
+        if stream is not None:  # CloudFormation implies StreamEnabled; the API wants it said
+            properties["StreamSpecification"] = {"StreamEnabled": True, **stream}
         table_name = f"{prefix}-{logical_id}"
         dynamodb.create_table(TableName=table_name, **properties)
         if ttl is not None:

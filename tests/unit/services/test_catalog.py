@@ -1,23 +1,34 @@
-"""The catalog service: REST routes, the ``GetProduct`` RPC and seeding, under moto."""
+"""The catalog service: REST routes, the ``GetProduct`` RPC, seeding, and the stock it shows
+as a projection of inventory's ``inventory.stock_changed``, under moto."""
 
 from __future__ import annotations
 
+import doctest
+import itertools
+import json
 from typing import Any
 
+import boto3
 import pytest
 from chalice.test import Client
 
 from lambdamesh_toolkit.contracts.catalog import GetProductResponse, Product, ProductList
+from lambdamesh_toolkit.contracts.events import EventEnvelope, InventoryStockChanged
 from lambdamesh_toolkit.contracts.rpc import RpcRequest, RpcResponse
+from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound
-from tests.unit.services.conftest import ServiceFactory
-from tests.unit.services.service_loader import LoadedService, load_service
+from lambdamesh_toolkit.events.envelope import derived_event_id, new_event
+from tests.unit.services.conftest import ServiceFactory, sqs_event_of
+from tests.unit.services.service_loader import LoadedService, load_service, service_resources
 from tests.unit.services.support import captured_log, json_body
+
+INVENTORY_QUEUE = "lambdamesh-catalog-inventory"
+PRODUCTS_TABLE = "test-catalog-ProductsTable"
 
 
 @pytest.fixture
-def catalog(deployed_service: ServiceFactory) -> LoadedService:
-    return deployed_service("catalog")
+def catalog(deployed_service: ServiceFactory, event_tables: dict[str, str]) -> LoadedService:
+    return deployed_service("catalog", **event_tables)
 
 
 @pytest.fixture
@@ -170,6 +181,166 @@ def test_rpc_logs_carry_the_callers_correlation_id(
     assert '"correlation_id":"trace-9"' in log.getvalue()
 
 
+# --- the stock shown: a projection of inventory's events ----------------------------
+
+
+def stock_changed(product_id: str, available: int, version: int) -> EventEnvelope:
+    """``inventory.stock_changed`` as inventory's stream publisher builds it (derived id)."""
+    use_correlation_id("trace-stock-1")
+    data = InventoryStockChanged(product_id=product_id, available=available, stock_version=version)
+    return new_event(
+        "inventory.stock_changed",
+        data,
+        source="inventory",
+        event_id=derived_event_id("inventory.stock_changed", product_id, str(version)),
+    )
+
+
+def deliver(client: Client, *envelopes: EventEnvelope) -> dict[str, Any]:
+    """Hand envelopes to the inventory-queue consumer as one SQS batch; its answer."""
+    event = sqs_event_of(INVENTORY_QUEUE, *envelopes)
+    payload: dict[str, Any] = client.lambda_.invoke("handle_inventory_events", event).payload
+    return payload
+
+
+def shown_stock(client: Client, product_id: str) -> int:
+    """The stock ``GET /products/{id}`` shows."""
+    return int(json_body(client.http.get(f"/products/{product_id}"))["stock"])
+
+
+def stored_version(product_id: str) -> int | None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    item = dynamodb.get_item(TableName=PRODUCTS_TABLE, Key={"id": {"S": product_id}})["Item"]
+    return int(item["stock_version"]["N"]) if "stock_version" in item else None
+
+
+def test_a_stock_change_is_what_the_product_shows_in_every_answer(
+    client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a seeded catalog showing its seed level (12 grinders), no level projected yet
+    assert shown_stock(client, "p-burr-grinder") == 12
+    assert stored_version("p-burr-grinder") is None
+    # WHEN inventory announces 9 grinders at version 2
+    answer = deliver(client, stock_changed("p-burr-grinder", 9, 2))
+    # THEN the batch succeeded and the product shows 9 in GET /products/{id}, the list and RPC
+    assert answer == {"batchItemFailures": []}
+    assert shown_stock(client, "p-burr-grinder") == 9
+    listed = ProductList.model_validate(json_body(client.http.get("/products"))).products
+    assert {product.id: product.stock for product in listed}["p-burr-grinder"] == 9
+    rpc = client.lambda_.invoke("rpc", rpc_payload("GetProduct", {"product_id": "p-burr-grinder"}))
+    assert (
+        GetProductResponse.model_validate(
+            RpcResponse.model_validate(rpc.payload).result
+        ).product.stock
+        == 9
+    )
+    # AND the product holds the version of the level it shows
+    assert stored_version("p-burr-grinder") == 2
+
+
+def test_an_older_or_repeated_level_changes_nothing(client: Client, seeded: list[str]) -> None:
+    # GIVEN a product showing inventory's level at version 5
+    deliver(client, stock_changed("p-ceramic-mug", 40, 5))
+    # WHEN an older level arrives late, the same event again, and another event of version 5
+    late = deliver(client, stock_changed("p-ceramic-mug", 44, 4))
+    again = deliver(client, stock_changed("p-ceramic-mug", 40, 5))
+    twin = stock_changed("p-ceramic-mug", 41, 5).model_copy(update={"id": derived_event_id("x")})
+    same_version = deliver(client, twin)
+    # THEN each is handled (nothing to retry) and the product still shows version 5's level
+    assert late == again == same_version == {"batchItemFailures": []}
+    assert shown_stock(client, "p-ceramic-mug") == 40
+    assert stored_version("p-ceramic-mug") == 5
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(range(3))), ids=lambda order: "-".join(map(str, order))
+)
+def test_levels_delivered_in_any_order_end_at_the_newest(
+    client: Client, seeded: list[str], order: tuple[int, ...]
+) -> None:
+    # GIVEN three successive levels of one product (versions 2, 3, 4)
+    levels = [
+        stock_changed("p-paper-filters", units, version)
+        for units, version in ((390, 2), (380, 3), (385, 4))
+    ]
+    # WHEN they are delivered one by one in this order
+    for position in order:
+        assert deliver(client, levels[position]) == {"batchItemFailures": []}
+    # THEN the product shows the level of version 4, whatever the order
+    assert shown_stock(client, "p-paper-filters") == 385
+    assert stored_version("p-paper-filters") == 4
+
+
+def test_levels_in_one_batch_out_of_order_end_at_the_newest(
+    client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a batch holding a product's levels newest first, with a repeat
+    batch = [
+        stock_changed("p-milk-jug", units, version)
+        for units, version in ((6, 3), (4, 2), (6, 3), (0, 1))
+    ]
+    # WHEN it is delivered
+    answer = deliver(client, *batch)
+    # THEN every record succeeded and the newest level stands
+    assert answer == {"batchItemFailures": []}
+    assert shown_stock(client, "p-milk-jug") == 6
+
+
+def test_a_level_of_a_product_the_catalog_does_not_list_is_dropped_as_handled(
+    catalog: LoadedService, client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a stock level for a product the catalog does not list
+    with captured_log(catalog) as log:
+        # WHEN it is delivered
+        answer = deliver(client, stock_changed("p-unicorn", 3, 1))
+    # THEN it is not retried, no product appears, and a warning names the product
+    assert answer == {"batchItemFailures": []}
+    assert client.http.get("/products/p-unicorn").status_code == 404
+    [line] = [json.loads(text) for text in log.getvalue().splitlines() if "p-unicorn" in text]
+    assert line["level"] == "WARNING"
+    assert line["projection"] == "unlisted"
+    assert line["correlation_id"] == "trace-stock-1"
+
+
+def test_the_seed_never_undoes_a_projected_level(client: Client, seeded: list[str]) -> None:
+    # GIVEN a product showing a projected level
+    deliver(client, stock_changed("p-espresso-beans", 7, 9))
+    # WHEN the seed runs again
+    report = client.lambda_.invoke("seed", {}).payload
+    # THEN the product is left as it was: its projected level, not the seed's 120
+    assert "p-espresso-beans" in report["present"]
+    assert shown_stock(client, "p-espresso-beans") == 7
+    assert stored_version("p-espresso-beans") == 9
+
+
+def test_the_template_feeds_the_consumer_its_queue_with_scoped_grants() -> None:
+    # GIVEN catalog's resources.json
+    fragment = service_resources("catalog")
+    resources = fragment["Resources"]
+    # THEN the consumer gets the products table and the event bookkeeping tables ...
+    variables = resources["HandleInventoryEvents"]["Properties"]["Environment"]["Variables"]
+    assert variables == {
+        "PRODUCTS_TABLE": {"Ref": "ProductsTable"},
+        "EVENT_IDEMPOTENCY_TABLE": {"Ref": "EventIdempotencyTable"},
+        "EVENT_FAILURES_TABLE": {"Ref": "EventFailuresTable"},
+    }
+    # AND its queue and the queue's DLQ are parameters named as deploy fills them
+    assert {"CatalogInventoryQueueArn", "CatalogInventoryDeadLetterQueueArn"} <= set(
+        fragment["Parameters"]
+    )
+    # AND its backoff and dead-lettering are allowed on those two queues only
+    statements = {
+        statement["Sid"]: statement
+        for statement in resources["InventoryEventsPolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ]
+    }
+    assert statements["RetryBackoff"]["Resource"] == [{"Ref": "CatalogInventoryQueueArn"}]
+    assert statements["DeadLetterAtOnce"]["Resource"] == [
+        {"Ref": "CatalogInventoryDeadLetterQueueArn"}
+    ]
+
+
 # --- the catalog, without AWS --------------------------------------------------------
 
 
@@ -229,3 +400,67 @@ def test_page_token_round_trips_and_rejects_garbage(domain: Any) -> None:
     with pytest.raises(InvalidRequest) as refused:
         domain.decode_page_token("%%%")
     assert refused.value.field == "next_token"
+
+
+@pytest.fixture
+def availability() -> Any:
+    return load_service("catalog").module("chalicelib.availability")
+
+
+class MemoryLevels:
+    """Products' shown levels in a dict, applying the rule the table's condition states."""
+
+    def __init__(self, availability: Any, listed: dict[str, int]) -> None:
+        self.rules = availability
+        self.levels: dict[str, tuple[int, int | None]] = {
+            product_id: (units, None) for product_id, units in listed.items()
+        }
+
+    def project_stock(self, product_id: str, available: int, version: int) -> Any:
+        if product_id not in self.levels:
+            return self.rules.Projection.UNLISTED
+        if not self.rules.is_newer(self.levels[product_id][1], version):
+            return self.rules.Projection.OUTDATED
+        self.levels[product_id] = (available, version)
+        return self.rules.Projection.APPLIED
+
+
+def test_whatever_the_order_and_repeats_the_newest_level_stands(availability: Any) -> None:
+    # GIVEN four successive levels of a listed product
+    events = [
+        stock_changed("p-a", units, version) for units, version in ((5, 1), (3, 2), (4, 3), (1, 4))
+    ]
+    for order in itertools.permutations(events):
+        levels = MemoryLevels(availability, {"p-a": 9})
+        projector = availability.Availability(levels)
+        # WHEN they are taken in in this order, then all of them again (redeliveries)
+        results = [
+            projector.on_stock_changed(event, InventoryStockChanged.model_validate(event.data))
+            for event in (*order, *order)
+        ]
+        # THEN the product ends at version 4's level, and no repeat was applied
+        assert levels.levels["p-a"] == (1, 4)
+        assert results[len(order) :] == [availability.Projection.OUTDATED] * len(order)
+
+
+def test_a_level_for_an_unlisted_product_creates_nothing(availability: Any) -> None:
+    # GIVEN a catalog listing one product
+    levels = MemoryLevels(availability, {"p-a": 9})
+    event = stock_changed("p-b", 2, 1)
+    # WHEN a level for another product is taken in
+    result = availability.Availability(levels).on_stock_changed(
+        event, InventoryStockChanged.model_validate(event.data)
+    )
+    # THEN it is reported unlisted and no product appears
+    assert result == availability.Projection.UNLISTED
+    assert set(levels.levels) == {"p-a"}
+
+
+def test_the_examples_in_availability_run() -> None:
+    # GIVEN the module's docstring examples  WHEN they run as doctests
+    result = doctest.testmod(
+        load_service("catalog").module("chalicelib.availability"), report=False
+    )
+    # THEN there are some, and every one holds
+    assert result.attempted > 0
+    assert result.failed == 0

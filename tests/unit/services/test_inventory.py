@@ -1,7 +1,10 @@
-"""The inventory service under moto: seeding, reserving all or nothing, releasing once."""
+"""The inventory service under moto: seeding, reserving all or nothing, releasing once, and
+announcing every stock level from the stock table's stream."""
 
 from __future__ import annotations
 
+import doctest
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +21,19 @@ from lambdamesh_toolkit.contracts.events import (
 )
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE
+from lambdamesh_toolkit.events.envelope import derived_event_id, new_event
+from tests.support.dynamodb_streams import forget_positions, stream_event
+from tests.support.sqs import queue_arn
+from tests.support.stream_records import image, stream_record
+from tests.support.stream_records import stream_event as stream_event_of
 from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox, sqs_event_of
-from tests.unit.services.service_loader import LoadedService, load_service
+from tests.unit.services.service_loader import LoadedService, load_service, service_resources
 
 ORDERS_QUEUE = "lambdamesh-inventory-orders.fifo"
 PAYMENTS_QUEUE = "lambdamesh-inventory-payments"
 STOCK_TABLE = "test-inventory-StockTable"
+STOCK_CHANGES_DLQ = "lambdamesh-inventory-stock-changes-dlq"
 
 
 def line(product_id: str, quantity: int) -> OrderLine:
@@ -69,11 +78,28 @@ def inventory_topic(topic_inbox: TopicFactory) -> TopicInbox:
 
 
 @pytest.fixture
+def stock_changes_dlq(aws: None) -> str:
+    """The queue where the stock stream's publisher puts records it can never publish (URL)."""
+    forget_positions()  # moto starts afresh: so do the streams' read positions
+    queue_url: str = boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName=STOCK_CHANGES_DLQ
+    )["QueueUrl"]
+    return queue_url
+
+
+@pytest.fixture
 def inventory(
-    deployed_service: ServiceFactory, inventory_topic: TopicInbox, event_tables: dict[str, str]
+    deployed_service: ServiceFactory,
+    inventory_topic: TopicInbox,
+    event_tables: dict[str, str],
+    stock_changes_dlq: str,
 ) -> LoadedService:
+    sqs = boto3.client("sqs", region_name="us-east-1")
     return deployed_service(
-        "inventory", InventoryTopicArn=inventory_topic.topic_arn, **event_tables
+        "inventory",
+        InventoryTopicArn=inventory_topic.topic_arn,
+        InventoryStockChangesDeadLetterQueueArn=queue_arn(sqs, stock_changes_dlq),
+        **event_tables,
     )
 
 
@@ -325,6 +351,215 @@ def test_an_order_whose_payment_failed_first_never_takes_stock(
     assert inventory_topic.messages() == []
 
 
+# --- the stock table's stream: inventory.stock_changed --------------------------------
+
+
+def stock_item(product_id: str) -> dict[str, Any]:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    item: dict[str, Any] = dynamodb.get_item(
+        TableName=STOCK_TABLE, Key={"product_id": {"S": product_id}}
+    )["Item"]
+    return item
+
+
+def version_of(product_id: str) -> int:
+    return int(stock_item(product_id)["stock_version"]["N"])
+
+
+def publish_stock_changes(client: Client, event: dict[str, Any]) -> dict[str, Any]:
+    """Run the stock stream's publisher over ``event``; its answer."""
+    payload: dict[str, Any] = client.lambda_.invoke("publish_stock_changes", event).payload
+    return payload
+
+
+def dead_letters(queue_url: str) -> list[Any]:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    return sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+
+
+def test_every_write_that_changes_a_level_adds_one_to_its_stock_version(
+    deliver_orders: Deliver, deliver_payments: Deliver, client: Client
+) -> None:
+    # GIVEN a seeded stock: every product starts at version 1
+    assert (version_of("p-burr-grinder"), version_of("p-ceramic-mug")) == (1, 1)
+    # WHEN an order reserves two products, and its payment fails (the stock comes back)
+    deliver_orders(order_placed("o-1", ("p-burr-grinder", 2), ("p-ceramic-mug", 1)))
+    after_reserve = (version_of("p-burr-grinder"), version_of("p-ceramic-mug"))
+    deliver_payments(payment_failed("o-1"))
+    after_release = (version_of("p-burr-grinder"), version_of("p-ceramic-mug"))
+    # AND an order that cannot be served is rejected, and the seed runs again
+    deliver_orders(order_placed("o-2", ("p-burr-grinder", 99)))
+    client.lambda_.invoke("seed", {})
+    # THEN the reservation and the release each added 1, in the same write as the level ...
+    assert after_reserve == (2, 2)
+    assert after_release == (3, 3)
+    # AND what changed no level (a rejection, a seed finding the product) added nothing
+    assert (version_of("p-burr-grinder"), version_of("p-ceramic-mug")) == (3, 3)
+    assert version_of("p-espresso-beans") == 1
+    # AND the item keeps the correlation id of the request that changed it last
+    assert stock_item("p-burr-grinder")["correlation_id"] == {"S": "trace-inv-1"}
+
+
+def test_the_stream_publisher_announces_every_level_the_stock_table_took(
+    inventory: LoadedService, client: Client, deliver_orders: Deliver, inventory_topic: TopicInbox
+) -> None:
+    # GIVEN a seeded stock (six INSERTs on the stream) and an order that reserved two products
+    deliver_orders(order_placed("o-1", ("p-burr-grinder", 2), ("p-ceramic-mug", 5)))
+    inventory_topic.messages()  # inventory.reserved: not what this test reads
+    event = stream_event(STOCK_TABLE)
+    # WHEN the stock stream's publisher runs over what the table's stream holds
+    answer = publish_stock_changes(client, event)
+    # THEN the batch succeeded and every level was announced, in stream order
+    assert answer == {"batchItemFailures": []}
+    messages = inventory_topic.messages()
+    announced = [
+        (
+            m["body"]["data"]["product_id"],
+            m["body"]["data"]["available"],
+            m["body"]["data"]["stock_version"],
+        )
+        for m in messages
+    ]
+    seed = inventory.module("chalicelib.seed_data").SEED_STOCK
+    assert announced[:6] == [(product, units, 1) for product, units in seed]
+    assert announced[6:] == [("p-burr-grinder", 10, 2), ("p-ceramic-mug", 55, 2)]
+    # AND each is an inventory.stock_changed from inventory under an id derived from the
+    # product and its version, carrying the reserving request's correlation id
+    reserved = messages[6]
+    assert reserved["attributes"]["type"] == "inventory.stock_changed"
+    assert reserved["body"]["source"] == "inventory"
+    assert reserved["body"]["id"] == derived_event_id(
+        "inventory.stock_changed", "p-burr-grinder", "2"
+    )
+    assert reserved["body"]["correlation_id"] == "trace-inv-1"
+    # AND the same records read again (a retried batch) give the same events, same ids
+    assert publish_stock_changes(client, event) == {"batchItemFailures": []}
+    assert [m["body"]["id"] for m in inventory_topic.messages()] == [
+        m["body"]["id"] for m in messages
+    ]
+
+
+def stock_image(product_id: str, stock: int, version: int) -> dict[str, Any]:
+    return image(product_id=product_id, stock=stock, stock_version=version)
+
+
+def test_a_write_that_changes_no_level_and_a_removal_announce_nothing(
+    client: Client, inventory_topic: TopicInbox
+) -> None:
+    # GIVEN a MODIFY that left the level as it was, a REMOVE, and a MODIFY that moved it
+    unchanged = stream_record(
+        "MODIFY",
+        "1",
+        new_image={**stock_image("p-mug", 5, 3), **image(correlation_id="c-2")},
+        old_image={**stock_image("p-mug", 5, 3), **image(correlation_id="c-1")},
+    )
+    removed = stream_record("REMOVE", "2", old_image=stock_image("p-mug", 5, 3))
+    moved = stream_record(
+        "MODIFY", "3", new_image=stock_image("p-mug", 4, 4), old_image=stock_image("p-mug", 5, 3)
+    )
+    # WHEN the publisher runs over them
+    answer = publish_stock_changes(client, stream_event_of(unchanged, removed, moved))
+    # THEN only the moved level is announced
+    assert answer == {"batchItemFailures": []}
+    assert [m["body"]["data"] for m in inventory_topic.messages()] == [
+        {"product_id": "p-mug", "available": 4, "stock_version": 4}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("new_image", "old_image", "reason"),
+    [
+        (image(product_id="p-mug", stock=4), None, "not a stock item"),
+        (image(stock=4, stock_version=2), None, "not a stock item"),
+        (
+            stock_image("p-mug", -1, 2),
+            None,
+            "stock of p-mug at version 2: available: Input should be greater than or equal to 0",
+        ),
+        (
+            stock_image("p-mug", 4, 3),
+            stock_image("p-mug", 5, 3),
+            "stock of p-mug changed while its stock_version went from 3 to 3",
+        ),
+    ],
+    ids=["no stock_version", "no product_id", "negative level", "version not grown"],
+)
+def test_a_record_that_can_never_be_announced_is_dead_lettered_and_the_batch_goes_on(
+    client: Client,
+    inventory_topic: TopicInbox,
+    stock_changes_dlq: str,
+    new_image: dict[str, Any],
+    old_image: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    # GIVEN a batch whose first record no stock_changed can be made of, then a good one
+    bad = stream_record(
+        "MODIFY" if old_image else "INSERT", "1", new_image=new_image, old_image=old_image
+    )
+    good = stream_record("INSERT", "2", new_image=stock_image("p-jug", 7, 1))
+    # WHEN the publisher runs over them
+    answer = publish_stock_changes(client, stream_event_of(bad, good))
+    # THEN nothing is retried, the good record is announced ...
+    assert answer == {"batchItemFailures": []}
+    assert [m["body"]["data"]["product_id"] for m in inventory_topic.messages()] == ["p-jug"]
+    # AND the bad one waits in the dead-letter queue as it came, with the reason
+    [letter] = dead_letters(stock_changes_dlq)
+    assert json.loads(letter["Body"]) == bad
+    assert reason in letter["MessageAttributes"][FAILURE_REASON_ATTRIBUTE]["StringValue"]
+
+
+def test_a_batch_that_is_not_a_stream_batch_is_refused(client: Client) -> None:
+    # GIVEN an invocation that is not a DynamoDB stream batch
+    # WHEN the publisher is invoked with it  THEN it fails as a whole, saying why
+    with pytest.raises(ValueError, match="Records"):
+        publish_stock_changes(client, {"hello": "world"})
+
+
+def test_the_template_streams_the_stock_table_into_the_publisher_with_scoped_grants() -> None:
+    # GIVEN inventory's resources.json
+    resources = service_resources("inventory")["Resources"]
+    # THEN the stock table streams both images ...
+    stream = resources["StockTable"]["Properties"]["StreamSpecification"]
+    assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    # AND the publisher reads it in order, bisecting and reporting failed records, retrying
+    # a bounded number of times, then sending what is left to the dead-letter queue
+    function = resources["PublishStockChanges"]
+    [(_, source)] = function["Properties"]["Events"].items()
+    assert source["Type"] == "DynamoDB"
+    settings = source["Properties"]
+    assert settings["Stream"] == {"Fn::GetAtt": ["StockTable", "StreamArn"]}
+    assert settings["StartingPosition"] == "TRIM_HORIZON"
+    assert settings["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert settings["BisectBatchOnFunctionError"] is True
+    assert settings["MaximumRetryAttempts"] == 10
+    dlq = {"Ref": "InventoryStockChangesDeadLetterQueueArn"}
+    assert settings["DestinationConfig"] == {"OnFailure": {"Destination": dlq}}
+    # AND its mapping is made once the role may read the stream (AWS checks when it is made)
+    assert function["DependsOn"] == ["InventoryAccessPolicy"]
+    # AND the grants it needs name exactly its stream, its topic and its dead-letter queue
+    statements = {
+        statement["Sid"]: statement
+        for statement in resources["InventoryAccessPolicy"]["Properties"]["PolicyDocument"][
+            "Statement"
+        ]
+    }
+    assert statements["ReadStockStream"]["Resource"] == [settings["Stream"]]
+    assert sorted(statements["ReadStockStream"]["Action"]) == [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ]
+    assert statements["PublishInventoryEvents"]["Resource"] == [{"Ref": "InventoryTopicArn"}]
+    assert statements["StockChangesDeadLetters"]["Resource"] == [dlq]
+    assert sorted(statements["StockChangesDeadLetters"]["Action"]) == [
+        "sqs:GetQueueUrl",
+        "sqs:SendMessage",
+    ]
+
+
 # --- the rules, without AWS -----------------------------------------------------------
 
 
@@ -359,3 +594,13 @@ def test_seed_stock_copies_the_catalog_assortment(domain: Any) -> None:
     # WHEN compared with inventory's seed stock
     # THEN they agree
     assert dict(domain.SEED_STOCK) == expected
+
+
+def test_the_examples_in_stock_changes_run() -> None:
+    # GIVEN the module's docstring examples  WHEN they run as doctests
+    result = doctest.testmod(
+        load_service("inventory").module("chalicelib.stock_changes"), report=False
+    )
+    # THEN there are some, and every one holds
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -1,11 +1,11 @@
-"""The order saga: its decisions as pure functions, and its consumer under moto."""
+"""The order saga: the Order aggregate's rules without AWS, and its consumer under moto."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -20,12 +20,15 @@ from lambdamesh_toolkit.contracts.events import (
     InventoryReserved,
     OrderCancelled,
     OrderConfirmed,
+    OrderPlaced,
     PaymentFailed,
     PaymentProcessed,
 )
+from lambdamesh_toolkit.contracts.orders import OrderLine, OrderStatus
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events.envelope import new_event
-from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.events.envelope import derived_event_id, event_data, new_event
+from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore, StoredEvent
+from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import FakeCatalogRpc, FakeUsersApi, json_body, post_json
@@ -37,44 +40,104 @@ PROCESSED = PaymentProcessed(
 FAILED = PaymentFailed(order_id=ORDER_ID, reason="card declined")
 RESERVED = InventoryReserved(order_id=ORDER_ID, reservation_id="res-1")
 REJECTED = InventoryRejected(order_id=ORDER_ID, reason="out of stock", product_id="p-kettle")
+DECISIONS = ("order.confirmed", "order.cancelled")
 
-# --- the decisions, without AWS ------------------------------------------------------------
+# --- the aggregate's rules, without AWS ----------------------------------------------------
+
+RULES = load_service("orders").module("chalicelib.order")
+"""The Order aggregate (``chalicelib.order``)."""
+
+PLACED = OrderPlaced(
+    order_id=ORDER_ID,
+    user_id="u-ann",
+    lines=[
+        OrderLine(
+            product_id="p-kettle",
+            name="Kettle",
+            quantity=1,
+            unit_price_cents=5900,
+            line_total_cents=5900,
+        )
+    ],
+    total_cents=5900,
+    currency="EUR",
+)
 
 
-@pytest.fixture(scope="module")
-def saga() -> Any:
-    return load_service("orders").module("chalicelib.saga")
+def placed_order() -> Any:
+    """The aggregate of ORDER_ID right after its ``order.placed``."""
+    placed = RULES.placed_event(PLACED)
+    return RULES.with_appended(RULES.OrderAggregate(order_id=ORDER_ID), [placed])
 
 
-def run(saga: Any, outcomes: Sequence[EventData]) -> tuple[Any, list[EventData]]:
-    """Fold the outcomes into a fresh saga: the final state and every event it decided."""
-    state = saga.SagaState(order_id=ORDER_ID, user_id="u-ann")
-    decided: list[EventData] = []
-    for outcome in outcomes:
-        state, events = saga.decide(state, outcome)
-        decided.extend(events)
-    return state, decided
+def answer(data: EventData) -> EventEnvelope:
+    """An outcome under a new event id, as payments or inventory publish it."""
+    source = "payments" if data.event_type.startswith("payment.") else "inventory"
+    return new_event(data.event_type, data, source=source)
+
+
+@dataclass
+class Fold:
+    """An aggregate and every event the outcomes taken into it added, in order."""
+
+    aggregate: Any
+    added: list[EventEnvelope] = field(default_factory=list)
+
+    @property
+    def decisions(self) -> list[EventEnvelope]:
+        """The ``order.confirmed`` / ``order.cancelled`` events among those added."""
+        return [event for event in self.added if event.type in DECISIONS]
+
+    def take(self, *outcomes: EventEnvelope) -> list[EventEnvelope]:
+        """Take each outcome in, appending what it adds; what they added."""
+        added: list[EventEnvelope] = []
+        for outcome in outcomes:
+            events: list[EventEnvelope] = RULES.take_outcome(
+                self.aggregate, outcome, event_data(outcome)
+            )
+            self.aggregate = RULES.with_appended(self.aggregate, events)
+            added += events
+        self.added += added
+        return added
+
+
+def run(outcomes: Sequence[EventData]) -> Fold:
+    """A placed order after each outcome was taken in, each under an event id of its own."""
+    fold = Fold(placed_order())
+    fold.take(*(answer(data) for data in outcomes))
+    return fold
 
 
 @pytest.mark.parametrize("outcomes", [(PROCESSED, RESERVED), (RESERVED, PROCESSED)])
 def test_payment_processed_and_inventory_reserved_confirm_in_either_order(
-    saga: Any, outcomes: tuple[EventData, ...]
+    outcomes: tuple[EventData, ...],
 ) -> None:
     # GIVEN a placed order
     # WHEN both sides succeed, in either order
-    state, decided = run(saga, outcomes)
+    fold = run(outcomes)
     # THEN it is confirmed, once, with no reason
-    assert (state.status, state.cancel_reason) == ("confirmed", None)
-    assert decided == [OrderConfirmed(order_id=ORDER_ID, user_id="u-ann")]
+    order = fold.aggregate.order
+    assert (order.status, order.cancel_reason) == (OrderStatus.CONFIRMED, None)
+    [confirmed] = fold.decisions
+    assert event_data(confirmed) == OrderConfirmed(order_id=ORDER_ID, user_id="u-ann")
+    # AND both answers were recorded before the decision, the decision last
+    assert [event.type for event in fold.added][-1] == "order.confirmed"
+    assert (fold.aggregate.payment, fold.aggregate.stock) == ("processed", "reserved")
 
 
-def test_one_success_alone_decides_nothing(saga: Any) -> None:
+def test_one_success_alone_records_it_and_decides_nothing() -> None:
     # GIVEN a placed order
     # WHEN only the payment has been processed
-    state, decided = run(saga, [PROCESSED])
-    # THEN it waits for inventory: still placed, nothing published
-    assert (state.status, state.payment, state.inventory) == ("placed", "processed", None)
-    assert decided == []
+    fold = run([PROCESSED])
+    # THEN the payment is recorded and the order waits for inventory: still placed
+    assert [event.type for event in fold.added] == ["order.payment_recorded"]
+    aggregate = fold.aggregate
+    assert (aggregate.order.status, aggregate.payment, aggregate.stock) == (
+        OrderStatus.PLACED,
+        "processed",
+        None,
+    )
+    assert fold.decisions == []
 
 
 @pytest.mark.parametrize(
@@ -91,85 +154,210 @@ def test_one_success_alone_decides_nothing(saga: Any) -> None:
     ],
 )
 def test_the_first_failure_cancels_with_its_reason(
-    saga: Any, outcomes: tuple[EventData, ...], reason: str
+    outcomes: tuple[EventData, ...], reason: str
 ) -> None:
     # GIVEN a placed order
     # WHEN payment fails or inventory rejects, before or after the other side answered
-    state, decided = run(saga, outcomes)
+    fold = run(outcomes)
     # THEN it is cancelled once, with the first failure's reason
-    assert (state.status, state.cancel_reason) == ("cancelled", reason)
-    assert decided == [OrderCancelled(order_id=ORDER_ID, user_id="u-ann", reason=reason)]
+    order = fold.aggregate.order
+    assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, reason)
+    [cancelled] = fold.decisions
+    assert event_data(cancelled) == OrderCancelled(
+        order_id=ORDER_ID, user_id="u-ann", reason=reason
+    )
 
 
-def test_an_outcome_after_the_decision_is_recorded_and_ignored(saga: Any) -> None:
+def test_an_outcome_after_the_decision_is_recorded_and_decides_nothing() -> None:
     # GIVEN an order cancelled because the payment failed
-    cancelled, _ = run(saga, [FAILED])
+    fold = run([FAILED])
+    cancelled = fold.aggregate.order
     # WHEN inventory's reservation arrives late
-    late, decided = saga.decide(cancelled, RESERVED)
+    added = fold.take(answer(RESERVED))
     # THEN it is recorded (inventory compensates on order.cancelled) and changes nothing else
-    assert late.inventory == "reserved"
-    assert (late.status, late.cancel_reason) == ("cancelled", cancelled.cancel_reason)
-    assert decided == []
+    assert [event.type for event in added] == ["order.stock_recorded"]
+    assert fold.aggregate.stock == "reserved"
+    assert fold.aggregate.order == cancelled
+    assert len(fold.decisions) == 1
 
 
 @pytest.mark.parametrize(
-    "outcomes",
+    "deliveries",
     [
-        (PROCESSED, PROCESSED, RESERVED),
-        (PROCESSED, RESERVED, RESERVED, PROCESSED),
-        (FAILED, FAILED),
-        (REJECTED, REJECTED, FAILED),
+        ("paid", "paid", "reserved"),
+        ("paid", "reserved", "reserved", "paid"),
+        ("declined", "declined"),
+        ("rejected", "rejected", "declined"),
     ],
 )
-def test_duplicate_outcomes_are_ignored(saga: Any, outcomes: tuple[EventData, ...]) -> None:
-    # GIVEN outcomes some of which are delivered twice
-    # WHEN they are all applied
-    state, decided = run(saga, outcomes)
-    # THEN exactly one decision was made
-    assert len(decided) == 1
-    assert state.decided
+def test_a_redelivered_outcome_adds_nothing(deliveries: tuple[str, ...]) -> None:
+    # GIVEN outcomes some of which are delivered twice (the very same event)
+    events = {
+        "paid": answer(PROCESSED),
+        "declined": answer(FAILED),
+        "reserved": answer(RESERVED),
+        "rejected": answer(REJECTED),
+    }
+    fold = Fold(placed_order())
+    # WHEN they are all taken in
+    added = [fold.take(events[name]) for name in deliveries]
+    # THEN each repeat added nothing, and exactly one decision was made
+    seen: set[str] = set()
+    for name, events_added in zip(deliveries, added, strict=True):
+        assert (events_added == []) is (name in seen)
+        seen.add(name)
+    assert len(fold.decisions) == 1
+    assert fold.aggregate.decided
 
 
-def test_a_duplicate_returns_the_very_same_state(saga: Any) -> None:
-    # GIVEN a state that has taken the payment in
-    state, _ = run(saga, [PROCESSED])
-    # WHEN the same outcome comes again (even under another event id: a new payment id)
-    again, decided = saga.decide(state, PROCESSED.model_copy(update={"payment_id": "pay-2"}))
-    # THEN the state is unchanged: nothing to store, nothing to publish
-    assert again == state
-    assert decided == []
+def test_a_redelivery_leaves_the_very_same_aggregate() -> None:
+    # GIVEN an order that has taken a payment in
+    fold = Fold(placed_order())
+    payment = answer(PROCESSED)
+    fold.take(payment)
+    before = fold.aggregate
+    # WHEN the same event comes again
+    added = fold.take(payment)
+    # THEN nothing is added and the aggregate is unchanged: nothing to append
+    assert added == []
+    assert fold.aggregate == before
 
 
-def test_a_conflicting_second_answer_from_one_side_does_not_overturn_the_first(
-    saga: Any,
+@pytest.mark.parametrize(
+    "second",
+    [
+        PROCESSED.model_copy(update={"payment_id": "pay-2"}),
+        FAILED,
+    ],
+    ids=["another-processed", "a-stray-failure"],
+)
+def test_a_second_answer_from_one_side_under_a_new_id_does_not_overturn_the_first(
+    second: EventData,
 ) -> None:
     # GIVEN a processed payment
-    state, _ = run(saga, [PROCESSED])
-    # WHEN a payment.failed for the same order follows (payments charges once: a stray)
-    after, decided = saga.decide(state, FAILED)
-    # THEN the first answer stands
-    assert after == state
-    assert decided == []
+    fold = run([PROCESSED])
+    before = fold.aggregate
+    # WHEN payments answers again for the same order, under a new event id
+    added = fold.take(answer(second))
+    # THEN the first answer stands: nothing is added
+    assert added == []
+    assert fold.aggregate == before
 
 
-def test_an_outcome_of_another_order_is_refused(saga: Any) -> None:
-    # GIVEN the saga of one order
-    state = saga.SagaState(order_id=ORDER_ID, user_id="u-ann")
+def test_an_outcome_of_another_order_is_refused() -> None:
+    # GIVEN the aggregate of one order
+    aggregate = placed_order()
+    other = RESERVED.model_copy(update={"order_id": "o-2"})
     # WHEN another order's outcome is given to it
     # THEN it is refused
-    with pytest.raises(saga.WrongOrderError):
-        saga.decide(state, RESERVED.model_copy(update={"order_id": "o-2"}))
+    with pytest.raises(RULES.WrongStreamError):
+        RULES.take_outcome(aggregate, answer(other), other)
 
 
-def test_a_long_reason_is_cut_to_what_the_contracts_take(saga: Any) -> None:
+def test_an_outcome_for_an_order_never_placed_is_refused() -> None:
+    # GIVEN the aggregate of an order id whose stream holds nothing
+    aggregate = RULES.OrderAggregate(order_id=ORDER_ID)
+    # WHEN an outcome is given to it
+    # THEN it is refused (such an outcome is answered with void instead)
+    with pytest.raises(RULES.WrongStreamError):
+        RULES.take_outcome(aggregate, answer(RESERVED), RESERVED)
+
+
+def test_a_long_reason_is_cut_to_what_the_contracts_take() -> None:
     # GIVEN a failure whose reason fills the event's 500 characters
     failed = PaymentFailed(order_id=ORDER_ID, reason="x" * 500)
     # WHEN it cancels the order
-    state, [cancelled] = run(saga, [failed])
+    fold = run([failed])
     # THEN the reason fits the Order contract and the order.cancelled event
-    assert len(state.cancel_reason) == 500
-    assert isinstance(cancelled, OrderCancelled)
-    assert cancelled.reason == state.cancel_reason
+    reason = fold.aggregate.order.cancel_reason
+    assert len(reason) == 500
+    assert reason.startswith("payment failed: xxx")
+    assert reason.endswith("…")
+    [cancelled] = fold.decisions
+    assert cancelled.data["reason"] == reason
+
+
+@pytest.mark.parametrize("outcomes", [(PROCESSED, RESERVED), (FAILED,)])
+def test_events_an_outcome_adds_are_named_after_it(outcomes: tuple[EventData, ...]) -> None:
+    # GIVEN a placed order, and outcomes the last of which decides it
+    fold = Fold(placed_order())
+    envelopes = [answer(data) for data in outcomes]
+    *before, deciding = envelopes
+    fold.take(*before)
+    # WHEN the deciding outcome is taken in
+    added = fold.take(deciding)
+    # THEN each event it adds is caused by it, under an id derived from its id and the type
+    assert len(added) == 2
+    for event in added:
+        assert event.causation_id == deciding.id
+        assert event.id == derived_event_id(event.type, deciding.id)
+        assert event.source == "orders"
+
+
+def test_taking_the_same_outcome_in_again_from_scratch_builds_the_same_events() -> None:
+    # GIVEN an order that has taken a payment in
+    fold = run([PROCESSED])
+    stock = answer(RESERVED)
+    # WHEN the same reservation is taken into that same aggregate twice, as two runs would
+    first = RULES.take_outcome(fold.aggregate, stock, RESERVED)
+    second = RULES.take_outcome(fold.aggregate, stock, RESERVED)
+    # THEN both build the very same events (the store lets one of them in)
+    assert [event.id for event in first] == [event.id for event in second]
+    assert [event.type for event in first] == ["order.stock_recorded", "order.confirmed"]
+
+
+def test_voiding_an_order_that_does_not_exist_answers_each_outcome_once() -> None:
+    # GIVEN the stream of an order that was never placed, and an outcome about it
+    nowhere = RULES.OrderAggregate(order_id="o-nowhere")
+    reserved = InventoryReserved(order_id="o-nowhere", reservation_id="res-9")
+    stray = answer(reserved)
+    # WHEN it is voided
+    [voided] = RULES.void(nowhere, stray)
+    # THEN one order.voided answers it, caused by it, under an id derived from it
+    assert voided.type == "order.voided"
+    assert (voided.causation_id, voided.id) == (stray.id, derived_event_id(voided.type, stray.id))
+    assert voided.data["order_id"] == "o-nowhere"
+    # AND once the stream holds it, the same outcome voids nothing more
+    after = RULES.with_appended(nowhere, [voided])
+    assert not after.exists
+    assert RULES.void(after, stray) == []
+
+
+def test_voiding_an_order_that_exists_is_refused() -> None:
+    # GIVEN a placed order
+    aggregate = placed_order()
+    # WHEN it is asked to be voided
+    # THEN it is refused
+    with pytest.raises(RULES.WrongStreamError):
+        RULES.void(aggregate, answer(RESERVED))
+
+
+@pytest.mark.parametrize("versions", [(1, 3), (2,), (1, 1)], ids=["gap", "late-start", "repeat"])
+def test_rebuilding_refuses_versions_that_are_not_consecutive(versions: tuple[int, ...]) -> None:
+    # GIVEN a history whose versions skip, start late, or repeat
+    events = [RULES.placed_event(PLACED), answer(PROCESSED)]
+    history = [
+        StoredEvent(version=version, envelope=envelope)
+        for version, envelope in zip(versions, events, strict=False)
+    ]
+    # WHEN the order is rebuilt from it
+    # THEN it is refused
+    with pytest.raises(RULES.WrongStreamError):
+        RULES.rebuild(ORDER_ID, history)
+
+
+def test_rebuilding_from_the_stored_events_gives_the_folded_aggregate() -> None:
+    # GIVEN a placed order that took both successes in
+    placed = RULES.placed_event(PLACED)
+    fold = Fold(RULES.with_appended(RULES.OrderAggregate(order_id=ORDER_ID), [placed]))
+    fold.take(answer(PROCESSED), answer(RESERVED))
+    # WHEN it is rebuilt from its events as the store numbers them
+    history = [
+        StoredEvent(version=version, envelope=envelope)
+        for version, envelope in enumerate([placed, *fold.added], start=1)
+    ]
+    # THEN it is the aggregate the saga folded
+    assert RULES.rebuild(ORDER_ID, history) == fold.aggregate
 
 
 # --- the consumer, under moto ------------------------------------------------------------
@@ -199,10 +387,9 @@ def client(orders: LoadedService, monkeypatch: pytest.MonkeyPatch) -> Client:
 
 
 @pytest.fixture
-def order_id(client: Client, orders_topic: TopicInbox) -> str:
-    """A placed order (its order.placed already read off the topic)."""
+def order_id(client: Client) -> str:
+    """A placed order (its stream holds its order.placed)."""
     placed: str = json_body(post_json(client, "/orders", ORDER))["id"]
-    orders_topic.messages()
     return placed
 
 
@@ -222,7 +409,7 @@ def deliver(client: Client, *envelopes: EventEnvelope) -> dict[str, Any]:
         # generate_sqs_event gives every record the same id; the consumer reports by id.
         record["messageId"] = f"m-{next(_message_ids)}"
         record["eventSourceARN"] = queue_arn
-    # Another id in force meanwhile: what the saga publishes must carry the event's own.
+    # Another id in force meanwhile: what the saga appends must carry the event's own.
     use_correlation_id("trace-of-the-test-driver")
     answer: dict[str, Any] = client.lambda_.invoke("handle_outcomes", event).payload
     return answer
@@ -234,31 +421,60 @@ def processed(order_id: str) -> PaymentProcessed:
     )
 
 
-def test_both_successes_confirm_the_order_and_publish_order_confirmed(
-    client: Client, order_id: str, orders_topic: TopicInbox
-) -> None:
+def event_store() -> EventStore:
+    return EventStore(os.environ["ORDER_EVENTS_TABLE"])
+
+
+def stream_of(order_id: str) -> list[StoredEvent]:
+    """The order's stream, as the event store holds it."""
+    return event_store().read(f"order-{order_id}")
+
+
+def types_in(order_id: str) -> list[str]:
+    """The types of the order's events, in order."""
+    return [stored.envelope.type for stored in stream_of(order_id)]
+
+
+def order_shown(client: Client, order_id: str) -> dict[str, Any]:
+    """``GET /orders/{id}`` (rebuilt from the stream while the projection has not seen it)."""
+    shown: dict[str, Any] = json_body(client.http.get(f"/orders/{order_id}"))
+    return shown
+
+
+def test_both_successes_confirm_the_order_in_its_stream(client: Client, order_id: str) -> None:
     # GIVEN a placed order, and payments' and inventory's successes
     payment = outcome(processed(order_id), "payments")
     stock = outcome(InventoryReserved(order_id=order_id, reservation_id="res-1"), "inventory")
     # WHEN they are delivered one after the other
     first = deliver(client, payment)
-    assert json_body(client.http.get(f"/orders/{order_id}"))["status"] == "placed"
+    assert order_shown(client, order_id)["status"] == "placed"
     second = deliver(client, stock)
     # THEN both were acknowledged, and the order is confirmed
     assert first == second == {"batchItemFailures": []}
-    assert json_body(client.http.get(f"/orders/{order_id}"))["status"] == "confirmed"
-    # AND one order.confirmed went to the order's group, caused by the deciding outcome
-    [message] = orders_topic.messages()
-    confirmed = EventEnvelope.model_validate(message["body"])
-    assert (confirmed.type, confirmed.source) == ("order.confirmed", "orders")
-    assert confirmed.data == {"order_id": order_id, "user_id": "u-ann"}
+    assert order_shown(client, order_id)["status"] == "confirmed"
+    # AND its stream holds both answers and the decision, in order, without gaps
+    stream = stream_of(order_id)
+    assert [stored.envelope.type for stored in stream] == [
+        "order.placed",
+        "order.payment_recorded",
+        "order.stock_recorded",
+        "order.confirmed",
+    ]
+    assert [stored.version for stored in stream] == [1, 2, 3, 4]
+    # AND order.confirmed is caused by the deciding outcome and carries its correlation id
+    recorded, confirmed = stream[2].envelope, stream[3].envelope
+    assert (confirmed.source, confirmed.data) == (
+        "orders",
+        {"order_id": order_id, "user_id": "u-ann"},
+    )
     assert (confirmed.correlation_id, confirmed.causation_id) == ("trace-saga", stock.id)
-    assert message["attributes"]["type"] == "order.confirmed"
-    assert (message["group_id"], message["deduplication_id"]) == (order_id, confirmed.id)
+    assert confirmed.id == derived_event_id("order.confirmed", stock.id)
+    assert (recorded.causation_id, recorded.data["outcome"]) == (stock.id, "reserved")
+    assert stream[1].envelope.causation_id == payment.id
 
 
-def test_a_failed_payment_cancels_and_a_late_reservation_changes_nothing(
-    client: Client, order_id: str, orders_topic: TopicInbox
+def test_a_failed_payment_cancels_and_a_late_reservation_is_recorded_deciding_nothing(
+    client: Client, order_id: str
 ) -> None:
     # GIVEN a placed order whose payment fails
     failed = outcome(PaymentFailed(order_id=order_id, reason="card declined"), "payments")
@@ -267,20 +483,27 @@ def test_a_failed_payment_cancels_and_a_late_reservation_changes_nothing(
     late = outcome(InventoryReserved(order_id=order_id, reservation_id="res-1"), "inventory")
     deliver(client, late)
     # THEN the order shows cancelled with the reason
-    order = json_body(client.http.get(f"/orders/{order_id}"))
+    order = order_shown(client, order_id)
     assert (order["status"], order["cancel_reason"]) == (
         "cancelled",
         "payment failed: card declined",
     )
-    # AND exactly one order.cancelled was published, naming the reason
-    [message] = orders_topic.messages()
-    assert message["body"]["type"] == "order.cancelled"
-    assert message["body"]["data"]["reason"] == "payment failed: card declined"
-    assert message["body"]["causation_id"] == failed.id
+    # AND its stream holds one order.cancelled naming the reason, then the late reservation
+    stream = [stored.envelope for stored in stream_of(order_id)]
+    assert [event.type for event in stream] == [
+        "order.placed",
+        "order.payment_recorded",
+        "order.cancelled",
+        "order.stock_recorded",
+    ]
+    cancelled = stream[2]
+    assert cancelled.data["reason"] == "payment failed: card declined"
+    assert (cancelled.causation_id, cancelled.correlation_id) == (failed.id, "trace-saga")
+    assert stream[3].causation_id == late.id
 
 
 def test_a_rejection_after_the_payment_cancels_naming_the_product(
-    client: Client, order_id: str, orders_topic: TopicInbox
+    client: Client, order_id: str
 ) -> None:
     # GIVEN a processed payment
     deliver(client, outcome(processed(order_id), "payments"))
@@ -288,151 +511,147 @@ def test_a_rejection_after_the_payment_cancels_naming_the_product(
     rejected = InventoryRejected(order_id=order_id, reason="out of stock", product_id="p-kettle")
     deliver(client, outcome(rejected, "inventory"))
     # THEN the order is cancelled with the product named, and order.cancelled says so
-    order = json_body(client.http.get(f"/orders/{order_id}"))
+    order = order_shown(client, order_id)
     assert order["status"] == "cancelled"
     assert "p-kettle" in order["cancel_reason"]
-    [message] = orders_topic.messages()
-    assert message["body"]["type"] == "order.cancelled"
-    assert message["body"]["data"]["reason"] == order["cancel_reason"]
+    *_, recorded, cancelled = [stored.envelope for stored in stream_of(order_id)]
+    assert (recorded.type, recorded.data["product_id"]) == ("order.stock_recorded", "p-kettle")
+    assert cancelled.type == "order.cancelled"
+    assert cancelled.data["reason"] == order["cancel_reason"]
 
 
-def test_a_redelivered_outcome_is_acknowledged_without_a_second_decision(
-    client: Client, order_id: str, orders_topic: TopicInbox
+def test_a_redelivered_outcome_is_acknowledged_and_appends_nothing(
+    orders: LoadedService, client: Client, order_id: str
 ) -> None:
     # GIVEN an order cancelled by inventory
     rejected = InventoryRejected(order_id=order_id, reason="out of stock", product_id="p-kettle")
     event = outcome(rejected, "inventory")
     deliver(client, event)
-    orders_topic.messages()
+    before = stream_of(order_id)
     # WHEN the same event is delivered again, and a copy under a new event id too
     again = deliver(client, event)
     copy = deliver(client, outcome(rejected, "inventory"))
-    # THEN both are acknowledged and nothing more is published
+    # AND the saga takes the same event in once more (a crash before the consumer's mark)
+    aggregate = orders.app_module.order_saga().take_in(event, rejected)
+    # THEN all are acknowledged and the stream is as it was
     assert again == copy == {"batchItemFailures": []}
-    assert orders_topic.messages() == []
+    assert stream_of(order_id) == before
+    assert aggregate.version == len(before)
 
 
-def test_an_outcome_for_an_unknown_order_voids_it_so_its_charge_is_undone(
-    client: Client, order_id: str, orders_topic: TopicInbox
+def test_an_outcome_for_an_unknown_order_voids_it_once_so_what_was_done_is_undone(
+    orders: LoadedService, client: Client, order_id: str
 ) -> None:
     # GIVEN a batch with an outcome for no known order (answering an orphan order.placed),
     # and a good one
-    stray = outcome(InventoryReserved(order_id="o-nowhere", reservation_id="res-9"), "inventory")
+    reserved = InventoryReserved(order_id="o-nowhere", reservation_id="res-9")
+    stray = outcome(reserved, "inventory")
     good = outcome(processed(order_id), "payments")
-    # WHEN the batch is delivered, and the stray once more
+    # WHEN the batch is delivered, the stray once more, and the saga takes it in again
     answer = deliver(client, stray, good)
     again = deliver(client, stray)
-    # THEN nothing failed: the stray is answered with order.voided in the order's group,
-    # caused by it, under one event id however often it comes
+    orders.app_module.order_saga().take_in(stray, reserved)
+    # THEN nothing failed: the stray is answered with one order.voided in that order id's
+    # stream, caused by it, however often it comes
     assert answer["batchItemFailures"] == again["batchItemFailures"] == []
-    voided = [m for m in orders_topic.messages() if m["attributes"]["type"] == "order.voided"]
-    assert {m["group_id"] for m in voided} == {"o-nowhere"}
-    envelopes = [EventEnvelope.model_validate(m["body"]) for m in voided]
-    assert {envelope.causation_id for envelope in envelopes} == {stray.id}
-    assert len({envelope.id for envelope in envelopes}) == 1
-    assert envelopes[0].data["order_id"] == "o-nowhere"
+    [voided] = [stored.envelope for stored in stream_of("o-nowhere")]
+    assert voided.type == "order.voided"
+    assert (voided.causation_id, voided.correlation_id) == (stray.id, "trace-saga")
+    assert voided.id == derived_event_id("order.voided", stray.id)
+    assert voided.data["order_id"] == "o-nowhere"
+    # AND there is still no such order
+    assert client.http.get("/orders/o-nowhere").status_code == 404
     # AND the good one was taken in
-    saga_item = stored_order(order_id)
-    assert saga_item["payment"] == {"S": "processed"}
+    assert types_in(order_id) == ["order.placed", "order.payment_recorded"]
 
 
-def stored_order(order_id: str) -> dict[str, Any]:
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    item: dict[str, Any] = dynamodb.get_item(
-        TableName=os.environ["ORDERS_TABLE"], Key={"id": {"S": order_id}}
-    )["Item"]
-    return item
-
-
-class FailingOncePublisher:
-    """The real publisher, failing its first publish as if the function died right there."""
-
-    def __init__(self, topic_arn: str) -> None:
-        self._publisher = Publisher(topic_arn)
-        self.failed = False
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        if not self.failed:
-            self.failed = True
-            raise ConnectionError("SNS endpoint unreachable")
-        return self._publisher.publish(envelope, group_id=group_id)
-
-
-def test_a_decision_stored_but_not_published_is_published_on_redelivery(
-    orders: LoadedService,
-    client: Client,
-    order_id: str,
-    orders_topic: TopicInbox,
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_saga_only_appends_and_the_stream_publisher_publishes_every_event_in_order(
+    orders: LoadedService, client: Client, order_id: str, orders_topic: TopicInbox
 ) -> None:
-    # GIVEN a topic that fails once, just after the decision was stored
-    settings = load_settings(orders.module("chalicelib.settings").SagaSettings)
-    saga = orders.module("chalicelib.wiring").build_saga(
-        settings, publisher=FailingOncePublisher(orders_topic.topic_arn)
-    )
-    monkeypatch.setattr(orders.app_module, "order_saga", lambda: saga)
-    failed = outcome(PaymentFailed(order_id=order_id, reason="card declined"), "payments")
-    first = deliver(client, failed)
-    # THEN the record failed, the order is cancelled, its order.cancelled waits in the outbox
-    assert len(first["batchItemFailures"]) == 1
-    assert json_body(client.http.get(f"/orders/{order_id}"))["status"] == "cancelled"
-    waiting = stored_order(order_id)["outbox"]["L"]
-    assert len(waiting) == 1
+    # GIVEN a whole saga: an order placed, paid and reserved
+    deliver(client, outcome(processed(order_id), "payments"))
+    stock = InventoryReserved(order_id=order_id, reservation_id="res-1")
+    deliver(client, outcome(stock, "inventory"))
+    # THEN nothing was published while the saga ran
     assert orders_topic.messages() == []
-    # WHEN the outcome is delivered again
-    second = deliver(client, failed)
-    # THEN the waiting event (same id) is published and the outbox emptied
-    assert second == {"batchItemFailures": []}
-    [message] = orders_topic.messages()
-    assert message["body"]["id"] == json.loads(waiting[0]["S"])["id"]
-    assert stored_order(order_id)["outbox"] == {"L": []}
+    # WHEN the stream publisher runs over the event store's stream
+    published = orders.app_module.publish_order_events(
+        stream_event(os.environ["ORDER_EVENTS_TABLE"]), None
+    )
+    # THEN every appended event was published once, in stream order, in the order's group,
+    # deduplicated by its event id
+    assert published == {"batchItemFailures": []}
+    stream = [stored.envelope for stored in stream_of(order_id)]
+    messages = orders_topic.messages()
+    assert [message["body"]["id"] for message in messages] == [event.id for event in stream]
+    assert [message["attributes"]["type"] for message in messages] == [
+        event.type for event in stream
+    ]
+    assert {message["group_id"] for message in messages} == {order_id}
+    assert [message["deduplication_id"] for message in messages] == [event.id for event in stream]
+    assert [EventEnvelope.model_validate(message["body"]) for message in messages] == stream
+    # AND a further run over the stream finds nothing new to publish
+    assert stream_event(os.environ["ORDER_EVENTS_TABLE"]) == {"Records": []}
 
 
-class InterleavingRepository:
-    """The real saga store, letting ``meanwhile`` run between the first read and write."""
+@dataclass
+class RacedStore:
+    """The real event store, letting ``meanwhile`` run between the first read and append.
 
-    def __init__(self, real: Any, meanwhile: Callable[[], Any]) -> None:
-        self._real = real
-        self._meanwhile: Callable[[], Any] | None = meanwhile
-        self.saves: list[bool] = []
+    Every append is recorded as ``(expected_version, appended)``.
+    """
 
-    def load_saga(self, order_id: str) -> Any:
-        return self._real.load_saga(order_id)
+    real: EventStore
+    meanwhile: Callable[[], object] | None
+    appends: list[tuple[int, bool]] = field(default_factory=list)
 
-    def save_saga(self, record: Any) -> bool:
-        if self._meanwhile is not None:
-            meanwhile, self._meanwhile = self._meanwhile, None
+    def read(self, stream_id: str, *, after_version: int = 0) -> list[StoredEvent]:
+        return self.real.read(stream_id, after_version=after_version)
+
+    def append(
+        self, stream_id: str, events: Sequence[EventEnvelope], *, expected_version: int
+    ) -> int:
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()
-        saved = bool(self._real.save_saga(record))
-        self.saves.append(saved)
-        return saved
+        try:
+            version = self.real.append(stream_id, events, expected_version=expected_version)
+        except ConcurrencyError:
+            self.appends.append((expected_version, False))
+            raise
+        self.appends.append((expected_version, True))
+        return version
 
-    def clear_outbox(self, order_id: str, version: int) -> None:
-        self._real.clear_outbox(order_id, version)
 
-
-def test_two_outcomes_handled_at_once_decide_once(
-    orders: LoadedService, order_id: str, orders_topic: TopicInbox
-) -> None:
-    # GIVEN an order's two successes handled at the same time: the reservation is taken in
-    # between the payment's read of the state and its write
-    settings = load_settings(orders.module("chalicelib.settings").SagaSettings)
-    wiring = orders.module("chalicelib.wiring")
-    store = orders.module("chalicelib.saga_store")
+def test_two_outcomes_taken_in_at_once_decide_once(orders: LoadedService, order_id: str) -> None:
+    # GIVEN an order's two successes taken in at the same time: the reservation is appended
+    # by another saga between the payment's read of the stream and its append
+    saga_module = orders.module("chalicelib.saga")
     payment = outcome(processed(order_id), "payments")
     reserved = InventoryReserved(order_id=order_id, reservation_id="res-1")
     stock = outcome(reserved, "inventory")
-    repository = InterleavingRepository(
-        store.DynamoSagaRepository(boto3.client("dynamodb"), settings.orders_table),
-        meanwhile=lambda: wiring.build_saga(settings).apply(stock, reserved),
+    store = RacedStore(
+        event_store(),
+        meanwhile=lambda: saga_module.OrderSaga(event_store()).take_in(stock, reserved),
     )
-    saga = orders.module("chalicelib.outcomes").OrderSaga(
-        repository, Publisher(settings.orders_topic_arn)
+    saga = saga_module.OrderSaga(store)
+    # WHEN the payment's taking in finishes
+    final = saga.take_in(payment, processed(order_id))
+    # THEN its first append was refused, and it reloaded, decided again and appended
+    assert store.appends == [(1, False), (2, True)]
+    assert (final.order.status, final.payment, final.stock) == (
+        "confirmed",
+        "processed",
+        "reserved",
     )
-    # WHEN the payment's handling finishes
-    final = saga.apply(payment, processed(order_id))
-    # THEN its first write lost to the reservation's, and it decided again from there
-    assert repository.saves == [False, True]
-    assert (final.status, final.payment, final.inventory) == ("confirmed", "processed", "reserved")
-    # AND exactly one order.confirmed was published
-    assert [m["body"]["type"] for m in orders_topic.messages()] == ["order.confirmed"]
+    # AND the stream holds exactly one order.confirmed, caused by the payment, without gaps
+    stream = stream_of(order_id)
+    assert [stored.envelope.type for stored in stream] == [
+        "order.placed",
+        "order.stock_recorded",
+        "order.payment_recorded",
+        "order.confirmed",
+    ]
+    assert [stored.version for stored in stream] == list(range(1, len(stream) + 1))
+    assert stream[-1].envelope.causation_id == payment.id
+    assert final.version == len(stream)

@@ -16,7 +16,8 @@ from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
-from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore
+from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import (
@@ -59,9 +60,16 @@ def client(orders: LoadedService, desk: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def stored_orders() -> list[dict[str, Any]]:
+    """The orders placed: every ``order.placed`` in the event store, as stored."""
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    items: list[dict[str, Any]] = dynamodb.scan(TableName=os.environ["ORDERS_TABLE"])["Items"]
-    return items
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=os.environ["ORDER_EVENTS_TABLE"])["Items"]
+    return [item for item in items if item["type"]["S"] == "order.placed"]
+
+
+def stream_of(order_id: str) -> list[EventEnvelope]:
+    """The order's events, in order."""
+    store = EventStore(os.environ["ORDER_EVENTS_TABLE"])
+    return [stored.envelope for stored in store.read(f"order-{order_id}")]
 
 
 def test_post_order_prices_it_from_the_catalog_and_answers_201(client: Client) -> None:
@@ -295,11 +303,12 @@ def test_a_dead_requests_claim_is_taken_over_after_its_lease(
 ) -> None:
     # GIVEN a claim left IN_PROGRESS by a request that died, its lease run out
     idempotency = orders.module("chalicelib.idempotency")
-    store = orders.module("chalicelib.store")
-    repository = store.DynamoOrderRepository(
-        boto3.client("dynamodb", region_name="us-east-1"),
-        os.environ["ORDERS_TABLE"],
+    claims = orders.module("chalicelib.claims")
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    repository = claims.DynamoClaims(
+        dynamodb,
         os.environ["ORDER_IDEMPOTENCY_TABLE"],
+        EventStore(os.environ["ORDER_EVENTS_TABLE"], client=dynamodb),
     )
     request = CreateOrder.model_validate(ORDER)
     long_ago = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp())
@@ -311,9 +320,12 @@ def test_a_dead_requests_claim_is_taken_over_after_its_lease(
     assert response.status_code == 201
     assert json_body(response)["id"] == "o-dead"
     # AND the dead request, should it wake up, can no longer complete its claim
-    late_order = Order.model_validate(json_body(response))
-    late_event = orders.module("chalicelib.domain").placed_event(late_order)
-    assert repository.complete(dead, late_order, late_event) is False
+    [placed] = stream_of("o-dead")
+    late_event = orders.module("chalicelib.order").placed_event(
+        OrderPlaced.model_validate(placed.data)
+    )
+    with pytest.raises(ConcurrencyError):
+        repository.complete(dead, late_event)
     assert len(stored_orders()) == 1
 
 
@@ -420,113 +432,209 @@ def test_fingerprint_ignores_key_order_but_not_content(service_modules: LoadedSe
     assert idempotency.fingerprint(one) != idempotency.fingerprint(other)
 
 
-# --- order.placed ---------------------------------------------------------------------
+# --- the event store, its stream, the read model ------------------------------------------
 
 
-def stored_order(order_id: str) -> dict[str, Any]:
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    item: dict[str, Any] = dynamodb.get_item(
-        TableName=os.environ["ORDERS_TABLE"], Key={"id": {"S": order_id}}
-    )["Item"]
-    return item
+def publish_appended(orders: LoadedService) -> dict[str, Any]:
+    """Run the stream publisher over what the event store's stream holds; its answer."""
+    event = stream_event(os.environ["ORDER_EVENTS_TABLE"])
+    answer: dict[str, Any] = orders.app_module.publish_order_events(event, None)
+    return answer
 
 
-def test_placing_an_order_publishes_order_placed_on_the_fifo_topic(
+def project_appended(orders: LoadedService) -> dict[str, Any]:
+    """Run the projector over what the event store's stream holds; its answer."""
+    event = stream_event(os.environ["ORDER_EVENTS_TABLE"])
+    answer: dict[str, Any] = orders.app_module.project_orders(event, None)
+    return answer
+
+
+def test_placing_an_order_appends_order_placed_to_its_stream_and_publishes_nothing(
     client: Client, orders_topic: TopicInbox
 ) -> None:
     # GIVEN a request carrying a correlation id
     # WHEN an order is placed
-    response = post_json(client, "/orders", ORDER, headers={"X-Correlation-Id": "trace-p1"})
-    order = json_body(response)
-    # THEN one order.placed reaches the topic: the envelope, its attributes, group and dedup id
-    [message] = orders_topic.messages()
-    envelope = EventEnvelope.model_validate(message["body"])
-    assert (envelope.type, envelope.version, envelope.source) == ("order.placed", 1, "orders")
-    assert (envelope.correlation_id, envelope.causation_id) == ("trace-p1", None)
-    placed = OrderPlaced.model_validate(envelope.data)
-    assert (placed.order_id, placed.user_id) == (order["id"], "u-ann")
-    assert [line.model_dump(mode="json") for line in placed.lines] == order["lines"]
-    assert (placed.total_cents, placed.currency) == (order["total_cents"], order["currency"])
-    assert message["attributes"] == {
+    order = json_body(post_json(client, "/orders", ORDER, headers={"X-Correlation-Id": "trace-p1"}))
+    # THEN its stream holds one order.placed with the order's lines and total
+    [placed] = stream_of(order["id"])
+    assert (placed.type, placed.version, placed.source) == ("order.placed", 1, "orders")
+    assert (placed.correlation_id, placed.causation_id) == ("trace-p1", None)
+    data = OrderPlaced.model_validate(placed.data)
+    assert (data.order_id, data.user_id) == (order["id"], "u-ann")
+    assert [line.model_dump(mode="json") for line in data.lines] == order["lines"]
+    assert (data.total_cents, data.currency) == (order["total_cents"], order["currency"])
+    # AND the API published nothing itself: only the stream publisher does
+    assert orders_topic.messages() == []
+
+
+def test_the_stream_publisher_publishes_every_appended_event_on_the_fifo_topic(
+    orders: LoadedService, client: Client, orders_topic: TopicInbox
+) -> None:
+    # GIVEN two orders placed, one with a correlation id
+    first = json_body(post_json(client, "/orders", ORDER, headers={"X-Correlation-Id": "trace-p2"}))
+    second = json_body(post_json(client, "/orders", ORDER))
+    # WHEN the stream publisher runs over the event store's stream
+    answer = publish_appended(orders)
+    # THEN both order.placed events are published, each in its order's group, under its id
+    assert answer == {"batchItemFailures": []}
+    messages = orders_topic.messages()
+    [envelope_one, envelope_two] = [stream_of(order["id"])[0] for order in (first, second)]
+    assert [(m["group_id"], m["deduplication_id"]) for m in messages] == [
+        (first["id"], envelope_one.id),
+        (second["id"], envelope_two.id),
+    ]
+    assert EventEnvelope.model_validate(messages[0]["body"]) == envelope_one
+    assert messages[0]["attributes"] == {
         "type": "order.placed",
         "version": "1",
-        "correlation_id": "trace-p1",
+        "correlation_id": "trace-p2",
     }
-    assert (message["group_id"], message["deduplication_id"]) == (order["id"], envelope.id)
-    # AND the order's record names the event and says it was published
-    record = stored_order(order["id"])
-    assert record["placed_event_id"] == {"S": envelope.id}
-    assert record["placed_published"] == {"BOOL": True}
 
 
-def test_an_order_without_a_key_publishes_order_placed_too(
-    client: Client, orders_topic: TopicInbox
+def test_a_stream_record_that_is_no_event_goes_to_the_dead_letter_queue_and_the_rest_publish(
+    orders: LoadedService, client: Client, orders_topic: TopicInbox, order_events_dlq: str
 ) -> None:
-    # GIVEN no idempotency key
-    # WHEN an order is placed
-    order = json_body(post_json(client, "/orders", ORDER))
-    # THEN its order.placed is published
-    [message] = orders_topic.messages()
-    assert message["body"]["data"]["order_id"] == order["id"]
-
-
-class FlakyPublisher:
-    """The real publisher, failing the first ``failures`` publishes as SNS being down would."""
-
-    def __init__(self, topic_arn: str, failures: int) -> None:
-        self._publisher = Publisher(topic_arn)
-        self.failures = failures
-        self.published: list[str] = []
-
-    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        if self.failures > 0:
-            self.failures -= 1
-            raise ConnectionError("SNS endpoint unreachable")
-        self.published.append(envelope.id)
-        return self._publisher.publish(envelope, group_id=group_id)
-
-
-@pytest.fixture
-def flaky_client(
-    orders: LoadedService,
-    users_api: FakeUsersApi,
-    catalog_rpc: FakeCatalogRpc,
-    orders_topic: TopicInbox,
-    monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Client, FlakyPublisher]:
-    """The orders API whose first publish fails."""
-    publisher = FlakyPublisher(orders_topic.topic_arn, failures=1)
-    settings = load_settings(orders.module("chalicelib.settings").OrdersSettings)
-    desk = orders.module("chalicelib.wiring").build_order_desk(
-        settings, users_http=users_api, catalog_rpc=catalog_rpc, publisher=publisher
+    # GIVEN an item that is not an event written to the event store, then an order placed
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.put_item(
+        TableName=os.environ["ORDER_EVENTS_TABLE"],
+        Item={"stream_id": {"S": "order-o-junk"}, "version": {"N": "1"}, "event": {"S": "{"}},
     )
-    monkeypatch.setattr(orders.app_module, "order_desk", lambda: desk)
-    return orders.client(), publisher
+    order = json_body(post_json(client, "/orders", ORDER))
+    # WHEN the stream publisher runs over both records
+    answer = publish_appended(orders)
+    # THEN the batch succeeds: the order's event is published
+    assert answer == {"batchItemFailures": []}
+    assert [m["body"]["data"]["order_id"] for m in orders_topic.messages()] == [order["id"]]
+    # AND the junk record waits in the dead-letter queue with the reason
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    [letter] = sqs.receive_message(QueueUrl=order_events_dlq, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    reason = letter["MessageAttributes"]["failure_reason"]["StringValue"]
+    assert "order-o-junk version 1" in reason
+    assert json.loads(letter["Body"])["dynamodb"]["Keys"]["stream_id"] == {"S": "order-o-junk"}
 
 
-def test_an_unpublished_placement_is_503_and_the_replay_publishes_it(
-    flaky_client: tuple[Client, FlakyPublisher], orders_topic: TopicInbox
+def test_a_failing_publish_reports_its_record_and_every_later_one_for_the_retry(
+    orders: LoadedService, client: Client, orders_topic: TopicInbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the topic failing when the order is placed
-    client, publisher = flaky_client
-    key = {"Idempotency-Key": "k-pub-1"}
-    first = post_json(client, "/orders", ORDER, headers=key)
-    # THEN the client is told to retry; the order is stored, its event not published
-    assert first.status_code == 503
-    assert first.headers["Retry-After"] == "1"
-    [record] = stored_orders()
-    assert record["placed_published"] == {"BOOL": False}
-    assert orders_topic.messages() == []
-    # WHEN the client retries with the same key
-    second = post_json(client, "/orders", ORDER, headers=key)
-    # THEN it gets the order, and the stored order.placed (same event id) is published once
-    assert second.status_code == 200
-    assert json_body(second)["id"] == record["id"]["S"]
-    [message] = orders_topic.messages()
-    assert message["body"]["id"] == record["placed_event_id"]["S"]
-    assert stored_order(record["id"]["S"])["placed_published"] == {"BOOL": True}
-    # AND a further replay publishes nothing more
-    third = post_json(client, "/orders", ORDER, headers=key)
-    assert third.status_code == 200
-    assert orders_topic.messages() == []
-    assert publisher.published == [record["placed_event_id"]["S"]]
+    # GIVEN three orders placed, and a topic that refuses the second publish
+    placed = [json_body(post_json(client, "/orders", ORDER))["id"] for _ in range(3)]
+    event = stream_event(os.environ["ORDER_EVENTS_TABLE"])
+    publisher = orders.app_module.stream_publisher()
+    real = publisher._publisher  # the topic behind the stream publisher
+    publish = real.publish
+    calls: list[str] = []
+
+    def refuse_second(envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        calls.append(envelope.id)
+        if len(calls) == 2:
+            raise ConnectionError("SNS endpoint unreachable")
+        return str(publish(envelope, group_id=group_id))
+
+    monkeypatch.setattr(real, "publish", refuse_second)
+    # WHEN the stream publisher runs over the three records
+    answer = orders.app_module.publish_order_events(event, None)
+    # THEN the second record and the third (not tried) are reported, in order
+    sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in event["Records"]]
+    assert answer == {
+        "batchItemFailures": [{"itemIdentifier": number} for number in sequence_numbers[1:]]
+    }
+    assert len(calls) == 2
+    # AND the retry from the failed record publishes the rest in order
+    retry = {"Records": event["Records"][1:]}
+    assert orders.app_module.publish_order_events(retry, None) == {"batchItemFailures": []}
+    published = [m["body"]["data"]["order_id"] for m in orders_topic.messages()]
+    assert published == placed
+
+
+def test_the_read_model_answers_an_order_its_user_and_its_history(
+    orders: LoadedService, client: Client, users_api: FakeUsersApi
+) -> None:
+    # GIVEN three orders of one user and one of another, projected
+    users_api.known.add("u-bob")
+    mine = [json_body(post_json(client, "/orders", ORDER))["id"] for _ in range(3)]
+    theirs = json_body(post_json(client, "/orders", {**ORDER, "user_id": "u-bob"}))
+    assert project_appended(orders) == {"batchItemFailures": []}
+    # WHEN the user's orders are read two at a time
+    first = json_body(client.http.get("/users/u-ann/orders?limit=2"))
+    second = json_body(
+        client.http.get(f"/users/u-ann/orders?limit=2&next_token={first['next_token']}")
+    )
+    # THEN they come newest first, all of them once, and none of the other user's
+    listed = [order["id"] for order in first["orders"] + second["orders"]]
+    assert listed == list(reversed(mine))
+    assert theirs["id"] not in listed
+    assert second.get("next_token") is None
+    # AND an order's history lists its events, numbered from 1
+    history = json_body(client.http.get(f"/orders/{mine[0]}/events"))
+    assert [(event["version"], event["type"]) for event in history["events"]] == [
+        (1, "order.placed")
+    ]
+    # AND the projected order is the order as placed
+    assert json_body(client.http.get(f"/orders/{mine[0]}"))["id"] == mine[0]
+
+
+def test_an_order_the_projection_has_not_seen_is_read_from_its_events(client: Client) -> None:
+    # GIVEN an order just placed, the projector not run yet
+    order = json_body(post_json(client, "/orders", ORDER))
+    # WHEN it is read
+    response = client.http.get(f"/orders/{order['id']}")
+    # THEN it is answered from its events, as placed
+    assert response.status_code == 200
+    assert json_body(response) == order
+
+
+def test_history_and_user_orders_refuse_what_they_do_not_know(client: Client) -> None:
+    # GIVEN no such order, and a token the service never handed out
+    # WHEN they are asked for
+    unknown = client.http.get("/orders/o-none/events")
+    forged = client.http.get("/users/u-ann/orders?next_token=bm90LW91cnM")
+    # THEN 404 for the order, 400 naming next_token for the token
+    assert unknown.status_code == 404
+    assert (forged.status_code, json_body(forged)["error"]["field"]) == (400, "next_token")
+    # AND a user without orders has an empty first page
+    assert json_body(client.http.get("/users/u-nobody/orders")) == {
+        "user_id": "u-nobody",
+        "orders": [],
+        "next_token": None,
+    }
+
+
+def test_a_rebuilt_projection_equals_the_live_one_and_repairs_what_differs(
+    orders: LoadedService, client: Client
+) -> None:
+    # GIVEN orders placed and projected
+    placed = [json_body(post_json(client, "/orders", ORDER))["id"] for _ in range(3)]
+    project_appended(orders)
+    rebuild = orders.app_module.rebuild_projection_handler
+    # WHEN the projection is rebuilt from the events and compared
+    report = rebuild({}, None)
+    # THEN it matches
+    assert (report["orders"], report["matches"]) == (3, True)
+    # WHEN one projected order is lost, another is stale, and a stray one appears
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    table = os.environ["ORDERS_TABLE"]
+    dynamodb.delete_item(TableName=table, Key={"id": {"S": placed[0]}})
+    stray = dynamodb.get_item(TableName=table, Key={"id": {"S": placed[1]}})["Item"]
+    dynamodb.put_item(TableName=table, Item={**stray, "id": {"S": "o-stray"}})
+    dynamodb.update_item(
+        TableName=table,
+        Key={"id": {"S": placed[2]}},
+        UpdateExpression="SET version = :zero",
+        ExpressionAttributeValues={":zero": {"N": "0"}},
+    )
+    compared = rebuild({}, None)
+    # THEN each difference is named, and nothing is written without being asked
+    assert (compared["missing"], compared["stale"], compared["extra"]) == (
+        [placed[0]],
+        [placed[2]],
+        ["o-stray"],
+    )
+    assert rebuild({}, None)["matches"] is False
+    # WHEN the rebuild is applied
+    applied = rebuild({"apply": True}, None)
+    # THEN the live projection matches the events again
+    assert applied["applied"] is True
+    assert rebuild({}, None)["matches"] is True

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambdamesh_toolkit.contracts.events import (
+    EventData,
     EventEnvelope,
     InventoryRejected,
     InventoryReserved,
@@ -27,7 +28,8 @@ from lambdamesh_toolkit.events.envelope import new_event
 from tests.unit.services.service_loader import load_service
 from tests.unit.services.support import MemoryPayments
 
-SAGA = load_service("orders").module("chalicelib.saga")
+ORDER_RULES = load_service("orders").module("chalicelib.order")
+"""The Order aggregate (``chalicelib.order``)."""
 PAYMENTS = load_service("payments")
 PAYMENT_DOMAIN = PAYMENTS.module("chalicelib.domain")
 PAYMENT_PROVIDER = PAYMENTS.module("chalicelib.provider")
@@ -36,38 +38,73 @@ PAID = PaymentProcessed(order_id="o-1", payment_id="pay-1", amount_cents=500, cu
 DECLINED = PaymentFailed(order_id="o-1", reason="card declined")
 RESERVED = InventoryReserved(order_id="o-1", reservation_id="r-1")
 REJECTED = InventoryRejected(order_id="o-1", reason="out of stock", product_id="p-1")
+DECISIONS = ("order.confirmed", "order.cancelled")
+
+type Delivery = tuple[EventData, int]
+"""An outcome, and which of its envelopes carries it: 0 the first, n the n-th new event id."""
 
 
 @st.composite
-def deliveries(draw: st.DrawFn) -> tuple[Any, Any, list[Any]]:
-    """One answer from each side, each delivered one to three times, in any order."""
+def deliveries(draw: st.DrawFn) -> tuple[EventData, EventData, list[Delivery]]:
+    """One answer from each side, each delivered one to three times, in any order; each
+    repeat is the same event again or a copy under a new event id."""
     payment = draw(st.sampled_from([PAID, DECLINED]))
     inventory = draw(st.sampled_from([RESERVED, REJECTED]))
-    copies = [payment] * draw(st.integers(1, 3)) + [inventory] * draw(st.integers(1, 3))
+    copies: list[Delivery] = []
+    for answer in (payment, inventory):
+        copies.append((answer, 0))
+        new_ids = 0
+        for _ in range(draw(st.integers(0, 2))):
+            if draw(st.booleans()):
+                new_ids += 1
+                copies.append((answer, new_ids))
+            else:
+                copies.append((answer, 0))
     return payment, inventory, draw(st.permutations(copies))
+
+
+def placed_order() -> Any:
+    """The aggregate of order o-1 right after its ``order.placed``."""
+    placed = ORDER_RULES.placed_event(placed_data())
+    return ORDER_RULES.with_appended(ORDER_RULES.OrderAggregate(order_id="o-1"), [placed])
 
 
 @given(deliveries())
 @settings(max_examples=200, deadline=None)
 def test_an_order_is_decided_once_confirmed_exactly_when_paid_and_reserved(
-    case: tuple[Any, Any, list[Any]],
+    case: tuple[EventData, EventData, list[Delivery]],
 ) -> None:
-    # GIVEN a placed order and its outcomes, duplicated and in any order
+    # GIVEN a placed order and its outcomes, repeated (as the same event or under a new id)
+    # and in any order
     payment, inventory, delivered = case
-    state = SAGA.SagaState(order_id="o-1", user_id="u-1")
-    decisions: list[Any] = []
-    # WHEN every delivery is taken in
-    for outcome in delivered:
-        state, published = SAGA.decide(state, outcome)
-        decisions += published
+    envelopes: dict[Delivery, EventEnvelope] = {}
+    aggregate = placed_order()
+    added: list[EventEnvelope] = []
+    # WHEN every delivery is taken in, each appending what it adds
+    for delivery in delivered:
+        data = delivery[0]
+        if delivery not in envelopes:
+            source = "payments" if data.event_type.startswith("payment.") else "inventory"
+            envelopes[delivery] = new_event(data.event_type, data, source=source)
+        envelope = envelopes[delivery]
+        events: list[EventEnvelope] = ORDER_RULES.take_outcome(aggregate, envelope, data)
+        aggregate = ORDER_RULES.with_appended(aggregate, events)
+        added += events
     # THEN exactly one decision was made, and it is the right one
+    types = [event.type for event in added]
+    decisions = [kind for kind in types if kind in DECISIONS]
     assert len(decisions) == 1
     should_confirm = payment is PAID and inventory is RESERVED
-    assert state.status is (OrderStatus.CONFIRMED if should_confirm else OrderStatus.CANCELLED)
-    assert type(decisions[0]).__name__ == ("OrderConfirmed" if should_confirm else "OrderCancelled")
-    # AND both answers are recorded, whatever came first
-    assert state.payment is not None
-    assert state.inventory is not None
+    assert aggregate.order.status is (
+        OrderStatus.CONFIRMED if should_confirm else OrderStatus.CANCELLED
+    )
+    assert decisions == ["order.confirmed" if should_confirm else "order.cancelled"]
+    # AND never both confirmed and cancelled
+    assert not {"order.confirmed", "order.cancelled"} <= set(types)
+    # AND each side's first answer is recorded once, whatever came first
+    assert types.count("order.payment_recorded") == types.count("order.stock_recorded") == 1
+    assert aggregate.payment is not None
+    assert aggregate.stock is not None
 
 
 @dataclass
@@ -101,12 +138,15 @@ class Topic:
         return f"m-{len(self.published)}"
 
 
-def placed() -> EventEnvelope:
+def placed_data() -> OrderPlaced:
     line = OrderLine(
         product_id="p-1", name="Beans", quantity=1, unit_price_cents=500, line_total_cents=500
     )
-    data = OrderPlaced(order_id="o-1", user_id="u-1", lines=[line], total_cents=500, currency="EUR")
-    return new_event("order.placed", data, source="orders")
+    return OrderPlaced(order_id="o-1", user_id="u-1", lines=[line], total_cents=500, currency="EUR")
+
+
+def placed() -> EventEnvelope:
+    return new_event("order.placed", placed_data(), source="orders")
 
 
 def cancelled() -> EventEnvelope:

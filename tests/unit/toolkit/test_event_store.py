@@ -29,9 +29,12 @@ from lambdamesh_toolkit.contracts.events import (
     InventoryRejected,
     InventoryReleased,
     InventoryReserved,
+    InventoryStockChanged,
     OrderCancelled,
     OrderConfirmed,
+    OrderPaymentRecorded,
     OrderPlaced,
+    OrderStockRecorded,
     OrderVoided,
     PaymentFailed,
     PaymentProcessed,
@@ -260,6 +263,12 @@ def test_every_registered_event_type_survives_the_round_trip(store: EventStore) 
         OrderConfirmed: OrderConfirmed(order_id="o-1", user_id="u-1"),
         OrderCancelled: OrderCancelled(order_id="o-1", user_id="u-1", reason="stock — none"),
         OrderVoided: OrderVoided(order_id="o-1", reason="no such order"),
+        OrderPaymentRecorded: OrderPaymentRecorded(
+            order_id="o-1", outcome="failed", reason="card declined"
+        ),
+        OrderStockRecorded: OrderStockRecorded(
+            order_id="o-1", outcome="rejected", reason="out", product_id="p-1"
+        ),
         PaymentProcessed: PaymentProcessed(
             order_id="o-1", payment_id="pay-1", amount_cents=900, currency="EUR"
         ),
@@ -268,6 +277,9 @@ def test_every_registered_event_type_survives_the_round_trip(store: EventStore) 
         InventoryReserved: InventoryReserved(order_id="o-1", reservation_id="r-1"),
         InventoryRejected: InventoryRejected(order_id="o-1", reason="out", product_id="p-1"),
         InventoryReleased: InventoryReleased(order_id="o-1", reservation_id="r-1"),
+        InventoryStockChanged: InventoryStockChanged(
+            product_id="p-1", available=3, stock_version=7
+        ),
     }
     assert set(samples) == set(EVENT_MODELS), "a registered event type has no sample here"
     events = [

@@ -126,6 +126,7 @@ def test_every_event_type_of_the_design_is_registered() -> None:
         "inventory.reserved",
         "inventory.rejected",
         "inventory.released",
+        "inventory.stock_changed",
     ):
         assert event_model(event_type, 1).event_type == event_type
 

@@ -11,7 +11,7 @@ contracts refuse unknown fields) is a new model with a higher
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -185,6 +185,33 @@ class OrderVoided(EventData):
     reason: Reason
 
 
+class OrderPaymentRecorded(EventData):
+    """Orders took in what payments answered for the order (``order.payment_recorded``):
+    ``processed``, or ``failed`` with payments' ``reason``. One of the order's own events,
+    kept in its event stream so that the order is rebuilt from its events alone."""
+
+    contract_name: ClassVar[str] = "events.OrderPaymentRecorded"
+    event_type: ClassVar[str] = "order.payment_recorded"
+
+    order_id: Identifier
+    outcome: Literal["processed", "failed"]
+    reason: Reason | None = None
+
+
+class OrderStockRecorded(EventData):
+    """Orders took in what inventory answered for the order (``order.stock_recorded``):
+    ``reserved``, or ``rejected`` with inventory's ``reason`` and the ``product_id`` it could
+    not serve. One of the order's own events, like :class:`OrderPaymentRecorded`."""
+
+    contract_name: ClassVar[str] = "events.OrderStockRecorded"
+    event_type: ClassVar[str] = "order.stock_recorded"
+
+    order_id: Identifier
+    outcome: Literal["reserved", "rejected"]
+    reason: Reason | None = None
+    product_id: Identifier | None = None
+
+
 class PaymentProcessed(EventData):
     """The order was charged (``payment.processed``)."""
 
@@ -249,18 +276,38 @@ class InventoryReleased(EventData):
     reservation_id: Identifier
 
 
+class InventoryStockChanged(EventData):
+    """A product's stock level changed (``inventory.stock_changed``): ``available`` units
+    are on the shelf after the write numbered ``stock_version``.
+
+    Published from the stock table's stream, at least once and in order per product; the
+    same write always gives the same event id. ``stock_version`` grows with every write
+    that changes the level, so a consumer keeps the level of the highest version it has
+    seen and ignores an older or repeated one."""
+
+    contract_name: ClassVar[str] = "events.InventoryStockChanged"
+    event_type: ClassVar[str] = "inventory.stock_changed"
+
+    product_id: Identifier
+    available: Annotated[StrictInt, Field(ge=0)]
+    stock_version: Annotated[StrictInt, Field(ge=1)]
+
+
 EVENT_MODELS: tuple[type[EventData], ...] = (
     UserCreated,
     OrderPlaced,
     OrderConfirmed,
     OrderCancelled,
     OrderVoided,
+    OrderPaymentRecorded,
+    OrderStockRecorded,
     PaymentProcessed,
     PaymentFailed,
     PaymentRefunded,
     InventoryReserved,
     InventoryRejected,
     InventoryReleased,
+    InventoryStockChanged,
 )
 
 _REGISTRY: dict[tuple[str, int], type[EventData]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -81,3 +81,40 @@ class Order(Contract):
     status: OrderStatus
     created_at: AwareDatetime
     cancel_reason: CancelReason | None = None
+
+
+class UserOrders(Contract):
+    """Body of ``GET /users/{user_id}/orders``: a page of the user's orders, newest first;
+    ``next_token`` leads to the next page. Served from a projection of the orders' events, so
+    an order shows up, and its status moves, a moment after the event that changed it."""
+
+    contract_name: ClassVar[str] = "orders.UserOrders"
+
+    user_id: Identifier
+    orders: list[Order]
+    next_token: str | None = None
+
+
+class OrderEvent(Contract):
+    """One event of an order's history, as its stream holds it (the envelope, numbered)."""
+
+    contract_name: ClassVar[str] = "orders.OrderEvent"
+
+    version: Annotated[StrictInt, Field(ge=1)]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    time: AwareDatetime
+    correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    causation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    data: dict[str, Any]
+
+
+class OrderHistory(Contract):
+    """Body of ``GET /orders/{order_id}/events``: a page of the order's events, oldest first
+    (``version`` 1, 2, ...); ``next_token`` leads to the next page."""
+
+    contract_name: ClassVar[str] = "orders.OrderHistory"
+
+    order_id: Identifier
+    events: list[OrderEvent]
+    next_token: str | None = None

@@ -11,6 +11,9 @@
 - :mod:`.retry_backoff`: how long a failed message stays hidden before its next try;
 - :mod:`.store`: streams of events on DynamoDB (the event store): append after the version
   read, all or nothing, or :class:`~.store.ConcurrencyError`; read a stream from a version.
+- :mod:`.change_capture`: change data capture: a DynamoDB stream's records handed over in
+  order, an event store's appended events published from its stream; a record no retry can
+  handle goes to a dead-letter queue with the reason.
 
 The event contracts themselves (the envelope model and one model per event's ``data``) are in
 :mod:`lambdamesh_toolkit.contracts.events`.

@@ -54,7 +54,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from lambdamesh_toolkit.aws import clients
-from lambdamesh_toolkit.aws.dynamodb import cancellation_reasons, condition_failed
+from lambdamesh_toolkit.aws.dynamodb import (
+    ITEM_CONDITION_FAILED,
+    cancellation_reasons,
+    condition_failed,
+)
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.deadline import remaining_s
 from lambdamesh_toolkit.errors import Conflict
@@ -190,7 +194,12 @@ class EventStore:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def append(
-        self, stream_id: str, events: Sequence[EventEnvelope], *, expected_version: int
+        self,
+        stream_id: str,
+        events: Sequence[EventEnvelope],
+        *,
+        expected_version: int,
+        also: Sequence[TransactWriteItemTypeDef] = (),
     ) -> int:
         """Append ``events``, in order, right after ``expected_version``, all or none.
 
@@ -203,6 +212,11 @@ class EventStore:
             None is written when any is refused.
         expected_version : int
             The version the writer read: 0 for a stream that has no events yet.
+        also : Sequence[TransactWriteItemTypeDef]
+            More writes to commit in the same transaction, all or none with the events (say,
+            completing the idempotency claim of the request that appends them). When one of
+            their conditions fails and the stream's did not, the transaction's
+            ``ClientError`` is raised as it is.
 
         Returns
         -------
@@ -232,11 +246,12 @@ class EventStore:
         ids = [event.id for event in events]
         if len(set(ids)) != len(ids):
             raise ValueError(f"an event id is repeated in the append to {stream_id!r}")
-        items = len(events) + (1 if expected_version else 0)
+        items = len(events) + (1 if expected_version else 0) + len(also)
         if items > MAX_TRANSACTION_ITEMS:
             raise ValueError(
                 f"an append is one DynamoDB transaction of at most {MAX_TRANSACTION_ITEMS}"
-                f" items; {len(events)} events after version {expected_version} need {items}"
+                f" items; {len(events)} events after version {expected_version}"
+                f" and {len(also)} other writes need {items}"
             )
         for event in events:
             event_data(event)
@@ -263,12 +278,14 @@ class EventStore:
                     }
                 }
             )
+        stream_items = len(writes)
+        writes.extend(also)
         from botocore.exceptions import ClientError  # botocore on first use, not at cold start
 
         try:
             self._dynamodb().transact_write_items(TransactItems=writes)
         except ClientError as error:
-            if not _is_conflict(error):
+            if not _is_conflict(error, stream_items):
                 raise
             raise ConcurrencyError(
                 stream_id, expected_version, self._version_after_conflict(stream_id)
@@ -483,13 +500,17 @@ def _key(stream_id: str, version: int) -> dict[str, AttributeValueTypeDef]:
     return {STREAM_ID_ATTRIBUTE: {"S": stream_id}, VERSION_ATTRIBUTE: {"N": str(version)}}
 
 
-def _is_conflict(error: ClientError) -> bool:
-    """Whether a refused transaction met another writer: a condition of ours did not hold,
-    or another transaction was writing one of our items (on AWS, two appends racing)."""
-    if condition_failed(error):
-        return True
-    reasons = cancellation_reasons(error) or []
-    return any(reason.code == ITEM_TRANSACTION_CONFLICT for reason in reasons)
+def _is_conflict(error: ClientError, stream_items: int) -> bool:
+    """Whether a refused transaction met another writer on the stream: a condition on one of
+    the first ``stream_items`` items (the stream's) did not hold, or another transaction was
+    writing one of them (on AWS, two appends racing)."""
+    reasons = cancellation_reasons(error)
+    if not reasons:  # not a cancelled transaction, or no reasons given
+        return condition_failed(error)
+    return any(
+        reason.code in (ITEM_CONDITION_FAILED, ITEM_TRANSACTION_CONFLICT)
+        for reason in reasons[:stream_items]
+    )
 
 
 def _check_stream(stream_id: str) -> None:

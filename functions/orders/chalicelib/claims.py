@@ -1,19 +1,11 @@
-"""DynamoDB adapter for orders and their idempotency claims.
+"""DynamoDB adapter for ``Idempotency-Key`` claims, completed with the order's first event.
 
-Two tables:
+The claims table, key ``key``: ``fingerprint``, ``order_id``, ``status``,
+``lease_expires_at``, and ``expires_at`` (the table's TTL attribute).
 
-- orders, key ``id``: ``user_id``, ``created_at``, ``document`` (the order's JSON as
-  placed: lines and prices as first answered), the saga's attributes (``status``,
-  ``cancel_reason``, ``payment``, ``inventory``, ``saga_version``, ``outbox``; written by
-  ``saga_store``, read here so that an order is answered in its current state), and its
-  ``order.placed`` event: ``placed_event_id``, ``placed_event`` (the envelope's JSON, to
-  publish it again unchanged) and ``placed_published``;
-- idempotency claims, key ``key``: ``fingerprint``, ``order_id``, ``status``,
-  ``lease_expires_at``, and ``expires_at`` (the table's TTL attribute).
-
-Claiming a key is a conditional put; placing the order and completing its claim is one
-transaction conditioned on the claim still being ours, so a key never yields two orders,
-even when requests race or one outlives its lease.
+Claiming a key is a conditional put; appending the order's ``order.placed`` to its new event
+stream and completing the claim is one transaction conditioned on the claim still being ours,
+so a key never yields two orders, even when requests race or one outlives its lease.
 
 Powertools' idempotency utility was considered and not used: it stores the result after
 the function returned, in a write separate from the order's, so a crash between the two
@@ -31,76 +23,38 @@ from botocore.exceptions import ClientError
 
 from lambdamesh_toolkit.aws.dynamodb import condition_failed
 from lambdamesh_toolkit.contracts.events import EventEnvelope
-from lambdamesh_toolkit.contracts.orders import Order, OrderStatus
+from lambdamesh_toolkit.events.store import EventStore
 
 from .idempotency import ClaimStatus, IdempotencyClaim
+from .order import stream_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 _CLAIM_NAMES = {"#key": "key", "#status": "status"}
 _CLAIM_ATTEMPTS = 3
 
 
-class DynamoOrderRepository:
-    """Orders and idempotency claims in DynamoDB.
+class DynamoClaims:
+    """Idempotency claims in DynamoDB, completed together with the order's first event.
 
     Parameters
     ----------
     client
         A DynamoDB client.
-    orders_table
-        The orders table (key ``id``).
     idempotency_table
         The claims table (key ``key``, TTL ``expires_at``).
+    streams
+        The event store the orders' streams are in.
     """
 
-    def __init__(self, client: DynamoDBClient, orders_table: str, idempotency_table: str) -> None:
+    def __init__(self, client: DynamoDBClient, idempotency_table: str, streams: EventStore) -> None:
         self._client = client
-        self._orders = orders_table
         self._claims = idempotency_table
-
-    def get(self, order_id: str) -> Order | None:
-        """The order with this id, or ``None``."""
-        answer = self._client.get_item(
-            TableName=self._orders, Key={"id": {"S": order_id}}, ConsistentRead=True
-        )
-        item = answer.get("Item")
-        return None if item is None else _order_from_item(item)
-
-    def add(self, order: Order, placed: EventEnvelope) -> None:
-        """Store an order placed without an idempotency key, with its unpublished event."""
-        self._client.put_item(
-            TableName=self._orders,
-            Item=_order_item(order, placed),
-            ConditionExpression="attribute_not_exists(id)",
-        )
-
-    def unpublished_placement(self, order_id: str) -> EventEnvelope | None:
-        """The order's ``order.placed`` envelope if it was never published, else ``None``."""
-        answer = self._client.get_item(
-            TableName=self._orders,
-            Key={"id": {"S": order_id}},
-            ConsistentRead=True,
-            ProjectionExpression="placed_event, placed_published",
-        )
-        item = answer.get("Item")
-        if item is None or "placed_event" not in item or item["placed_published"]["BOOL"]:
-            return None
-        return EventEnvelope.model_validate_json(item["placed_event"]["S"])
-
-    def mark_placement_published(self, order_id: str) -> None:
-        """Record that the topic confirmed the order's ``order.placed``."""
-        self._client.update_item(
-            TableName=self._orders,
-            Key={"id": {"S": order_id}},
-            UpdateExpression="SET placed_published = :yes",
-            ConditionExpression="attribute_exists(id)",
-            ExpressionAttributeValues={":yes": {"BOOL": True}},
-        )
+        self._streams = streams
 
     def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
         """Put the claim down if its key is free: ``None``; else the claim holding it."""
@@ -159,35 +113,33 @@ class DynamoOrderRepository:
             if not condition_failed(error):
                 raise
 
-    def complete(self, claim: IdempotencyClaim, order: Order, placed: EventEnvelope) -> bool:
-        """Store the order (and its event) and complete the claim in one transaction.
+    def complete(self, claim: IdempotencyClaim, placed: EventEnvelope) -> bool:
+        """Append ``order.placed`` to the order's new stream and complete the claim, in one
+        transaction.
 
         ``False`` when the claim was lost (nothing stored).
+
+        Raises
+        ------
+        ConcurrencyError
+            When the order's stream already has events (nothing stored).
         """
+        completion: TransactWriteItemTypeDef = {
+            "Update": {
+                "TableName": self._claims,
+                "Key": {"key": {"S": claim.key}},
+                "UpdateExpression": "SET #status = :completed",
+                "ConditionExpression": _OURS_IN_PROGRESS,
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    **_ours_values(claim),
+                    ":completed": {"S": ClaimStatus.COMPLETED},
+                },
+            }
+        }
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._orders,
-                            "Item": _order_item(order, placed),
-                            "ConditionExpression": "attribute_not_exists(id)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._claims,
-                            "Key": {"key": {"S": claim.key}},
-                            "UpdateExpression": "SET #status = :completed",
-                            "ConditionExpression": _OURS_IN_PROGRESS,
-                            "ExpressionAttributeNames": {"#status": "status"},
-                            "ExpressionAttributeValues": {
-                                **_ours_values(claim),
-                                ":completed": {"S": ClaimStatus.COMPLETED},
-                            },
-                        }
-                    },
-                ]
+            self._streams.append(
+                stream_id(claim.order_id), [placed], expected_version=0, also=[completion]
             )
         except ClientError as error:
             if condition_failed(error):
@@ -212,29 +164,6 @@ def _ours_values(claim: IdempotencyClaim) -> dict[str, AttributeValueTypeDef]:
         ":in_progress": {"S": ClaimStatus.IN_PROGRESS},
         ":lease": {"N": str(claim.lease_expires_at)},
     }
-
-
-def _order_item(order: Order, placed: EventEnvelope) -> dict[str, AttributeValueTypeDef]:
-    return {
-        "id": {"S": order.id},
-        "user_id": {"S": order.user_id},
-        "status": {"S": str(order.status)},
-        "created_at": {"S": order.created_at.isoformat()},
-        "document": {"S": order.model_dump_json()},
-        "saga_version": {"N": "0"},
-        "placed_event_id": {"S": placed.id},
-        "placed_event": {"S": placed.model_dump_json()},
-        "placed_published": {"BOOL": False},
-    }
-
-
-def _order_from_item(item: Mapping[str, Any]) -> Order:
-    """The order as placed, in the state its saga has brought it to."""
-    placed = Order.model_validate_json(item["document"]["S"])
-    reason = item.get("cancel_reason", {}).get("S")
-    return placed.model_copy(
-        update={"status": OrderStatus(item["status"]["S"]), "cancel_reason": reason}
-    )
 
 
 def _claim_item(claim: IdempotencyClaim) -> dict[str, AttributeValueTypeDef]:

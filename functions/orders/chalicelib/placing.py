@@ -1,0 +1,219 @@
+"""Placing orders: check the user, price the items from the catalog, append ``order.placed``.
+
+Plain Python: the user service, the catalog, the claims and the event store are ports that
+adapters implement.
+
+Placing an order is appending its first event, ``order.placed``, to its new stream; nothing is
+published here (the stream publisher publishes what was appended, at least once). With an
+``Idempotency-Key`` the append and the claim's completion are one transaction, so a key never
+yields two orders, and a repeat of the request rebuilds the order from its stored events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from lambdamesh_toolkit.contracts.catalog import Product
+from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
+from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
+from lambdamesh_toolkit.errors import Conflict, Unprocessable
+from lambdamesh_toolkit.events.store import ConcurrencyError
+
+from .idempotency import (
+    IDEMPOTENCY_HEADER,
+    ClaimStatus,
+    IdempotencyClaim,
+    Verdict,
+    decide,
+    fingerprint,
+    new_claim,
+    renewed,
+)
+from .order import OrderAggregate, OrderStreams, placed_event, rebuild, stream_id, with_appended
+from .pricing import check_distinct_products, price_items
+
+
+class UserDirectory(Protocol):
+    """The user service, as far as orders need it."""
+
+    def user_exists(self, user_id: str) -> bool:
+        """Whether the user exists."""
+        ...
+
+
+class ProductLookup(Protocol):
+    """The catalog, as far as orders need it."""
+
+    def get_product(self, product_id: str) -> Product | None:
+        """The product with this id, or ``None`` when the catalog has none."""
+        ...
+
+
+class ClaimRepository(Protocol):
+    """Where idempotency claims live."""
+
+    def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
+        """Put the claim down if its key is free: ``None``; else the claim holding the key."""
+        ...
+
+    def take_over(self, stale: IdempotencyClaim, claim: IdempotencyClaim) -> bool:
+        """Replace ``stale`` by ``claim`` if ``stale`` is still what is stored."""
+        ...
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """Drop an ``IN_PROGRESS`` claim this request holds (its order was not placed)."""
+        ...
+
+    def complete(self, claim: IdempotencyClaim, placed: EventEnvelope) -> bool:
+        """Append ``order.placed`` to the claim's order's stream and complete the claim,
+        atomically; ``False`` when the claim was lost (nothing stored)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A placed order and whether it was placed by an earlier request with the same key."""
+
+    order: Order
+    replayed: bool
+
+
+def new_order_id() -> str:
+    """A fresh order id."""
+    return str(uuid.uuid4())
+
+
+class OrderDesk:
+    """Places orders.
+
+    Parameters
+    ----------
+    users
+        The user service.
+    catalog
+        The catalog.
+    claims
+        Where idempotency claims are stored.
+    streams
+        The event store the orders' streams are in.
+    clock, new_id
+        Sources of time and ids, injectable so tests are deterministic.
+    """
+
+    def __init__(
+        self,
+        users: UserDirectory,
+        catalog: ProductLookup,
+        claims: ClaimRepository,
+        streams: OrderStreams,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = new_order_id,
+    ) -> None:
+        self._users = users
+        self._catalog = catalog
+        self._claims = claims
+        self._streams = streams
+        self._clock = clock
+        self._new_id = new_id
+
+    def place(self, request: CreateOrder, idempotency_key: str | None = None) -> Placement:
+        """Place an order, at most once per idempotency key.
+
+        Raises
+        ------
+        Unprocessable
+            Naming ``user_id`` for an unknown user, ``items[i].product_id`` for an unknown
+            product, ``Idempotency-Key`` when the key was used with another body.
+        Conflict
+            When a request with the same key is still running.
+        DependencyUnavailable
+            When the user service or the catalog cannot answer.
+        """
+        check_distinct_products(request.items)
+        if idempotency_key is None:
+            placed = placed_event(self._priced(request, self._new_id()))
+            order_id = str(placed.data["order_id"])
+            self._streams.append(stream_id(order_id), [placed], expected_version=0)
+            return self._placement(order_id, placed, replayed=False)
+        return self._place_once(request, idempotency_key)
+
+    def _place_once(self, request: CreateOrder, key: str) -> Placement:
+        now_s = int(self._clock().timestamp())
+        claim = new_claim(key, fingerprint(request), self._new_id(), now_s)
+        held = self._claims.claim(claim)
+        if held is not None:
+            claim = self._settle_held_claim(held, claim.fingerprint, now_s)
+            if claim.status is ClaimStatus.COMPLETED:
+                return self._replay(claim.order_id)
+        try:
+            placed = placed_event(self._priced(request, claim.order_id))
+        except Exception:
+            # Nothing was placed: free the key so the client's retry runs the request again.
+            self._claims.release(claim)
+            raise
+        try:
+            completed = self._claims.complete(claim, placed)
+        except ConcurrencyError:
+            completed = False  # the order's stream has events: not this request's to place
+        if not completed:
+            raise Conflict(_STILL_RUNNING)
+        return self._placement(claim.order_id, placed, replayed=False)
+
+    def _replay(self, order_id: str) -> Placement:
+        """The order placed under a key, rebuilt from its stored events."""
+        order = rebuild(order_id, self._streams.read(stream_id(order_id))).order
+        if order is None:
+            raise Conflict(_STILL_RUNNING)
+        return Placement(order=order, replayed=True)
+
+    def _placement(self, order_id: str, placed: EventEnvelope, *, replayed: bool) -> Placement:
+        order = with_appended(OrderAggregate(order_id=order_id), [placed]).order
+        assert order is not None  # an order.placed was just applied
+        return Placement(order=order, replayed=replayed)
+
+    def _settle_held_claim(
+        self, held: IdempotencyClaim, body_fingerprint: str, now_s: int
+    ) -> IdempotencyClaim:
+        """The claim to go on with, given the one holding the key (or raise)."""
+        match decide(held, body_fingerprint, now_s):
+            case Verdict.REPLAY:
+                return held
+            case Verdict.MISMATCH:
+                raise Unprocessable(
+                    IDEMPOTENCY_HEADER,
+                    "this key was already used for a different request body; "
+                    "use a new key for a new order",
+                )
+            case Verdict.IN_PROGRESS:
+                raise Conflict(_STILL_RUNNING)
+            case Verdict.TAKE_OVER:
+                fresh = renewed(held, now_s)
+                if not self._claims.take_over(held, fresh):
+                    raise Conflict(_STILL_RUNNING)
+                return fresh
+
+    def _priced(self, request: CreateOrder, order_id: str) -> OrderPlaced:
+        """The new order, its user checked and its items priced from the catalog."""
+        if not self._users.user_exists(request.user_id):
+            raise Unprocessable("user_id", f"no user {request.user_id}")
+        # One GetProduct per item, in order: items are few (at most 50, distinct) and a
+        # warm invoke costs milliseconds; a batch method would be the next step if not.
+        products = {
+            item.product_id: self._catalog.get_product(item.product_id) for item in request.items
+        }
+        priced = price_items(request.items, products)
+        return OrderPlaced(
+            order_id=order_id,
+            user_id=request.user_id,
+            lines=list(priced.lines),
+            total_cents=priced.total_cents,
+            currency=priced.currency,
+        )
+
+
+_STILL_RUNNING = "a request with this Idempotency-Key is still being processed; retry in a moment"

@@ -1,0 +1,332 @@
+"""The orders' read model: each order as its events leave it, kept from the event store's stream.
+
+The projection table (``OrdersTable``), key ``id``: ``user_id``, ``placed_at`` (the order's
+creation time, UTC to the microsecond, then ``#`` and its id: sorts as text), ``status``,
+``version`` (the stream version the item reflects) and ``document`` (the order's JSON). Its
+index ``by_user`` (``user_id``, ``placed_at``) serves a user's orders, newest first.
+
+:class:`OrderProjector` runs on the event store's DynamoDB stream: for every appended order
+event it rebuilds the order from its stream (:func:`chalicelib.order.rebuild`) and writes it
+unless the projection already holds that version or a later one. Rebuilding rather than
+patching the item makes the live projection and one rebuilt from scratch
+(:func:`compare_with_store`, ``lambdamesh orders rebuild``) the same function of the events, and
+a record that comes twice or late changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.contracts.orders import Order
+from lambdamesh_toolkit.events.change_capture import (
+    Change,
+    StreamDeadLetters,
+    appended_event,
+    process_in_order,
+)
+from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE
+from lambdamesh_toolkit.paging import decode_token, encode_token
+
+from .order import OrderStreams, order_id_of, rebuild, stream_id
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+
+BY_USER_INDEX = "by_user"
+PAGE_POSITION = ("id", "placed_at")
+"""The keys a page of a user's orders continues after (the table's and the index's)."""
+
+
+def placed_key(order: Order) -> str:
+    """The index's sort key: creation time in UTC to the microsecond (sorts as text), then id.
+
+    >>> from datetime import datetime
+    >>> from lambdamesh_toolkit.contracts.orders import OrderStatus
+    >>> order = Order(id="o-1", user_id="u-1", lines=[], total_cents=0, currency="EUR",
+    ...               status=OrderStatus.PLACED, created_at=datetime(2026, 1, 2, tzinfo=UTC))
+    >>> placed_key(order)
+    '2026-01-02T00:00:00.000000Z#o-1'
+    """
+    return f"{order.created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{order.id}"
+
+
+class OrderViews:
+    """The projection table.
+
+    Parameters
+    ----------
+    client
+        A DynamoDB client.
+    table
+        The projection table (key ``id``, index ``by_user``).
+    """
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def get(self, order_id: str) -> Order | None:
+        """The order as projected, or ``None`` when the projection has not seen it."""
+        answer = self._client.get_item(TableName=self._table, Key={"id": {"S": order_id}})
+        item = answer.get("Item")
+        return None if item is None else _order_from_item(item)
+
+    def put_if_newer(self, order: Order, version: int) -> bool:
+        """Write the order as of stream ``version``, unless the item is at it or later."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_item(order, version),
+                ConditionExpression="attribute_not_exists(id) OR version < :version",
+                ExpressionAttributeValues={":version": {"N": str(version)}},
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def put(self, order: Order, version: int) -> None:
+        """Write the order as of stream ``version`` whatever the item holds (a rebuild)."""
+        self._client.put_item(TableName=self._table, Item=_item(order, version))
+
+    def delete(self, order_id: str) -> None:
+        """Drop an order the events do not tell of (a rebuild)."""
+        self._client.delete_item(TableName=self._table, Key={"id": {"S": order_id}})
+
+    def of_user(
+        self, user_id: str, *, limit: int, after: str | None
+    ) -> tuple[list[Order], str | None]:
+        """A page of the user's orders, newest first, and the next page's token.
+
+        Raises
+        ------
+        InvalidRequest
+            Naming ``next_token`` when ``after`` is not a token this service handed out.
+        """
+        request: QueryInputTypeDef = {
+            "TableName": self._table,
+            "IndexName": BY_USER_INDEX,
+            "KeyConditionExpression": "user_id = :user",
+            "ExpressionAttributeValues": {":user": {"S": user_id}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            position = decode_token(after, PAGE_POSITION)
+            request["ExclusiveStartKey"] = {
+                "user_id": {"S": user_id},
+                **{name: {"S": value} for name, value in position.items()},
+            }
+        answer = self._client.query(**request)
+        orders = [_order_from_item(item) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        if last is None:
+            return orders, None
+        return orders, encode_token({name: str(last[name]["S"]) for name in PAGE_POSITION})
+
+    def versions(self) -> Iterator[tuple[str, Order, int]]:
+        """Every projected item: its key, its order and its version (a full scan: rebuilds)."""
+        request: dict[str, Any] = {"TableName": self._table}
+        while True:
+            answer = self._client.scan(**request)
+            for item in answer.get("Items", []):
+                yield str(item["id"]["S"]), _order_from_item(item), int(item["version"]["N"])
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+
+class OrderProjector:
+    """Keeps the projection from the event store's stream records.
+
+    Parameters
+    ----------
+    views
+        The projection.
+    streams
+        The event store, to rebuild each order from.
+    dead_letters
+        Where records that are not order events go, with the reason.
+    logger
+        The function's logger.
+    """
+
+    def __init__(
+        self,
+        views: OrderViews,
+        streams: OrderStreams,
+        *,
+        dead_letters: StreamDeadLetters | None = None,
+        logger: Logger | None = None,
+    ) -> None:
+        self._views = views
+        self._streams = streams
+        self._dead_letters = dead_letters
+        self._logger = logger
+        self._projected: dict[str, int] = {}
+
+    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Project a stream batch, in order; the partial batch response."""
+        self._projected = {}  # each batch rebuilds an order once, from what is stored now
+        return process_in_order(
+            event,
+            self.project,
+            dead_letters=self._dead_letters,
+            logger=self._logger,
+            context=context,
+        )
+
+    def project(self, change: Change) -> None:
+        """Bring the order an appended event belongs to up to date in the projection."""
+        appended = appended_event(change)
+        if appended is None:
+            return
+        order_id = order_id_of(appended.stream_id)
+        if order_id is None or self._projected.get(order_id, 0) >= appended.version:
+            return
+        aggregate = rebuild(order_id, self._streams.read(stream_id(order_id)))
+        if aggregate.order is not None:
+            self._views.put_if_newer(aggregate.order, aggregate.version)
+        self._projected[order_id] = aggregate.version
+
+
+@dataclass
+class RebuildReport:
+    """How the live projection compares with one rebuilt from every stream.
+
+    Attributes
+    ----------
+    streams
+        Order streams read.
+    orders
+        Orders the events tell of.
+    missing
+        Order ids the live projection lacks.
+    stale
+        Order ids it holds at an older version than the events.
+    different
+        Order ids it holds at the events' version but with other content.
+    extra
+        Order ids it holds that no events tell of.
+    applied
+        Whether the rebuilt projection was written over the live one.
+    """
+
+    streams: int = 0
+    orders: int = 0
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    different: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def matches(self) -> bool:
+        """Whether the live projection is what the events say."""
+        return not (self.missing or self.stale or self.different or self.extra)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (what ``rebuild_projection`` answers)."""
+        return {
+            "streams": self.streams,
+            "orders": self.orders,
+            "missing": self.missing,
+            "stale": self.stale,
+            "different": self.different,
+            "extra": self.extra,
+            "applied": self.applied,
+            "matches": self.matches,
+        }
+
+
+def compare_with_store(
+    views: OrderViews, streams: OrderStreams, stream_ids: Iterator[str], *, apply: bool = False
+) -> RebuildReport:
+    """Rebuild every order from its stream and compare with the live projection.
+
+    Parameters
+    ----------
+    views
+        The live projection.
+    streams
+        The event store.
+    stream_ids
+        The ids of every stream in the store (other streams than orders' are skipped).
+    apply
+        Write the rebuilt orders over the live ones and drop the extra ones.
+    """
+    report = RebuildReport(applied=apply)
+    live = {key: (order, version) for key, order, version in views.versions()}
+    told: set[str] = set()
+    for stream in stream_ids:
+        order_id = order_id_of(stream)
+        if order_id is None:
+            continue
+        report.streams += 1
+        aggregate = rebuild(order_id, streams.read(stream))
+        if aggregate.order is None:
+            continue
+        report.orders += 1
+        told.add(order_id)
+        held = live.get(order_id)
+        if held is None:
+            report.missing.append(order_id)
+        elif held[1] < aggregate.version:
+            report.stale.append(order_id)
+        elif held != (aggregate.order, aggregate.version):
+            report.different.append(order_id)
+        else:
+            continue
+        if apply:
+            views.put(aggregate.order, aggregate.version)
+    report.extra = sorted(set(live) - told)
+    if apply:
+        for order_id in report.extra:
+            views.delete(order_id)
+    return report
+
+
+def stream_ids_in(client: DynamoDBClient, events_table: str) -> Iterator[str]:
+    """Every stream id in an event store table, each once (a scan of the keys)."""
+    seen: set[str] = set()
+    request: dict[str, Any] = {
+        "TableName": events_table,
+        "ProjectionExpression": "#stream",
+        "ExpressionAttributeNames": {"#stream": STREAM_ID_ATTRIBUTE},
+    }
+    while True:
+        answer = client.scan(**request)
+        for item in answer.get("Items", []):
+            stream = str(item[STREAM_ID_ATTRIBUTE]["S"])
+            if stream not in seen:
+                seen.add(stream)
+                yield stream
+        last = answer.get("LastEvaluatedKey")
+        if not last:
+            return
+        request["ExclusiveStartKey"] = last
+
+
+def _item(order: Order, version: int) -> dict[str, AttributeValueTypeDef]:
+    return {
+        "id": {"S": order.id},
+        "user_id": {"S": order.user_id},
+        "placed_at": {"S": placed_key(order)},
+        "status": {"S": str(order.status)},
+        "version": {"N": str(version)},
+        "document": {"S": order.model_dump_json()},
+    }
+
+
+def _order_from_item(item: Mapping[str, Any]) -> Order:
+    return Order.model_validate_json(item["document"]["S"])

@@ -1,0 +1,406 @@
+"""Change data capture: a DynamoDB stream's records handled in order, an event store's new
+events published from it.
+
+A service that keeps its state as events (:mod:`lambdamesh_toolkit.events.store`) never
+publishes while it writes: the table's stream (``NEW_IMAGE``) invokes a function with what was
+written, and that function publishes each appended event (:class:`StreamPublisher`) or keeps a
+read model (:func:`process_in_order` with a handler of one's own). What was committed is
+published, at least once, and nothing that was not committed ever is.
+
+In order, at least once
+    :func:`process_in_order` hands the batch's records to the handler one at a time, in stream
+    order. At the first one that fails it stops and reports that record and every later one in
+    ``batchItemFailures`` (by ``SequenceNumber``): Lambda retries the shard from the failed
+    record, so a later record never overtakes an earlier one, and a record handled before the
+    failure may be handled again (the FIFO topic drops a repeated event id within five minutes
+    and every consumer is idempotent by event id). Powertools' ``BatchProcessor`` is not used
+    here: it hands every record to the handler whatever failed before it, which would publish
+    an order's later events ahead of an earlier one that is retried.
+
+A poison record does not block its shard
+    A record no retry can handle (an item that is not an event, an event over SNS's size limit,
+    a handler's :class:`~lambdamesh_toolkit.events.dead_lettering.PermanentFailure`) goes at once
+    to the function's dead-letter queue (the event source's on-failure destination), as the
+    stream record's JSON with the reason in the ``failure_reason`` message attribute, and the
+    batch goes on. What fails for another reason is retried as above; the event source mapping's
+    ``MaximumRetryAttempts``, ``BisectBatchOnFunctionError`` and on-failure destination bound
+    those retries as AWS does.
+
+>>> record = {
+...     "eventName": "INSERT",
+...     "dynamodb": {
+...         "SequenceNumber": "100",
+...         "NewImage": {"stream_id": {"S": "order-1"}, "version": {"N": "1"}},
+...     },
+... }
+>>> seen = []
+>>> process_in_order({"Records": [record]}, lambda change: seen.append(change.sequence_number))
+{'batchItemFailures': []}
+>>> seen
+['100']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.aws.sqs import queue_url
+from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError
+from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.events.dead_lettering import (
+    FAILURE_REASON_ATTRIBUTE,
+    MAX_REASON_ATTRIBUTE_CHARS,
+    PermanentFailure,
+)
+from lambdamesh_toolkit.events.envelope import parse_envelope
+from lambdamesh_toolkit.events.publishing import EventPublisher
+from lambdamesh_toolkit.events.store import EVENT_ATTRIBUTE, STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
+from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
+from lambdamesh_toolkit.logging import get_logger
+from lambdamesh_toolkit.privacy import mask_text
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from mypy_boto3_sqs.client import SQSClient
+
+#: The stream record types DynamoDB emits.
+INSERT, MODIFY, REMOVE = "INSERT", "MODIFY", "REMOVE"
+
+
+class MalformedStreamEventError(ValueError):
+    """The invocation is not a DynamoDB stream batch (no ``Records`` list of records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One stream record, as DynamoDB Streams delivers it to Lambda.
+
+    Attributes
+    ----------
+    event_name : str
+        ``INSERT``, ``MODIFY`` or ``REMOVE``.
+    sequence_number : str
+        The record's position in its shard (what ``batchItemFailures`` names).
+    new_image, old_image : Mapping[str, Any]
+        The item after and before the write, in DynamoDB's attribute-value form
+        (``{"S": ...}``); empty when the stream's view type does not carry it.
+    raw : Mapping[str, Any]
+        The whole record, as delivered.
+    """
+
+    event_name: str
+    sequence_number: str
+    new_image: Mapping[str, Any]
+    old_image: Mapping[str, Any]
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """An event the stream reports appended to an event store.
+
+    Attributes
+    ----------
+    stream_id : str
+        The event store stream it was appended to.
+    version : int
+        Its position in that stream.
+    envelope : EventEnvelope
+        The event.
+    """
+
+    stream_id: str
+    version: int
+    envelope: EventEnvelope
+
+
+def changes(event: Mapping[str, Any]) -> list[Change]:
+    """The records of a DynamoDB stream invocation, in order.
+
+    Raises
+    ------
+    MalformedStreamEventError
+        When ``event`` has no ``Records`` list, or a record no ``dynamodb.SequenceNumber``.
+    """
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list):
+        raise MalformedStreamEventError("not a DynamoDB stream event: no Records list")
+    found: list[Change] = []
+    for record in records:
+        body = record.get("dynamodb") if isinstance(record, Mapping) else None
+        sequence = body.get("SequenceNumber") if isinstance(body, Mapping) else None
+        if not isinstance(sequence, str):
+            raise MalformedStreamEventError("a stream record without dynamodb.SequenceNumber")
+        assert isinstance(body, Mapping)  # for the type checker: checked with sequence
+        found.append(
+            Change(
+                event_name=str(record.get("eventName", "")),
+                sequence_number=sequence,
+                new_image=body.get("NewImage") or {},
+                old_image=body.get("OldImage") or {},
+                raw=record,
+            )
+        )
+    return found
+
+
+def appended_event(change: Change) -> AppendedEvent | None:
+    """The event an event store's stream record reports appended; ``None`` for any record
+    but an ``INSERT`` (an event store only appends).
+
+    Raises
+    ------
+    PermanentFailure
+        When the inserted item is not an event store item holding an event envelope.
+    """
+    if change.event_name != INSERT:
+        return None
+    image = change.new_image
+    stream_id = _image_value(image, STREAM_ID_ATTRIBUTE, "S")
+    version_text = _image_value(image, VERSION_ATTRIBUTE, "N")
+    body = _image_value(image, EVENT_ATTRIBUTE, "S")
+    try:
+        version = int(version_text)
+    except ValueError:
+        raise PermanentFailure(
+            f"not an event store item: {VERSION_ATTRIBUTE} {version_text!r} is not a whole number"
+        ) from None
+    try:
+        envelope = parse_envelope(body)
+    except EventError as error:
+        raise PermanentFailure(f"stream {stream_id} version {version}: {error}") from None
+    return AppendedEvent(stream_id=stream_id, version=version, envelope=envelope)
+
+
+def _image_value(image: Mapping[str, Any], name: str, kind: str) -> str:
+    """The text of attribute ``name`` of type ``kind`` (``S``, ``N``) in a stream image.
+
+    Raises
+    ------
+    PermanentFailure
+        Naming the attribute, when the image lacks it or holds it with another type.
+    """
+    value = image.get(name)
+    text = value.get(kind) if isinstance(value, Mapping) else None
+    if not isinstance(text, str):
+        raise PermanentFailure(
+            f"not an event store item: no {name!r} of type {kind} ({STREAM_ID_ATTRIBUTE} S, "
+            f"{VERSION_ATTRIBUTE} N and {EVENT_ATTRIBUTE} S are needed)"
+        )
+    return text
+
+
+class StreamDeadLetters:
+    """Sends stream records no retry can handle to a queue, with the reason.
+
+    Parameters
+    ----------
+    queue_arn : str
+        The queue (the event source's on-failure destination).
+    client : SQSClient | None
+        A client to use; by default the process's shared consumer client, on first use.
+    """
+
+    def __init__(self, queue_arn: str, *, client: SQSClient | None = None) -> None:
+        if not queue_arn:
+            raise ValueError("queue_arn is empty")
+        self.queue_arn = queue_arn
+        self._client = client
+
+    def send(self, change: Change, reason: str) -> str:
+        """Put the record in the queue; the new message's id.
+
+        The reason is read by people (``lambdamesh dlq show``, the queue's attribute): an
+        address that an exception's text carried is masked in it, as the consumers' are.
+
+        Raises
+        ------
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            When SQS refuses or cannot be reached (the record is then retried).
+        """
+        client = self._client or clients.sqs(clients.CONSUMER)
+        answer = client.send_message(
+            QueueUrl=queue_url(client, self.queue_arn),
+            MessageBody=json.dumps(change.raw, separators=(",", ":"), default=str),
+            MessageAttributes={
+                FAILURE_REASON_ATTRIBUTE: {
+                    "DataType": "String",
+                    "StringValue": mask_text(reason)[:MAX_REASON_ATTRIBUTE_CHARS]
+                    or "no reason given",
+                },
+                "sequence_number": {"DataType": "String", "StringValue": change.sequence_number},
+            },
+        )
+        return answer["MessageId"]
+
+
+def process_in_order(
+    event: Mapping[str, Any],
+    handle: Callable[[Change], None],
+    *,
+    dead_letters: StreamDeadLetters | None = None,
+    logger: Logger | None = None,
+    context: Any = None,
+) -> dict[str, list[dict[str, str]]]:
+    """Hand a stream batch's records to ``handle`` in order; the partial batch response.
+
+    Parameters
+    ----------
+    event : Mapping[str, Any]
+        The Lambda DynamoDB stream event.
+    handle : Callable[[Change], None]
+        Handles one record; raises :class:`PermanentFailure` for one no retry can handle,
+        anything else for one to retry.
+    dead_letters : StreamDeadLetters | None
+        Where records no retry can handle go; without it they are retried like any other
+        failure (and end at the event source's on-failure destination).
+    logger : Logger | None
+        Where failures are logged (the toolkit's logger by default).
+    context : Any
+        The Lambda context (a chaos run's ``slow`` fault waits past its remaining time).
+
+    Returns
+    -------
+    dict
+        ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}, ...]}``: the first
+        record that failed and every one after it; empty when all were handled.
+
+    Raises
+    ------
+    MalformedStreamEventError
+        When ``event`` is not a stream batch.
+    """
+    log = logger or get_logger("lambdamesh")
+    records = changes(event)
+    plan = active_faults()
+    if happens(plan.slow_rate):
+        wait_past_timeout(context)
+    crash_after = (len(records) + 1) // 2 if happens(plan.crash_rate) else None
+    for position, change in enumerate(records):
+        if crash_after is not None and position >= crash_after:
+            kill_process()
+        try:
+            handle(change)
+        except PermanentFailure as hopeless:
+            if not _dead_lettered(change, hopeless.reason, dead_letters, log):
+                return _failed_from(records, position)
+        except Exception as error:
+            log.exception(
+                "stream record failed; the shard is retried from it",
+                extra={"sequence_number": change.sequence_number, "error": type(error).__name__},
+            )
+            return _failed_from(records, position)
+    if crash_after is not None:
+        kill_process()
+    return {"batchItemFailures": []}
+
+
+def _dead_lettered(
+    change: Change, reason: str, dead_letters: StreamDeadLetters | None, log: Logger
+) -> bool:
+    """Send a hopeless record to the dead-letter queue; whether it went."""
+    if dead_letters is None:
+        log.error(
+            "stream record cannot be handled and there is no dead-letter queue: retried",
+            extra={"sequence_number": change.sequence_number, "reason": reason},
+        )
+        return False
+    try:
+        message_id = dead_letters.send(change, reason)
+    except Exception:
+        log.exception(
+            "stream record could not be dead-lettered: retried",
+            extra={"sequence_number": change.sequence_number, "reason": reason},
+        )
+        return False
+    log.error(
+        "stream record dead-lettered",
+        extra={
+            "sequence_number": change.sequence_number,
+            "reason": reason,
+            "dead_letter_message_id": message_id,
+        },
+    )
+    return True
+
+
+def _failed_from(records: Sequence[Change], position: int) -> dict[str, list[dict[str, str]]]:
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": change.sequence_number} for change in records[position:]
+        ]
+    }
+
+
+class StreamPublisher:
+    """Publishes every event appended to an event store, from the store's stream.
+
+    Parameters
+    ----------
+    publisher : EventPublisher
+        The topic. On a FIFO topic each event goes in its stream's message group (an order's
+        events reach every queue in the order they were appended) under its event id as
+        deduplication id.
+    group_of : Callable[[str], str] | None
+        The message group of a stream's events, from the stream id (the stream id itself by
+        default); say, the order id of stream ``order-<id>``.
+    dead_letters : StreamDeadLetters | None
+        Where records that can never be published go (see :func:`process_in_order`).
+    logger : Logger | None
+        The function's logger.
+    fifo : bool
+        Whether the topic is FIFO (a ``.fifo`` topic ARN).
+    """
+
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        *,
+        group_of: Callable[[str], str] | None = None,
+        dead_letters: StreamDeadLetters | None = None,
+        logger: Logger | None = None,
+        fifo: bool = True,
+    ) -> None:
+        self._publisher = publisher
+        self._group_of = group_of or (lambda stream_id: stream_id)
+        self._dead_letters = dead_letters
+        self._logger = logger or get_logger("lambdamesh")
+        self._fifo = fifo
+
+    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Publish the batch's appended events in order; the partial batch response."""
+        return process_in_order(
+            event,
+            self._publish,
+            dead_letters=self._dead_letters,
+            logger=self._logger,
+            context=context,
+        )
+
+    def _publish(self, change: Change) -> None:
+        appended = appended_event(change)
+        if appended is None:
+            return
+        envelope = appended.envelope
+        use_correlation_id(envelope.correlation_id)
+        try:
+            message_id = self._publisher.publish(
+                envelope, group_id=self._group_of(appended.stream_id) if self._fifo else None
+            )
+        except EventError as error:  # an unknown type, a broken contract, over 256 KiB
+            raise PermanentFailure(f"{envelope.type} {envelope.id}: {error}") from error
+        self._logger.info(
+            "event published",
+            extra={
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "stream_id": appended.stream_id,
+                "stream_version": appended.version,
+                "correlation_id": envelope.correlation_id,
+                "message_id": message_id,
+            },
+        )

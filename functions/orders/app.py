@@ -135,9 +135,10 @@ def order_events(order_id: str) -> OrderHistory:
 
 
 @app.route("/users/{user_id}/orders", methods=["GET"])
-@api.endpoint(query=PageQuery)
+@api.endpoint(query=PageQuery, errors=(404,))
 def user_orders(user_id: str) -> UserOrders:
-    """A page of the user's orders, newest first (``?limit=1..100&next_token=``)."""
+    """A page of the user's orders, newest first (``?limit=1..100&next_token=``; a user with no
+    orders has an empty page, an id no user can have is 404)."""
     page = PageQuery.from_query_params(api.request.query_params)
     return order_reader().of_user(user_id, page)
 

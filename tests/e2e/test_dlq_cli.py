@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,15 +91,30 @@ def failed_outcome(emulator: RunningEmulator, topology: Topology) -> DeadLetter:
     return letter
 
 
+MESSAGING_DEAD_LETTER_QUEUES = [
+    str(resource["Properties"]["QueueName"]["Fn::Sub"]).removeprefix("${NamePrefix}")
+    for resource in json.loads(
+        (Path(__file__).parents[2] / "infra" / "topology" / "messaging.json").read_text()
+    )["Resources"].values()
+    if resource["Type"] == "AWS::SQS::Queue"
+    and "-dlq" in str(resource["Properties"]["QueueName"]["Fn::Sub"])
+]
+"""The dead-letter queues the messaging stack declares (names after the prefix)."""
+
+
 def test_list_shows_every_dead_letter_queue_with_its_depth(
     emulator: RunningEmulator, topology: Topology, failed_outcome: DeadLetter
 ) -> None:
     # GIVEN one message dead-lettered from the orders' outcome queue
     # WHEN the dead-letter queues are listed
     listed = json.loads(lambdamesh(emulator, topology, "list", "--json"))
-    # THEN all six are there, that one holding the message and naming its source queue
+    # THEN every dead-letter queue of the messaging stack is there, that one holding the
+    # message and naming its source queue; those of the stream functions serve no queue
     by_name = {queue["name"]: queue for queue in listed}
-    assert len(by_name) == 6
+    assert sorted(by_name) == sorted(
+        f"{topology.prefix}{name}" for name in MESSAGING_DEAD_LETTER_QUEUES
+    )
+    assert by_name[f"{topology.prefix}-order-events-dlq"]["sources"] == []
     outcomes = by_name[f"{topology.prefix}-orders-outcomes-dlq"]
     assert outcomes["messages"] == 1
     assert outcomes["sources"] == [f"{topology.prefix}-orders-outcomes"]

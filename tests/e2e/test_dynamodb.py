@@ -142,6 +142,55 @@ def test_stream_records_read_through_the_streams_api_have_the_aws_shape(
     dynamodb.delete_table(TableName=source)
 
 
+def test_stream_records_carry_binary_values_as_written_and_a_write_changing_nothing_makes_none(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a stream on a table where an item with every kind of binary value is put, put
+    # again unchanged, updated to the values it has, then changed
+    streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")
+    source = _create_table(dynamodb, "binary", stream_view_type="NEW_AND_OLD_IMAGES")
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0][
+        "ShardId"
+    ]
+    item: dict[str, Any] = {
+        "pk": {"S": "blob-1"},
+        "b": {"B": b"\x00\xffbinary"},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "nested": {"M": {"inner": {"B": b"\x10"}, "list": {"L": [{"B": b"\x20"}]}}},
+        "n": {"N": "1"},
+    }
+    dynamodb.put_item(TableName=source, Item=item)
+    dynamodb.put_item(TableName=source, Item=item)
+    dynamodb.update_item(
+        TableName=source,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET n = :same",
+        ExpressionAttributeValues={":same": {"N": "1"}},
+    )
+    dynamodb.update_item(
+        TableName=source,
+        Key={"pk": item["pk"]},
+        UpdateExpression="SET n = :two",
+        ExpressionAttributeValues={":two": {"N": "2"}},
+    )
+    # WHEN the shard is read
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    # THEN the two writes that changed nothing made no record
+    assert [record["eventName"] for record in records] == ["INSERT", "MODIFY"]
+    # AND binary values come back as the bytes written, at every depth
+    image = records[0]["dynamodb"]["NewImage"]
+    assert image["b"] == {"B": b"\x00\xffbinary"}
+    assert sorted(image["bs"]["BS"]) == [b"\x01", b"\x02"]
+    assert image["nested"]["M"]["inner"] == {"B": b"\x10"}
+    assert image["nested"]["M"]["list"]["L"] == [{"B": b"\x20"}]
+    assert records[1]["dynamodb"]["OldImage"]["b"] == {"B": b"\x00\xffbinary"}
+    dynamodb.delete_table(TableName=source)
+
+
 def test_a_malformed_shard_iterator_is_a_validation_error(emulator: Any) -> None:
     # GIVEN an iterator the service never handed out
     streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import urllib3
 
+from lambdamesh.chaos.observation import restock
 from tests.conftest import RunningEmulator
 from tests.e2e.cli_support import LAMBDAMESH, run_lambdamesh
 from tests.e2e.conftest import DeployedSystem
@@ -735,6 +736,58 @@ def test_a_failing_stream_publisher_still_delivers_the_event_to_every_subscriber
     assert reservation is not None
     assert reservation["status"]["S"] == "reserved"
     mail_about(saga.emulator, user["email"], "confirmed")
+
+
+KETTLE = "p-pour-over-kettle"
+MAX_LINE_QUANTITY = 1000
+
+
+def _catalog_stock(saga: Saga, product_id: str) -> int:
+    return int(catalog_product(saga.system, product_id)["stock"])
+
+
+def test_catalogs_availability_drops_to_zero_once_inventory_runs_out(saga: Saga) -> None:
+    # GIVEN a product inventory holds some of, and catalog showing that level
+    user = new_user(saga.system)
+    stock_table = saga.table("inventory", "StockTableName")
+    if saga.stock(KETTLE) == 0:
+        restock(saga.dynamodb, stock_table, [KETTLE], 3)
+    level = saga.stock(KETTLE)
+    assert 0 < level <= 200, level
+    wait_until(
+        lambda: _catalog_stock(saga, KETTLE) == level or None,
+        timeout_s=SAGA_TIMEOUT_S,
+        interval_s=0.5,
+    )
+    try:
+        # WHEN orders buy every unit inventory has (each under the amount payments declines)
+        price = int(catalog_product(saga.system, KETTLE)["price_cents"])
+        per_order = max(1, min(MAX_LINE_QUANTITY, decline_threshold(saga) // price))
+        left = level
+        while left:
+            quantity = min(left, per_order)
+            order = place(saga, user["id"], (KETTLE, quantity))
+            assert decided(saga, order["id"])["status"] == "confirmed"
+            left -= quantity
+        # THEN catalog shows none available, once inventory's event has reached it
+        wait_until(
+            lambda: _catalog_stock(saga, KETTLE) == 0 or None,
+            timeout_s=SAGA_TIMEOUT_S,
+            interval_s=0.5,
+        )
+        # AND an order for one more is cancelled for lack of stock, naming the product
+        refused = place(saga, user["id"], (KETTLE, 1))
+        final = decided(saga, refused["id"])
+        assert final["status"] == "cancelled"
+        assert KETTLE in final["cancel_reason"]
+    finally:
+        # (the warehouse receives as many again, for the tests after this one)
+        restock(saga.dynamodb, stock_table, [KETTLE], level)
+    wait_until(
+        lambda: _catalog_stock(saga, KETTLE) == level or None,
+        timeout_s=SAGA_TIMEOUT_S,
+        interval_s=0.5,
+    )
 
 
 def test_the_read_model_rebuilt_from_the_events_equals_the_live_one(saga: Saga) -> None:

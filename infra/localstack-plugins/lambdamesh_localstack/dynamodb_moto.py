@@ -30,6 +30,9 @@ rollback would restore the copy over writes made meanwhile. Measured with eight
 concurrent clients placing orders. moto is pure Python under the GIL, so the lock
 costs little throughput.
 
+A write that changes nothing makes no stream record, and every record wakes the stream event
+source mappings waiting for one (:mod:`lambdamesh_localstack.stream_wakeup`).
+
 ``TransactWriteItems`` rolls back item by item instead of through moto's copy of
 every table it touches (:mod:`lambdamesh_localstack.moto_transactions`): the copy
 made a transaction cost 90-100 ms of CPU on a table of a few hundred orders.
@@ -72,7 +75,8 @@ from localstack.services.plugins import Service, aws_provider
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import StreamShard
 
-from lambdamesh_localstack import moto_transactions
+from lambdamesh_localstack import moto_transactions, stream_wakeup
+from lambdamesh_localstack.stream_records import binary_as_bytes
 
 SHARD_ITERATOR_LIFETIME_SECONDS = 15 * 60
 """AWS: a shard iterator expires 15 minutes after it is returned to the requester."""
@@ -254,6 +258,9 @@ def _aws_record(moto_record: dict[str, Any], region: str) -> Record:
         image.pop("OldImage", None)
     elif record["eventName"] == "REMOVE":
         image.pop("NewImage", None)
+    for name in ("Keys", "NewImage", "OldImage"):
+        if name in image:
+            image[name] = {key: binary_as_bytes(value) for key, value in image[name].items()}
     created = image.get("ApproximateCreationDateTime")
     if isinstance(created, str):
         # moto stores naive UTC ISO text; the wire format is epoch seconds.
@@ -267,6 +274,7 @@ def _aws_record(moto_record: dict[str, Any], region: str) -> Record:
 def dynamodb_moto() -> Service:
     """Plugin ``localstack.aws.provider:dynamodb:moto``."""
     moto_transactions.install()
+    stream_wakeup.install_stream_notifications()
     return Service.for_provider(
         DynamoDBMotoProvider(), dispatch_table_factory=serialised_moto_dispatcher
     )

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Self
 
+from lambdamesh_localstack.stream_wakeup import WakingStreamPoller
+
 LOG = logging.getLogger(__name__)
 
 EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
@@ -349,7 +351,8 @@ _patched: list[object] = []
 
 
 def apply_esm_tuning() -> None:
-    """Make every SQS event source mapping long-poll with concurrent batches.
+    """Make every SQS event source mapping long-poll with concurrent batches, and every
+    DynamoDB stream mapping wait for a write when idle (:mod:`.stream_wakeup`).
 
     Runs as LocalStack's ``on_infra_start`` hook, before any mapping is created or restored.
 
@@ -367,6 +370,9 @@ def apply_esm_tuning() -> None:
     from localstack.services.lambda_.event_source_mapping.esm_worker_factory import (  # type: ignore[import-not-found,unused-ignore]
         EsmWorkerFactory,
     )
+    from localstack.services.lambda_.event_source_mapping.pollers.dynamodb_poller import (  # type: ignore[import-not-found,unused-ignore]
+        DynamoDBPoller,
+    )
     from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import (  # type: ignore[import-not-found,unused-ignore]
         SqsPoller,
     )
@@ -379,6 +385,8 @@ def apply_esm_tuning() -> None:
             worker.poller = LongPollingSqsPoller(
                 worker.poller, worker.esm_config, worker._shutdown_event, options
             )
+        elif isinstance(worker.poller, DynamoDBPoller):
+            worker.poller = WakingStreamPoller(worker.poller, worker._shutdown_event)
         return worker
 
     with _applied:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -638,3 +640,25 @@ def test_a_rebuilt_projection_equals_the_live_one_and_repairs_what_differs(
     # THEN the live projection matches the events again
     assert applied["applied"] is True
     assert rebuild({}, None)["matches"] is True
+
+
+def test_orders_reaches_sns_only_through_the_stream_publisher() -> None:
+    # GIVEN every module of the orders service
+    root = Path(__file__).parents[3] / "functions" / "orders"
+    sources = [root / "app.py", *sorted((root / "chalicelib").glob("*.py"))]
+    # WHEN the names they use are listed, function by function
+    users: list[str] = []
+    for source in sources:
+        tree = ast.parse(source.read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef):
+                continue
+            names = {
+                node.id if isinstance(node, ast.Name) else node.attr
+                for node in ast.walk(function)
+                if isinstance(node, ast.Name | ast.Attribute)
+            }
+            if names & {"Publisher", "sns", "Outbox", "publish"}:
+                users.append(f"{source.name}:{function.name}")
+    # THEN only the stream publisher's wiring builds a publisher: nothing else publishes
+    assert users == ["wiring.py:build_stream_publisher"]

@@ -187,14 +187,12 @@ def handle_outcomes(event: SQSEvent) -> dict[str, Any]:
 @app.lambda_function(name="publish_order_events")
 def publish_order_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The event store's stream → every appended event published (partial batch response)."""
-    bind_invocation(logger, use_correlation_id(None), getattr(context, "aws_request_id", None))
     return stream_publisher().process(event, context)
 
 
 @app.lambda_function(name="project_orders")
 def project_orders(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The event store's stream → the read model (partial batch response)."""
-    bind_invocation(logger, use_correlation_id(None), getattr(context, "aws_request_id", None))
     return projector().process(event, context)
 
 

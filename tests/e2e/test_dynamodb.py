@@ -247,6 +247,69 @@ def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
             dynamodb.delete_table(TableName=name)
 
 
+# Records what it receives, as RECORDER does, but fails the whole batch while it holds a
+# record whose key starts with "poison".
+_POISON_CHECK = """
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        if any(key.startswith("poison") for key in keys):
+            raise RuntimeError("poison record")"""
+FAILING_RECORDER = RECORDER.replace(
+    "def handler(event, context):", "def handler(event, context):" + _POISON_CHECK
+)
+
+
+def test_a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_after_its_retries(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a stream mapped to a function that fails on a poison record, with two retries and
+    # an SQS queue as on-failure destination
+    lambda_client: LambdaClient = emulator.client("lambda")
+    sqs = emulator.client("sqs")
+    source = _create_table(dynamodb, "poisoned", stream_view_type="NEW_IMAGE")
+    sink = _create_table(dynamodb, "survivors")
+    destination_url = sqs.create_queue(QueueName=unique_name("stream-failures"))["QueueUrl"]
+    destination_arn = sqs.get_queue_attributes(
+        QueueUrl=destination_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    function = create_function(lambda_client, FAILING_RECORDER, environment={"SINK_TABLE": sink})
+    mapping = lambda_client.create_event_source_mapping(
+        FunctionName=function,
+        EventSourceArn=stream_arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumRetryAttempts=2,
+        DestinationConfig={"OnFailure": {"Destination": destination_arn}},
+    )["UUID"]
+    try:
+        _wait_until_mapping_enabled(lambda_client, mapping)
+        # WHEN a poison record is written, then a good one
+        dynamodb.put_item(TableName=source, Item={"pk": {"S": "poison-1"}})
+        dynamodb.put_item(TableName=source, Item={"pk": {"S": "good-1"}})
+
+        # THEN after its retries the poison record's batch is described in the destination
+        def failure() -> dict[str, Any] | None:
+            answer = sqs.receive_message(QueueUrl=destination_url, WaitTimeSeconds=1)
+            messages = answer.get("Messages", [])
+            return json.loads(messages[0]["Body"]) if messages else None
+
+        described = wait_until(failure, timeout_s=DELIVERY_TIMEOUT_SECONDS)
+        batch = described["DDBStreamBatchInfo"]
+        assert batch["batchSize"] == 1
+        assert batch["streamArn"] == stream_arn
+        assert described["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        assert described["requestContext"]["approximateInvokeCount"] == 3
+        # AND the shard moved on: the good record reached the function
+        record = _wait_for_recorded(dynamodb, sink, "good-1#INSERT")
+        assert record["dynamodb"]["Keys"] == {"pk": {"S": "good-1"}}
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=mapping)
+        lambda_client.delete_function(FunctionName=function)
+        sqs.delete_queue(QueueUrl=destination_url)
+        for name in (source, sink):
+            dynamodb.delete_table(TableName=name)
+
+
 def _create_table(
     dynamodb: DynamoDBClient, prefix: str, stream_view_type: StreamViewTypeType | None = None
 ) -> str:

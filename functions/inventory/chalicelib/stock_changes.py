@@ -41,10 +41,10 @@ from pydantic import ValidationError
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError, InventoryStockChanged
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events.change_capture import INSERT, MODIFY, Change, process_in_order
+from lambdamesh_toolkit.events.change_capture import INSERT, MODIFY, Change, StreamFunction
 from lambdamesh_toolkit.events.dead_lettering import PermanentFailure
 from lambdamesh_toolkit.events.envelope import derived_event_id, invalid_event_from, new_event
-from lambdamesh_toolkit.logging import bind_invocation, get_logger
+from lambdamesh_toolkit.logging import get_logger
 
 from .domain import SERVICE
 
@@ -136,7 +136,7 @@ def _number(image: Mapping[str, Any], name: str) -> int | None:
         raise PermanentFailure(f"{name} is not a whole number (N): {value!r}") from None
 
 
-class StockChangePublisher:
+class StockChangePublisher(StreamFunction):
     """Publishes ``inventory.stock_changed`` for every stream record that changed a level.
 
     Parameters
@@ -157,34 +157,15 @@ class StockChangePublisher:
         dead_letters: StreamDeadLetters | None = None,
         logger: Logger | None = None,
     ) -> None:
+        super().__init__(dead_letters=dead_letters, logger=logger or get_logger(SERVICE))
         self._publisher = publisher
-        self._dead_letters = dead_letters
-        self._logger = logger or get_logger(SERVICE)
-        self._request_id: str | None = None
 
-    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """Publish the batch's level changes in stream order; the partial batch response.
-
-        Raises
-        ------
-        MalformedStreamEventError
-            When ``event`` is not a DynamoDB stream batch.
-        """
-        self._request_id = getattr(context, "aws_request_id", None)
-        bind_invocation(self._logger, use_correlation_id(None), self._request_id)
-        return process_in_order(
-            event,
-            self._publish,
-            dead_letters=self._dead_letters,
-            logger=self._logger,
-            context=context,
-        )
-
-    def _publish(self, change: Change) -> None:
+    def handle(self, change: Change) -> None:
+        """Publish the record's level change, if it changed one."""
         envelope = stock_changed(change)
         if envelope is None:
             return
-        bind_invocation(self._logger, envelope.correlation_id, self._request_id)
+        self.use_correlation_id(envelope.correlation_id)
         try:
             message_id = self._publisher.publish(envelope)
         except EventError as error:  # a broken contract or over SNS's size: no retry helps

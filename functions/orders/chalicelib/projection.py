@@ -27,8 +27,8 @@ from lambdamesh_toolkit.contracts.orders import Order
 from lambdamesh_toolkit.events.change_capture import (
     Change,
     StreamDeadLetters,
+    StreamFunction,
     appended_event,
-    process_in_order,
 )
 from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE
 from lambdamesh_toolkit.paging import decode_token, encode_token
@@ -146,7 +146,7 @@ class OrderViews:
             request["ExclusiveStartKey"] = last
 
 
-class OrderProjector:
+class OrderProjector(StreamFunction):
     """Keeps the projection from the event store's stream records.
 
     Parameters
@@ -169,22 +169,18 @@ class OrderProjector:
         dead_letters: StreamDeadLetters | None = None,
         logger: Logger | None = None,
     ) -> None:
+        super().__init__(dead_letters=dead_letters, logger=logger)
         self._views = views
         self._streams = streams
-        self._dead_letters = dead_letters
-        self._logger = logger
         self._projected: dict[str, int] = {}
 
-    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """Project a stream batch, in order; the partial batch response."""
-        self._projected = {}  # each batch rebuilds an order once, from what is stored now
-        return process_in_order(
-            event,
-            self.project,
-            dead_letters=self._dead_letters,
-            logger=self._logger,
-            context=context,
-        )
+    def begin_batch(self) -> None:
+        """Each batch rebuilds an order once, from what is stored now."""
+        self._projected = {}
+
+    def handle(self, change: Change) -> None:
+        """Project the record (see :meth:`project`)."""
+        self.project(change)
 
     def project(self, change: Change) -> None:
         """Bring the order an appended event belongs to up to date in the projection."""
@@ -194,6 +190,7 @@ class OrderProjector:
         order_id = order_id_of(appended.stream_id)
         if order_id is None or self._projected.get(order_id, 0) >= appended.version:
             return
+        self.use_correlation_id(appended.envelope.correlation_id)
         aggregate = rebuild(order_id, self._streams.read(stream_id(order_id)))
         if aggregate.order is not None:
             self._views.put_if_newer(aggregate.order, aggregate.version)

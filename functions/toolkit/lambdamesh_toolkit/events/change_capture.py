@@ -60,7 +60,7 @@ from lambdamesh_toolkit.events.envelope import parse_envelope
 from lambdamesh_toolkit.events.publishing import EventPublisher
 from lambdamesh_toolkit.events.store import EVENT_ATTRIBUTE, STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
-from lambdamesh_toolkit.logging import get_logger
+from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.privacy import mask_text
 
 if TYPE_CHECKING:
@@ -336,7 +336,64 @@ def _failed_from(records: Sequence[Change], position: int) -> dict[str, list[dic
     }
 
 
-class StreamPublisher:
+class StreamFunction:
+    """What every function on a DynamoDB stream shares: the batch's records handed to
+    :meth:`handle` in order (:func:`process_in_order`), records no retry can handle dead-lettered,
+    the invocation's request id and each record's correlation id in the logs.
+
+    Subclasses implement :meth:`handle` (and :meth:`begin_batch` when they keep anything per
+    batch).
+
+    Parameters
+    ----------
+    dead_letters : StreamDeadLetters | None
+        Where records no retry can handle go, with the reason (the event source's on-failure
+        destination); without it they are retried like any other failure.
+    logger : Logger | None
+        The function's logger.
+    """
+
+    def __init__(
+        self, *, dead_letters: StreamDeadLetters | None = None, logger: Logger | None = None
+    ) -> None:
+        self._dead_letters = dead_letters
+        self._logger = logger or get_logger("lambdamesh")
+        self._request_id: str | None = None
+
+    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Handle a stream batch in order; the partial batch response.
+
+        Raises
+        ------
+        MalformedStreamEventError
+            When ``event`` is not a DynamoDB stream batch.
+        """
+        self._request_id = getattr(context, "aws_request_id", None)
+        self.use_correlation_id(None)
+        self.begin_batch()
+        return process_in_order(
+            event,
+            self.handle,
+            dead_letters=self._dead_letters,
+            logger=self._logger,
+            context=context,
+        )
+
+    def begin_batch(self) -> None:
+        """Called before each batch's first record (nothing to do by default)."""
+
+    def handle(self, change: Change) -> None:
+        """Handle one record (see :func:`process_in_order` for what raising means)."""
+        raise NotImplementedError
+
+    def use_correlation_id(self, correlation_id: str | None) -> str:
+        """Carry ``correlation_id`` (a new one for ``None``) into what follows and the logs."""
+        correlation = use_correlation_id(correlation_id)
+        bind_invocation(self._logger, correlation, self._request_id)
+        return correlation
+
+
+class StreamPublisher(StreamFunction):
     """Publishes every event appended to an event store, from the store's stream.
 
     Parameters
@@ -349,7 +406,7 @@ class StreamPublisher:
         The message group of a stream's events, from the stream id (the stream id itself by
         default); say, the order id of stream ``order-<id>``.
     dead_letters : StreamDeadLetters | None
-        Where records that can never be published go (see :func:`process_in_order`).
+        Where records that can never be published go (see :class:`StreamFunction`).
     logger : Logger | None
         The function's logger.
     fifo : bool
@@ -365,28 +422,18 @@ class StreamPublisher:
         logger: Logger | None = None,
         fifo: bool = True,
     ) -> None:
+        super().__init__(dead_letters=dead_letters, logger=logger)
         self._publisher = publisher
         self._group_of = group_of or (lambda stream_id: stream_id)
-        self._dead_letters = dead_letters
-        self._logger = logger or get_logger("lambdamesh")
         self._fifo = fifo
 
-    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """Publish the batch's appended events in order; the partial batch response."""
-        return process_in_order(
-            event,
-            self._publish,
-            dead_letters=self._dead_letters,
-            logger=self._logger,
-            context=context,
-        )
-
-    def _publish(self, change: Change) -> None:
+    def handle(self, change: Change) -> None:
+        """Publish the event an ``INSERT`` appended (other records are skipped)."""
         appended = appended_event(change)
         if appended is None:
             return
         envelope = appended.envelope
-        use_correlation_id(envelope.correlation_id)
+        self.use_correlation_id(envelope.correlation_id)
         try:
             message_id = self._publisher.publish(
                 envelope, group_id=self._group_of(appended.stream_id) if self._fifo else None
@@ -400,7 +447,6 @@ class StreamPublisher:
                 "event_type": envelope.type,
                 "stream_id": appended.stream_id,
                 "stream_version": appended.version,
-                "correlation_id": envelope.correlation_id,
                 "message_id": message_id,
             },
         )

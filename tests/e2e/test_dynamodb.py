@@ -310,6 +310,59 @@ def test_a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_a
             dynamodb.delete_table(TableName=name)
 
 
+def test_a_bisected_batch_sends_only_its_poison_record_to_the_on_failure_destination(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a stream mapped with BisectBatchOnFunctionError and batches of up to ten records
+    # to a function that fails on any batch holding a poison record
+    lambda_client: LambdaClient = emulator.client("lambda")
+    sqs = emulator.client("sqs")
+    source = _create_table(dynamodb, "bisected", stream_view_type="NEW_IMAGE")
+    sink = _create_table(dynamodb, "bisect-survivors")
+    destination_url = sqs.create_queue(QueueName=unique_name("bisect-failures"))["QueueUrl"]
+    destination_arn = sqs.get_queue_attributes(
+        QueueUrl=destination_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    function = create_function(lambda_client, FAILING_RECORDER, environment={"SINK_TABLE": sink})
+    keys = ["good-1", "good-2", "poison-3", "good-4", "good-5"]
+    for key in keys:  # written before the mapping starts: one batch from TRIM_HORIZON
+        dynamodb.put_item(TableName=source, Item={"pk": {"S": key}})
+    mapping = lambda_client.create_event_source_mapping(
+        FunctionName=function,
+        EventSourceArn=stream_arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=10,
+        MaximumRetryAttempts=1,
+        BisectBatchOnFunctionError=True,
+        DestinationConfig={"OnFailure": {"Destination": destination_arn}},
+    )["UUID"]
+    try:
+        _wait_until_mapping_enabled(lambda_client, mapping)
+        # WHEN the batch has been delivered
+        # THEN every good record reached the function
+        for key in keys:
+            if key.startswith("good"):
+                _wait_for_recorded(dynamodb, sink, f"{key}#INSERT")
+
+        # AND the destination describes a batch of the poison record alone
+        def failure() -> dict[str, Any] | None:
+            answer = sqs.receive_message(QueueUrl=destination_url, WaitTimeSeconds=1)
+            messages = answer.get("Messages", [])
+            return json.loads(messages[0]["Body"]) if messages else None
+
+        described = wait_until(failure, timeout_s=DELIVERY_TIMEOUT_SECONDS)
+        batch = described["DDBStreamBatchInfo"]
+        assert batch["batchSize"] == 1
+        assert batch["startSequenceNumber"] == batch["endSequenceNumber"]
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=mapping)
+        lambda_client.delete_function(FunctionName=function)
+        sqs.delete_queue(QueueUrl=destination_url)
+        for name in (source, sink):
+            dynamodb.delete_table(TableName=name)
+
+
 def _create_table(
     dynamodb: DynamoDBClient, prefix: str, stream_view_type: StreamViewTypeType | None = None
 ) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Self
 
+from lambdamesh_localstack import stream_bisect
 from lambdamesh_localstack.stream_wakeup import WakingStreamPoller
 
 LOG = logging.getLogger(__name__)
@@ -352,7 +353,8 @@ _patched: list[object] = []
 
 def apply_esm_tuning() -> None:
     """Make every SQS event source mapping long-poll with concurrent batches, and every
-    DynamoDB stream mapping wait for a write when idle (:mod:`.stream_wakeup`).
+    DynamoDB stream mapping wait for a write when idle (:mod:`.stream_wakeup`) and bisect a
+    batch its function fails on when it asks to (:mod:`.stream_bisect`).
 
     Runs as LocalStack's ``on_infra_start`` hook, before any mapping is created or restored.
 
@@ -386,6 +388,7 @@ def apply_esm_tuning() -> None:
                 worker.poller, worker.esm_config, worker._shutdown_event, options
             )
         elif isinstance(worker.poller, DynamoDBPoller):
+            stream_bisect.install(worker.poller, worker.esm_config)
             worker.poller = WakingStreamPoller(worker.poller, worker._shutdown_event)
         return worker
 

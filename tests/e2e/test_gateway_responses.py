@@ -74,3 +74,26 @@ def test_a_body_that_is_not_json_is_a_415_in_the_error_shape(deployed: DeployedS
     assert body["error"]["code"] == "unsupported_media_type"
     assert body["error"]["correlation_id"] == "not-json-1"
     assert response.headers["X-Correlation-Id"] == "not-json-1"
+
+
+API_GATEWAY_BODY_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+def test_a_body_over_ten_megabytes_is_a_413_in_the_error_shape(deployed: DeployedSystem) -> None:
+    # GIVEN the deployed orders API
+    url = deployed["orders"].url("orders")
+    # WHEN a JSON body one byte over API Gateway's 10 MB is posted
+    body = b'{"pad":"' + b"x" * (API_GATEWAY_BODY_LIMIT_BYTES - 9) + b'"}'
+    assert len(body) == API_GATEWAY_BODY_LIMIT_BYTES + 1
+    response = _http.request(
+        "POST",
+        url,
+        body=body,
+        headers={"Content-Type": "application/json"},
+        timeout=REQUEST_TIMEOUT,
+    )
+    # THEN API Gateway refuses it itself with 413, in the services' error shape
+    assert response.status == 413, response.data[:500]
+    error = json.loads(response.data)["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["correlation_id"]

@@ -1,4 +1,5 @@
-"""Invoke refuses payloads over Lambda's limits before the function runs."""
+"""Invoke refuses payloads over Lambda's limits before the function runs; a REST API refuses a
+body over 10 MB."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import pytest
 
 from lambdamesh_localstack.payload_limits import (
+    API_GATEWAY_BODY_LIMIT_BYTES,
     ASYNC_LIMIT_BYTES,
     SYNC_LIMIT_BYTES,
+    body_limited,
     limited,
     payload_problem,
 )
@@ -52,3 +55,37 @@ def test_a_payload_is_refused_only_over_its_invocation_types_limit(
         answer = invoke(None, None, "fn", payload=payload, invocation_type=invocation_type)
         name, data, kind = answer
         assert (name, len(data), kind) == ("fn", size, invocation_type)
+
+
+class Context:
+    """API Gateway's invocation context, as far as the parser fills it."""
+
+    invocation_request: dict[str, Any]
+
+
+@pytest.mark.parametrize(
+    ("size", "refused"),
+    [(API_GATEWAY_BODY_LIMIT_BYTES, False), (API_GATEWAY_BODY_LIMIT_BYTES + 1, True), (0, False)],
+)
+def test_a_rest_api_refuses_a_body_over_ten_megabytes_once_the_request_is_parsed(
+    size: int, refused: bool
+) -> None:
+    # GIVEN API Gateway's request parser, limited
+    parsed: list[int] = []
+
+    def parse(self: Any, chain: Any, context: Context, response: Any) -> str:
+        context.invocation_request = {"body": b"x" * size}
+        parsed.append(size)
+        return "parsed"
+
+    parser = body_limited(parse, RefusedError)
+    context = Context()
+    # WHEN a request with a body of that size is parsed
+    if refused:
+        # THEN over 10 MB it is refused as AWS says it, after parsing (the request id is known)
+        with pytest.raises(RefusedError, match="Request Too Long"):
+            parser(None, None, context, None)
+    else:
+        # THEN up to 10 MB it goes on
+        assert parser(None, None, context, None) == "parsed"
+    assert parsed == [size]

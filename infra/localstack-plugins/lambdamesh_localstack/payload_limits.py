@@ -1,4 +1,4 @@
-"""Lambda's invocation payload limits, enforced as AWS enforces them.
+"""Lambda's invocation payload limits and API Gateway's body limit, enforced as AWS enforces them.
 
 AWS refuses an ``Invoke`` whose payload is over 6 MB (6 291 456 bytes) for a synchronous call
 and over 256 KB (262 144 bytes) for an asynchronous one (``InvocationType=Event``), with
@@ -8,6 +8,15 @@ limit to its Go runtime-init, which the ``process`` executor does not use, so an
 
 :func:`apply_payload_limits`, an ``on_infra_start`` hook, has ``LambdaProvider.invoke`` wrapped
 when its module is imported, to refuse an oversized payload before anything else happens.
+
+A REST API refuses a request body over 10 MB (10 485 760 bytes) with its ``REQUEST_TOO_LARGE``
+gateway response (413; the API's own template when it has one, as lambdamesh's APIs do:
+``payload_too_large`` in the error shape). LocalStack 4.14.0 passes any size on to the
+integration. The same hook wraps API Gateway's request parser to refuse it once the request is
+parsed (so the response's ``$context`` variables, the request id among them, are known).
+
+>>> body_too_large(10 * 1024 * 1024), body_too_large(10 * 1024 * 1024 + 1)
+(False, True)
 
 >>> payload_problem(b"x" * 300_000, "Event")
 'Request must be smaller than 262144 bytes for the InvokeFunction operation'
@@ -32,6 +41,8 @@ LOG = logging.getLogger(__name__)
 SYNC_LIMIT_BYTES: Final = 6 * 1024 * 1024
 ASYNC_LIMIT_BYTES: Final = 256 * 1024
 PROVIDER_MODULE: Final = "localstack.services.lambda_.provider"
+API_GATEWAY_BODY_LIMIT_BYTES: Final = 10 * 1024 * 1024
+PARSER_MODULE: Final = "localstack.services.apigateway.next_gen.execute_api.handlers.parse"
 
 _applied = threading.Lock()
 
@@ -42,6 +53,27 @@ def payload_problem(payload: bytes, invocation_type: str | None) -> str | None:
     if len(payload) <= limit:
         return None
     return f"Request must be smaller than {limit} bytes for the InvokeFunction operation"
+
+
+def body_too_large(size: int) -> bool:
+    """Whether a REST API refuses a request body of ``size`` bytes."""
+    return size > API_GATEWAY_BODY_LIMIT_BYTES
+
+
+def body_limited(
+    parse: Callable[..., Any], refuse: Callable[[str], Exception]
+) -> Callable[..., Any]:
+    """API Gateway's request parser (a handler), refusing a body over the limit once parsed."""
+
+    @functools.wraps(parse)
+    def wrapped(self: Any, chain: Any, context: Any, response: Any) -> Any:
+        answer = parse(self, chain, context, response)
+        body = (getattr(context, "invocation_request", None) or {}).get("body") or b""
+        if body_too_large(len(body)):
+            raise refuse("Request Too Long")
+        return answer
+
+    return wrapped
 
 
 def limited(invoke: Callable[..., Any], refuse: Callable[[str], Exception]) -> Callable[..., Any]:
@@ -79,14 +111,35 @@ def patch_provider(module: ModuleType) -> None:
         setattr(provider, "invoke", limited(current, RequestTooLargeException))  # noqa: B010
 
 
+def patch_request_parser(module: ModuleType) -> None:
+    """Make API Gateway's ``InvocationRequestParser`` refuse a body over 10 MB (idempotent)."""
+    from localstack.services.apigateway.next_gen.execute_api.gateway_response import (  # type: ignore[import-not-found,unused-ignore]
+        RequestTooLargeError,
+    )
+
+    with _applied:
+        parser = getattr(module, "InvocationRequestParser", None)
+        current = vars(parser).get("__call__") if isinstance(parser, type) else None
+        if parser is None or current is None:
+            LOG.warning("InvocationRequestParser not found: API Gateway's body limit left out")
+            return
+        if hasattr(current, "__wrapped__"):
+            return
+        setattr(parser, "__call__", body_limited(current, RequestTooLargeError))  # noqa: B010
+
+
 def apply_payload_limits() -> None:
-    """Patch ``LambdaProvider.invoke`` when its module is imported (idempotent).
+    """Patch ``LambdaProvider.invoke`` and API Gateway's request parser when their modules are
+    imported (idempotent).
 
     Not imported here: the provider's module costs about a second, which LocalStack otherwise
     spends only when the first Lambda request comes.
     """
     if written_for_installed_release("payload limits"):
-        patch_when_imported({PROVIDER_MODULE: patch_provider}, "payload limits")
+        patch_when_imported(
+            {PROVIDER_MODULE: patch_provider, PARSER_MODULE: patch_request_parser},
+            "payload limits",
+        )
 
 
 try:

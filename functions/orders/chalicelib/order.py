@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from lambdamesh_toolkit.contracts.events import (
     EventData,
@@ -197,17 +197,26 @@ def apply(aggregate: OrderAggregate, stored: StoredEvent) -> OrderAggregate:
     order = aggregate.order
     match data:
         case OrderPlaced():
-            return replace(moved, order=_placed_order(data, envelope))
+            return replace(moved, order=placed_order(data, envelope))
         case OrderPaymentRecorded(outcome=outcome):
             return replace(moved, payment=PaymentOutcome(outcome))
         case OrderStockRecorded(outcome=outcome):
             return replace(moved, stock=StockOutcome(outcome))
-        case OrderConfirmed() if order is not None:
-            return replace(moved, order=order.model_copy(update={"status": OrderStatus.CONFIRMED}))
-        case OrderCancelled(reason=reason) if order is not None:
-            cancelled = {"status": OrderStatus.CANCELLED, "cancel_reason": reason}
-            return replace(moved, order=order.model_copy(update=cancelled))
+        case OrderConfirmed() | OrderCancelled() if order is not None:
+            return replace(moved, order=order.model_copy(update=decision_fields(data)))
     return moved
+
+
+def decision_fields(data: OrderConfirmed | OrderCancelled) -> dict[str, Any]:
+    """What a decision changes on the order: its ``status`` and ``cancel_reason`` (the fold and
+    the read model's projector both apply exactly this).
+
+    >>> decision_fields(OrderConfirmed(order_id="o-1", user_id="u-1"))
+    {'status': <OrderStatus.CONFIRMED: 'confirmed'>, 'cancel_reason': None}
+    """
+    if isinstance(data, OrderCancelled):
+        return {"status": OrderStatus.CANCELLED, "cancel_reason": data.reason}
+    return {"status": OrderStatus.CONFIRMED, "cancel_reason": None}
 
 
 def with_appended(aggregate: OrderAggregate, events: Iterable[EventEnvelope]) -> OrderAggregate:
@@ -217,7 +226,8 @@ def with_appended(aggregate: OrderAggregate, events: Iterable[EventEnvelope]) ->
     return aggregate
 
 
-def _placed_order(data: OrderPlaced, envelope: EventEnvelope) -> Order:
+def placed_order(data: OrderPlaced, envelope: EventEnvelope) -> Order:
+    """The order an ``order.placed`` event tells of, as placed."""
     return Order(
         id=data.order_id,
         user_id=data.user_id,

@@ -1,16 +1,20 @@
 """The orders' read model: each order as its events leave it, kept from the event store's stream.
 
 The projection table (``OrdersTable``), key ``id``: ``user_id``, ``placed_at`` (the order's
-creation time, UTC to the microsecond, then ``#`` and its id: sorts as text), ``status``,
-``version`` (the stream version the item reflects) and ``document`` (the order's JSON). Its
-index ``by_user`` (``user_id``, ``placed_at``) serves a user's orders, newest first.
+creation time, UTC to the microsecond, then ``#`` and its id: sorts as text), ``status`` and
+``cancel_reason`` (where the order is: they override the document's), ``version`` (the stream
+version the item reflects) and ``document`` (the order's JSON). Its index ``by_user``
+(``user_id``, ``placed_at``) serves a user's orders, newest first.
 
-:class:`OrderProjector` runs on the event store's DynamoDB stream: for every appended order
-event it rebuilds the order from its stream (:func:`chalicelib.order.rebuild`) and writes it
-unless the projection already holds that version or a later one. Rebuilding rather than
-patching the item makes the live projection and one rebuilt from scratch
-(:func:`compare_with_store`, ``lambdamesh orders rebuild``) the same function of the events, and
-a record that comes twice or late changes nothing.
+:class:`OrderProjector` runs on the event store's DynamoDB stream. Each appended event is one
+write, no read: ``order.placed`` puts the order (if the item is absent), a decision sets
+``status`` and ``cancel_reason`` as the aggregate's fold does
+(:func:`chalicelib.order.decision_fields`), any other event moves ``version`` on; each write is
+conditioned on the item being at the version just before the event's. When that condition fails
+(the record came twice, late, or after a gap) the order is rebuilt from its stream
+(:func:`chalicelib.order.rebuild`) and written unless the item already holds that version or a
+later one. The live projection and one rebuilt from scratch (:func:`compare_with_store`,
+``lambdamesh orders rebuild``) are therefore the same function of the events.
 """
 
 from __future__ import annotations
@@ -23,17 +27,31 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from lambdamesh_toolkit.aws.dynamodb import condition_failed
-from lambdamesh_toolkit.contracts.orders import Order
+from lambdamesh_toolkit.contracts.events import (
+    EventEnvelope,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+)
+from lambdamesh_toolkit.contracts.orders import Order, OrderStatus
 from lambdamesh_toolkit.events.change_capture import (
     Change,
     StreamDeadLetters,
     StreamFunction,
     appended_event,
 )
+from lambdamesh_toolkit.events.envelope import event_data
 from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE
 from lambdamesh_toolkit.paging import decode_token, encode_token
 
-from .order import OrderStreams, order_id_of, rebuild, stream_id
+from .order import (
+    OrderStreams,
+    decision_fields,
+    order_id_of,
+    placed_order,
+    rebuild,
+    stream_id,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -78,6 +96,60 @@ class OrderViews:
         answer = self._client.get_item(TableName=self._table, Key={"id": {"S": order_id}})
         item = answer.get("Item")
         return None if item is None else _order_from_item(item)
+
+    def add(self, order: Order) -> bool:
+        """Put a new order at version 1 unless the item exists; whether it was put."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_item(order, 1),
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
+
+    def advance(self, order_id: str, version: int, changes: Mapping[str, Any]) -> bool:
+        """Move the item from ``version - 1`` to ``version``, setting ``status`` and
+        ``cancel_reason`` when ``changes`` names them; ``False`` (nothing written) when the item
+        is not at ``version - 1``."""
+        assignments = ["version = :version"]
+        removals: list[str] = []
+        values: dict[str, AttributeValueTypeDef] = {
+            ":version": {"N": str(version)},
+            ":previous": {"N": str(version - 1)},
+        }
+        names: dict[str, str] = {}
+        if "status" in changes:
+            names["#status"] = "status"
+            assignments.append("#status = :status")
+            values[":status"] = {"S": str(changes["status"])}
+        if changes.get("cancel_reason") is not None:
+            assignments.append("cancel_reason = :reason")
+            values[":reason"] = {"S": str(changes["cancel_reason"])}
+        elif "cancel_reason" in changes:
+            removals.append("cancel_reason")
+        expression = "SET " + ", ".join(assignments)
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"id": {"S": order_id}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "version = :previous",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        try:
+            self._client.update_item(**request)
+        except ClientError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
 
     def put_if_newer(self, order: Order, version: int) -> bool:
         """Write the order as of stream ``version``, unless the item is at it or later."""
@@ -191,10 +263,23 @@ class OrderProjector(StreamFunction):
         if order_id is None or self._projected.get(order_id, 0) >= appended.version:
             return
         self.use_correlation_id(appended.envelope.correlation_id)
+        if self._applied(order_id, appended.version, appended.envelope):
+            self._projected[order_id] = appended.version
+            return
         aggregate = rebuild(order_id, self._streams.read(stream_id(order_id)))
         if aggregate.order is not None:
             self._views.put_if_newer(aggregate.order, aggregate.version)
         self._projected[order_id] = aggregate.version
+
+    def _applied(self, order_id: str, version: int, envelope: EventEnvelope) -> bool:
+        """Apply one event to the item in one write; ``False`` when it is not the next one."""
+        data = event_data(envelope)
+        if isinstance(data, OrderPlaced):
+            return version == 1 and self._views.add(placed_order(data, envelope))
+        if version == 1:
+            return False  # a stream that does not start with order.placed: no order to show
+        changes = decision_fields(data) if isinstance(data, OrderConfirmed | OrderCancelled) else {}
+        return self._views.advance(order_id, version, changes)
 
 
 @dataclass
@@ -315,7 +400,7 @@ def stream_ids_in(client: DynamoDBClient, events_table: str) -> Iterator[str]:
 
 
 def _item(order: Order, version: int) -> dict[str, AttributeValueTypeDef]:
-    return {
+    item: dict[str, AttributeValueTypeDef] = {
         "id": {"S": order.id},
         "user_id": {"S": order.user_id},
         "placed_at": {"S": placed_key(order)},
@@ -323,7 +408,17 @@ def _item(order: Order, version: int) -> dict[str, AttributeValueTypeDef]:
         "version": {"N": str(version)},
         "document": {"S": order.model_dump_json()},
     }
+    if order.cancel_reason is not None:
+        item["cancel_reason"] = {"S": order.cancel_reason}
+    return item
 
 
 def _order_from_item(item: Mapping[str, Any]) -> Order:
-    return Order.model_validate_json(item["document"]["S"])
+    """The order in its document, where ``status`` and ``cancel_reason`` say it is now."""
+    document = Order.model_validate_json(item["document"]["S"])
+    return document.model_copy(
+        update={
+            "status": OrderStatus(item["status"]["S"]),
+            "cancel_reason": item.get("cancel_reason", {}).get("S"),
+        }
+    )

@@ -15,9 +15,17 @@ from chalice.test import Client
 
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import Product
-from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
+from lambdamesh_toolkit.contracts.events import (
+    EventData,
+    EventEnvelope,
+    InventoryReserved,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentProcessed,
+)
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
+from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore
 from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
@@ -662,3 +670,58 @@ def test_orders_reaches_sns_only_through_the_stream_publisher() -> None:
                 users.append(f"{source.name}:{function.name}")
     # THEN only the stream publisher's wiring builds a publisher: nothing else publishes
     assert users == ["wiring.py:build_stream_publisher"]
+
+
+def test_the_projector_follows_a_saga_one_write_per_event_and_repairs_a_gap_from_the_events(
+    orders: LoadedService, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two orders taken through the saga: one cancelled (payment failed), one confirmed
+    cancelled = json_body(post_json(client, "/orders", ORDER))["id"]
+    confirmed = json_body(post_json(client, "/orders", ORDER))["id"]
+    saga = orders.app_module.order_saga()
+    outcomes: list[tuple[str, EventData]] = [
+        (cancelled, PaymentFailed(order_id=cancelled, reason="card declined")),
+        (confirmed, InventoryReserved(order_id=confirmed, reservation_id="r-1")),
+        (
+            confirmed,
+            PaymentProcessed(order_id=confirmed, payment_id="p-1", amount_cents=1, currency="EUR"),
+        ),
+    ]
+    for _, data in outcomes:
+        saga.take_in(new_event(data.event_type, data, source="test"), data)
+    # WHEN the projector runs over every record, then over the same records again
+    records = stream_event(os.environ["ORDER_EVENTS_TABLE"])
+    project = orders.app_module.project_orders
+    streams = orders.app_module.projector()._streams  # the event store behind the projector
+    read = streams.read
+    reads: list[str] = []
+
+    def counted_read(stream: str, *, after_version: int = 0) -> Any:
+        reads.append(stream)
+        return read(stream, after_version=after_version)
+
+    monkeypatch.setattr(streams, "read", counted_read)
+    assert project(records, None) == {"batchItemFailures": []}
+    # (one write per event in stream order: nothing read back)
+    assert reads == []
+    assert project(records, None) == {"batchItemFailures": []}
+    # THEN the read model shows each order where its events leave it
+    first = json_body(client.http.get(f"/orders/{cancelled}"))
+    assert (first["status"], first["cancel_reason"]) == (
+        "cancelled",
+        "payment failed: card declined",
+    )
+    assert json_body(client.http.get(f"/orders/{confirmed}"))["status"] == "confirmed"
+    assert orders.app_module.rebuild_projection_handler({}, None)["matches"] is True
+    # WHEN an order's item is lost and only its last record comes again (a gap)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.delete_item(TableName=os.environ["ORDERS_TABLE"], Key={"id": {"S": confirmed}})
+    last = [
+        record
+        for record in records["Records"]
+        if record["dynamodb"]["Keys"]["stream_id"]["S"] == f"order-{confirmed}"
+    ][-1:]
+    assert project({"Records": last}, None) == {"batchItemFailures": []}
+    # THEN the order is rebuilt from its events, and the read model matches them again
+    assert json_body(client.http.get(f"/orders/{confirmed}"))["status"] == "confirmed"
+    assert orders.app_module.rebuild_projection_handler({}, None)["matches"] is True

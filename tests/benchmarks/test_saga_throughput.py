@@ -27,6 +27,12 @@ against: target saga ≥ ``TARGET_RATIO`` times the floor.
 the last order seen confirmed, divided by ``ORDERS`` (cold starts of new execution environments
 included; processes that exited meanwhile not), beside what the target allows an order to cost
 the machine: ``cores / (TARGET_RATIO * floor orders/s)``. Printed only for the embedded emulator.
+**Requests per order**: the AWS requests the embedded emulator served from the first POST to
+the last order seen confirmed (its ``/_lambdamesh/requests`` counts: the functions' and its
+own, such as an event source mapping's ``ReceiveMessage`` and ``Invoke``; the benchmark's own
+polling taken out; API Gateway's requests are not AWS operations and are not counted), divided
+by ``ORDERS``, by service and by operation, beside the target of 25.
+
 ``LAMBDAMESH_BENCH_ORDERS`` changes ``ORDERS``.
 
 Figures are printed, never asserted. Run with ``-s``.
@@ -210,6 +216,8 @@ def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> tuple[float, 
     warm = post_order(url, user_id)
     confirmed_at(dynamodb, orders_table, [warm.order_id])
 
+    own_polls = _count_calls(dynamodb, "BatchGetItem")
+    _reset_request_counts(emulator)
     cpu_before = CpuSplit.read(emulator)
     started = time.time()
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -217,6 +225,7 @@ def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> tuple[float, 
     posted = time.time()
     seen = confirmed_at(dynamodb, orders_table, [order.order_id for order in placed])
     cpu_after = CpuSplit.read(emulator)
+    requests = _request_counts(emulator)
     wall = max(seen.values()) - started
     rate = ORDERS / wall
     post_ms = [order.post_s * 1000 for order in placed]
@@ -246,7 +255,72 @@ def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> tuple[float, 
             f"   function processes {functions_ms:5.0f} ms"
             "   (from the first POST to the last order seen confirmed)"
         )
+    if requests is not None:
+        _print_requests_per_order(requests, own_batch_gets=len(own_polls))
     return rate, (emulator_ms + functions_ms) / 1000
+
+
+REQUEST_COUNTS_PATH = "/_lambdamesh/requests"
+"""The embedded emulator's request counts (``lambdamesh_localstack.request_counts``)."""
+TARGET_REQUESTS_PER_ORDER = 25
+
+
+def _count_calls(client: Any, operation: str) -> list[float]:
+    """A list that grows by one for every ``operation`` this client sends (the benchmark's own
+    requests, left out of the system's)."""
+    calls: list[float] = []
+    client.meta.events.register(
+        f"before-call.{client.meta.service_model.service_name}.{operation}",
+        lambda **_: calls.append(time.time()),
+    )
+    return calls
+
+
+def _reset_request_counts(emulator: RunningEmulator) -> None:
+    _http.request("DELETE", f"{emulator.endpoint_url}{REQUEST_COUNTS_PATH}")
+
+
+def _request_counts(emulator: RunningEmulator) -> list[dict[str, Any]] | None:
+    """The emulator's counts, or ``None`` when it does not count (not the embedded one)."""
+    answer = _http.request("GET", f"{emulator.endpoint_url}{REQUEST_COUNTS_PATH}")
+    if answer.status != 200:
+        return None
+    counts: list[dict[str, Any]] = json.loads(answer.data)["requests"]
+    return counts
+
+
+def _print_requests_per_order(counts: list[dict[str, Any]], *, own_batch_gets: int) -> None:
+    """Requests per order, by service and by operation, from the functions and from the
+    emulator itself (the benchmark's own polling taken out)."""
+    rows = []
+    for row in counts:
+        count = row["count"]
+        if (row["service"], row["operation"], row["internal"]) == (
+            "dynamodb",
+            "BatchGetItem",
+            False,
+        ):
+            count -= own_batch_gets
+        if count > 0:
+            rows.append({**row, "count": count})
+    total = sum(row["count"] for row in rows) / ORDERS
+    verdict = "meets" if total <= TARGET_REQUESTS_PER_ORDER else "misses"
+    print(
+        f"  requests per order    {total:5.1f}   ({verdict} the target of "
+        f"{TARGET_REQUESTS_PER_ORDER}; API Gateway's own not counted)"
+    )
+    by_service: dict[tuple[str, bool], int] = {}
+    for row in rows:
+        key = (row["service"], row["internal"])
+        by_service[key] = by_service.get(key, 0) + row["count"]
+    for (service, internal), count in sorted(by_service.items(), key=lambda item: -item[1]):
+        origin = "by the emulator" if internal else "by the functions"
+        print(f"    {service:<16} {count / ORDERS:5.1f}   {origin}")
+    print("    busiest operations:")
+    for row in sorted(rows, key=lambda row: -row["count"])[:12]:
+        origin = "emulator" if row["internal"] else "functions"
+        name = f"{row['service']}.{row['operation']}"
+        print(f"      {name:<34} {row['count'] / ORDERS:5.1f}   ({origin})")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ a missing target fail loudly instead, run by the emulator's own interpreter.
 
 from __future__ import annotations
 
+import json
 import subprocess
+
+import urllib3
 
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh_localstack.gateway_responses import PROVIDER_MODULE
@@ -26,9 +29,23 @@ from localstack.services.apigateway.next_gen.execute_api.handlers.gateway_except
     GatewayExceptionHandler,
 )
 from localstack.services.lambda_.provider import LambdaProvider
+from localstack.services.apigateway.next_gen.execute_api.handlers.parse import (
+    InvocationRequestParser,
+)
+from localstack.services.lambda_.event_source_mapping.pollers.dynamodb_poller import (
+    DynamoDBPoller,
+)
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import StreamShard
 for owner, name in (
     (LambdaProvider, "invoke"),
+    (InvocationRequestParser, "__call__"),
+    (StreamShard, "add"),
+    (DynamoDBPoller, "poll_events"),
+    (DynamoDBPoller, "get_records"),
+    (DynamoDBPoller, "forward_events_to_target"),
+    (DynamoDBPoller, "transform_into_events"),
+    (DynamoDBPoller, "add_source_metadata"),
     (LogHandler, "run_log_loop"),
     (DynamoDBBackend, "transact_write_items"),
     (MessageMoveTaskManager, "_get_queue_by_arn"),
@@ -57,3 +74,24 @@ def test_every_function_the_hooks_replace_exists_in_the_emulator(
     )
     # THEN none is missing
     assert probe.stdout.strip() == ""
+
+
+def test_the_emulator_counts_requests_by_service_and_operation(
+    emulator: RunningEmulator,
+) -> None:
+    # GIVEN the counts reset
+    http = urllib3.PoolManager(retries=False)
+    url = f"{emulator.endpoint_url}/_lambdamesh/requests"
+    assert http.request("DELETE", url).status == 204
+    # WHEN a client lists DynamoDB's tables twice
+    dynamodb = emulator.client("dynamodb")
+    dynamodb.list_tables()
+    dynamodb.list_tables()
+    # THEN the emulator counted both, as requests from outside
+    counts = json.loads(http.request("GET", url).data)["requests"]
+    assert {
+        "service": "dynamodb",
+        "operation": "ListTables",
+        "internal": False,
+        "count": 2,
+    } in counts

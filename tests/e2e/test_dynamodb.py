@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -258,109 +259,116 @@ FAILING_RECORDER = RECORDER.replace(
 )
 
 
-def test_a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_after_its_retries(
-    emulator: Any, dynamodb: DynamoDBClient
-) -> None:
-    # GIVEN a stream mapped to a function that fails on a poison record, with two retries and
-    # an SQS queue as on-failure destination
+@dataclass
+class PoisonedStream:
+    """A stream on a table, a function recording what it gets (failing on any batch holding a
+    poison record) and an SQS queue as on-failure destination; :meth:`map` connects them."""
+
+    emulator: Any
+    dynamodb: DynamoDBClient
+    source: str
+    sink: str
+    stream_arn: str
+    function: str
+    destination_url: str
+    destination_arn: str
+    mappings: list[str] = field(default_factory=list)
+
+    def write(self, *keys: str) -> None:
+        for key in keys:
+            self.dynamodb.put_item(TableName=self.source, Item={"pk": {"S": key}})
+
+    def map(self, **settings: Any) -> None:
+        lambda_client: LambdaClient = self.emulator.client("lambda")
+        mapping = lambda_client.create_event_source_mapping(
+            FunctionName=self.function,
+            EventSourceArn=self.stream_arn,
+            StartingPosition="TRIM_HORIZON",
+            DestinationConfig={"OnFailure": {"Destination": self.destination_arn}},
+            **settings,
+        )["UUID"]
+        self.mappings.append(mapping)
+        _wait_until_mapping_enabled(lambda_client, mapping)
+
+    def failure(self) -> dict[str, Any]:
+        """The first failure the destination describes (waits for it)."""
+        sqs = self.emulator.client("sqs")
+
+        def described() -> dict[str, Any] | None:
+            answer = sqs.receive_message(QueueUrl=self.destination_url, WaitTimeSeconds=1)
+            messages = answer.get("Messages", [])
+            return json.loads(messages[0]["Body"]) if messages else None
+
+        failure: dict[str, Any] = wait_until(described, timeout_s=DELIVERY_TIMEOUT_SECONDS)
+        return failure
+
+
+@pytest.fixture
+def poisoned(emulator: Any, dynamodb: DynamoDBClient) -> Iterator[PoisonedStream]:
     lambda_client: LambdaClient = emulator.client("lambda")
     sqs = emulator.client("sqs")
     source = _create_table(dynamodb, "poisoned", stream_view_type="NEW_IMAGE")
     sink = _create_table(dynamodb, "survivors")
     destination_url = sqs.create_queue(QueueName=unique_name("stream-failures"))["QueueUrl"]
-    destination_arn = sqs.get_queue_attributes(
-        QueueUrl=destination_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    function = create_function(lambda_client, FAILING_RECORDER, environment={"SINK_TABLE": sink})
-    mapping = lambda_client.create_event_source_mapping(
-        FunctionName=function,
-        EventSourceArn=stream_arn,
-        StartingPosition="TRIM_HORIZON",
-        BatchSize=1,
-        MaximumRetryAttempts=2,
-        DestinationConfig={"OnFailure": {"Destination": destination_arn}},
-    )["UUID"]
-    try:
-        _wait_until_mapping_enabled(lambda_client, mapping)
-        # WHEN a poison record is written, then a good one
-        dynamodb.put_item(TableName=source, Item={"pk": {"S": "poison-1"}})
-        dynamodb.put_item(TableName=source, Item={"pk": {"S": "good-1"}})
-
-        # THEN after its retries the poison record's batch is described in the destination
-        def failure() -> dict[str, Any] | None:
-            answer = sqs.receive_message(QueueUrl=destination_url, WaitTimeSeconds=1)
-            messages = answer.get("Messages", [])
-            return json.loads(messages[0]["Body"]) if messages else None
-
-        described = wait_until(failure, timeout_s=DELIVERY_TIMEOUT_SECONDS)
-        batch = described["DDBStreamBatchInfo"]
-        assert batch["batchSize"] == 1
-        assert batch["streamArn"] == stream_arn
-        assert described["requestContext"]["condition"] == "RetryAttemptsExhausted"
-        assert described["requestContext"]["approximateInvokeCount"] == 3
-        # AND the shard moved on: the good record reached the function
-        record = _wait_for_recorded(dynamodb, sink, "good-1#INSERT")
-        assert record["dynamodb"]["Keys"] == {"pk": {"S": "good-1"}}
-    finally:
+    stream = PoisonedStream(
+        emulator=emulator,
+        dynamodb=dynamodb,
+        source=source,
+        sink=sink,
+        stream_arn=dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"],
+        function=create_function(lambda_client, FAILING_RECORDER, environment={"SINK_TABLE": sink}),
+        destination_url=destination_url,
+        destination_arn=sqs.get_queue_attributes(
+            QueueUrl=destination_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"],
+    )
+    yield stream
+    for mapping in stream.mappings:
         lambda_client.delete_event_source_mapping(UUID=mapping)
-        lambda_client.delete_function(FunctionName=function)
-        sqs.delete_queue(QueueUrl=destination_url)
-        for name in (source, sink):
-            dynamodb.delete_table(TableName=name)
+    lambda_client.delete_function(FunctionName=stream.function)
+    sqs.delete_queue(QueueUrl=destination_url)
+    for name in (source, sink):
+        dynamodb.delete_table(TableName=name)
+
+
+def test_a_stream_record_that_keeps_failing_goes_to_the_on_failure_destination_after_its_retries(
+    poisoned: PoisonedStream,
+) -> None:
+    # GIVEN a stream mapped to a function that fails on a poison record, one record a batch,
+    # with two retries and an SQS queue as on-failure destination
+    poisoned.map(BatchSize=1, MaximumRetryAttempts=2)
+    # WHEN a poison record is written, then a good one
+    poisoned.write("poison-1", "good-1")
+    # THEN after its retries the poison record's batch is described in the destination
+    described = poisoned.failure()
+    batch = described["DDBStreamBatchInfo"]
+    assert batch["batchSize"] == 1
+    assert batch["streamArn"] == poisoned.stream_arn
+    assert described["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert described["requestContext"]["approximateInvokeCount"] == 3
+    # AND the shard moved on: the good record reached the function
+    record = _wait_for_recorded(poisoned.dynamodb, poisoned.sink, "good-1#INSERT")
+    assert record["dynamodb"]["Keys"] == {"pk": {"S": "good-1"}}
 
 
 def test_a_bisected_batch_sends_only_its_poison_record_to_the_on_failure_destination(
-    emulator: Any, dynamodb: DynamoDBClient
+    poisoned: PoisonedStream,
 ) -> None:
-    # GIVEN a stream mapped with BisectBatchOnFunctionError and batches of up to ten records
-    # to a function that fails on any batch holding a poison record
-    lambda_client: LambdaClient = emulator.client("lambda")
-    sqs = emulator.client("sqs")
-    source = _create_table(dynamodb, "bisected", stream_view_type="NEW_IMAGE")
-    sink = _create_table(dynamodb, "bisect-survivors")
-    destination_url = sqs.create_queue(QueueName=unique_name("bisect-failures"))["QueueUrl"]
-    destination_arn = sqs.get_queue_attributes(
-        QueueUrl=destination_url, AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
-    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    function = create_function(lambda_client, FAILING_RECORDER, environment={"SINK_TABLE": sink})
+    # GIVEN five records in a stream, the third a poison, written before the mapping starts
+    # (one batch from TRIM_HORIZON)
     keys = ["good-1", "good-2", "poison-3", "good-4", "good-5"]
-    for key in keys:  # written before the mapping starts: one batch from TRIM_HORIZON
-        dynamodb.put_item(TableName=source, Item={"pk": {"S": key}})
-    mapping = lambda_client.create_event_source_mapping(
-        FunctionName=function,
-        EventSourceArn=stream_arn,
-        StartingPosition="TRIM_HORIZON",
-        BatchSize=10,
-        MaximumRetryAttempts=1,
-        BisectBatchOnFunctionError=True,
-        DestinationConfig={"OnFailure": {"Destination": destination_arn}},
-    )["UUID"]
-    try:
-        _wait_until_mapping_enabled(lambda_client, mapping)
-        # WHEN the batch has been delivered
-        # THEN every good record reached the function
-        for key in keys:
-            if key.startswith("good"):
-                _wait_for_recorded(dynamodb, sink, f"{key}#INSERT")
-
-        # AND the destination describes a batch of the poison record alone
-        def failure() -> dict[str, Any] | None:
-            answer = sqs.receive_message(QueueUrl=destination_url, WaitTimeSeconds=1)
-            messages = answer.get("Messages", [])
-            return json.loads(messages[0]["Body"]) if messages else None
-
-        described = wait_until(failure, timeout_s=DELIVERY_TIMEOUT_SECONDS)
-        batch = described["DDBStreamBatchInfo"]
-        assert batch["batchSize"] == 1
-        assert batch["startSequenceNumber"] == batch["endSequenceNumber"]
-    finally:
-        lambda_client.delete_event_source_mapping(UUID=mapping)
-        lambda_client.delete_function(FunctionName=function)
-        sqs.delete_queue(QueueUrl=destination_url)
-        for name in (source, sink):
-            dynamodb.delete_table(TableName=name)
+    poisoned.write(*keys)
+    # WHEN the stream is mapped with BisectBatchOnFunctionError, batches of up to ten records
+    # and one retry
+    poisoned.map(BatchSize=10, MaximumRetryAttempts=1, BisectBatchOnFunctionError=True)
+    # THEN every good record reached the function
+    for key in keys:
+        if key.startswith("good"):
+            _wait_for_recorded(poisoned.dynamodb, poisoned.sink, f"{key}#INSERT")
+    # AND the destination describes a batch of the poison record alone
+    batch = poisoned.failure()["DDBStreamBatchInfo"]
+    assert batch["batchSize"] == 1
+    assert batch["startSequenceNumber"] == batch["endSequenceNumber"]
 
 
 def _create_table(

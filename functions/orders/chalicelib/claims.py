@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
-_CLAIM_NAMES = {"#key": "key", "#status": "status"}
 _CLAIM_ATTEMPTS = 3
 
 

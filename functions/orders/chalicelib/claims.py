@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.aws.dynamodb import condition_failed, conditional_put, put_if_absent
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.events.store import EventStore
 
@@ -58,17 +58,7 @@ class DynamoClaims:
     def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
         """Put the claim down if its key is free: ``None``; else the claim holding it."""
         for _ in range(_CLAIM_ATTEMPTS):
-            try:
-                self._client.put_item(
-                    TableName=self._claims,
-                    Item=_claim_item(claim),
-                    ConditionExpression="attribute_not_exists(#key)",
-                    ExpressionAttributeNames={"#key": "key"},
-                )
-            except ClientError as error:
-                if not condition_failed(error):
-                    raise
-            else:
+            if put_if_absent(self._client, self._claims, _claim_item(claim), "key"):
                 return None
             held = self._read_claim(claim.key)
             if held is not None:
@@ -78,25 +68,20 @@ class DynamoClaims:
 
     def take_over(self, stale: IdempotencyClaim, claim: IdempotencyClaim) -> bool:
         """Replace ``stale`` by ``claim`` if ``stale`` is still what is stored."""
-        try:
-            self._client.put_item(
-                TableName=self._claims,
-                Item=_claim_item(claim),
-                ConditionExpression=(
-                    "#status = :in_progress AND lease_expires_at = :lease AND order_id = :order"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":in_progress": {"S": ClaimStatus.IN_PROGRESS},
-                    ":lease": {"N": str(stale.lease_expires_at)},
-                    ":order": {"S": stale.order_id},
-                },
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return conditional_put(
+            self._client,
+            TableName=self._claims,
+            Item=_claim_item(claim),
+            ConditionExpression=(
+                "#status = :in_progress AND lease_expires_at = :lease AND order_id = :order"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":in_progress": {"S": ClaimStatus.IN_PROGRESS},
+                ":lease": {"N": str(stale.lease_expires_at)},
+                ":order": {"S": stale.order_id},
+            },
+        )
 
     def release(self, claim: IdempotencyClaim) -> None:
         """Drop the claim if it is still this request's and still in progress."""

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lambdamesh_toolkit.aws.dynamodb import condition_failed
+from lambdamesh_toolkit.aws.dynamodb import (
+    condition_failed,
+    conditional_put,
+    put_if_absent,
+    query_page,
+)
 from lambdamesh_toolkit.contracts.events import (
     EventEnvelope,
     OrderCancelled,
@@ -42,7 +46,7 @@ from lambdamesh_toolkit.events.change_capture import (
 )
 from lambdamesh_toolkit.events.envelope import event_data
 from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE
-from lambdamesh_toolkit.paging import decode_token, encode_token
+from lambdamesh_toolkit.paging import time_ordered_key
 
 from .order import (
     OrderStreams,
@@ -66,14 +70,14 @@ PAGE_POSITION = ("id", "placed_at")
 def placed_key(order: Order) -> str:
     """The index's sort key: creation time in UTC to the microsecond (sorts as text), then id.
 
-    >>> from datetime import datetime
+    >>> from datetime import UTC, datetime
     >>> from lambdamesh_toolkit.contracts.orders import OrderStatus
     >>> order = Order(id="o-1", user_id="u-1", lines=[], total_cents=0, currency="EUR",
     ...               status=OrderStatus.PLACED, created_at=datetime(2026, 1, 2, tzinfo=UTC))
     >>> placed_key(order)
     '2026-01-02T00:00:00.000000Z#o-1'
     """
-    return f"{order.created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{order.id}"
+    return time_ordered_key(order.created_at, order.id)
 
 
 class OrderViews:
@@ -99,17 +103,7 @@ class OrderViews:
 
     def add(self, order: Order) -> bool:
         """Put a new order at version 1 unless the item exists; whether it was put."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item(order, 1),
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return put_if_absent(self._client, self._table, _item(order, 1), "id")
 
     def advance(self, order_id: str, version: int, changes: Mapping[str, Any]) -> bool:
         """Move the item from ``version - 1`` to ``version``, setting ``status`` and
@@ -153,18 +147,13 @@ class OrderViews:
 
     def put_if_newer(self, order: Order, version: int) -> bool:
         """Write the order as of stream ``version``, unless the item is at it or later."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_item(order, version),
-                ConditionExpression="attribute_not_exists(id) OR version < :version",
-                ExpressionAttributeValues={":version": {"N": str(version)}},
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return conditional_put(
+            self._client,
+            TableName=self._table,
+            Item=_item(order, version),
+            ConditionExpression="attribute_not_exists(id) OR version < :version",
+            ExpressionAttributeValues={":version": {"N": str(version)}},
+        )
 
     def put(self, order: Order, version: int) -> None:
         """Write the order as of stream ``version`` whatever the item holds (a rebuild)."""
@@ -192,18 +181,14 @@ class OrderViews:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if after is not None:
-            position = decode_token(after, PAGE_POSITION)
-            request["ExclusiveStartKey"] = {
-                "user_id": {"S": user_id},
-                **{name: {"S": value} for name, value in position.items()},
-            }
-        answer = self._client.query(**request)
-        orders = [_order_from_item(item) for item in answer.get("Items", [])]
-        last = answer.get("LastEvaluatedKey")
-        if last is None:
-            return orders, None
-        return orders, encode_token({name: str(last[name]["S"]) for name in PAGE_POSITION})
+        items, next_token = query_page(
+            self._client,
+            request,
+            partition={"user_id": {"S": user_id}},
+            position=PAGE_POSITION,
+            after=after,
+        )
+        return [_order_from_item(item) for item in items], next_token
 
     def versions(self) -> Iterator[tuple[str, Order, int]]:
         """Every projected item: its key, its order and its version (a full scan: rebuilds)."""

@@ -7,12 +7,11 @@ the microsecond, then the review id) lists a product's reviews newest first, a p
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws.dynamodb import put_if_absent
+from lambdamesh_toolkit.aws.dynamodb import put_if_absent, query_page
 from lambdamesh_toolkit.contracts.reviews import Review
-from lambdamesh_toolkit.paging import decode_token, encode_token
+from lambdamesh_toolkit.paging import time_ordered_key
 
 from .domain import DuplicateReviewError
 
@@ -71,23 +70,19 @@ class DynamoReviewRepository:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if after is not None:
-            position = decode_token(after, PAGE_POSITION)
-            request["ExclusiveStartKey"] = {
-                "product_id": {"S": product_id},
-                **{name: {"S": value} for name, value in position.items()},
-            }
-        answer = self._client.query(**request)
-        reviews = [_review_from_item(item) for item in answer.get("Items", [])]
-        last = answer.get("LastEvaluatedKey")
-        if last is None:
-            return reviews, None
-        return reviews, encode_token({name: str(last[name]["S"]) for name in PAGE_POSITION})
+        items, next_token = query_page(
+            self._client,
+            request,
+            partition={"product_id": {"S": product_id}},
+            position=PAGE_POSITION,
+            after=after,
+        )
+        return [_review_from_item(item) for item in items], next_token
 
 
 def created_key(review: Review) -> str:
     """The index's sort key: UTC time to the microsecond (sorts as text), then the id."""
-    return f"{review.created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{review.id}"
+    return time_ordered_key(review.created_at, review.id)
 
 
 def _review_from_item(item: Mapping[str, AttributeValueTypeDef]) -> Review:

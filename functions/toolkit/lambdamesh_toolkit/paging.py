@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,6 +52,16 @@ class PageQuery(BaseModel):
             return cls.model_validate(dict(params or {}))
         except ValidationError as exc:
             raise invalid_request_from(exc) from None
+
+
+def time_ordered_key(when: datetime, item_id: str) -> str:
+    """A sort key ordering items by time, then id: UTC to the microsecond (sorts as text),
+    ``#``, the id.
+
+    >>> time_ordered_key(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "o-1")
+    '2026-01-02T03:04:05.000006Z#o-1'
+    """
+    return f"{when.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{item_id}"
 
 
 def encode_token(position: Mapping[str, str]) -> str:

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from lambdamesh_toolkit.aws.errors import error_code
+from lambdamesh_toolkit.paging import decode_token, encode_token
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, PutItemInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        PutItemInputTypeDef,
+        QueryInputTypeDef,
+    )
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
@@ -160,3 +165,54 @@ def until_processed[R: Mapping[str, Any]](
         if not request:
             return
     raise UnprocessedItemsError(f"DynamoDB left {what} unprocessed after {attempts} requests")
+
+
+def query_page(
+    client: DynamoDBClient,
+    request: QueryInputTypeDef,
+    *,
+    partition: Mapping[str, AttributeValueTypeDef],
+    position: tuple[str, ...],
+    after: str | None,
+) -> tuple[list[dict[str, AttributeValueTypeDef]], str | None]:
+    """One page of a query and the token of the next (:mod:`lambdamesh_toolkit.paging`).
+
+    Parameters
+    ----------
+    client : DynamoDBClient
+        The client.
+    request : QueryInputTypeDef
+        The query of one partition, its ``Limit`` the page's size.
+    partition : Mapping[str, AttributeValueTypeDef]
+        The queried partition's key (``{"user_id": {"S": ...}}``): with ``position`` it makes
+        the key a page continues after.
+    position : tuple[str, ...]
+        The other attributes of that key (all text): the table's key and the index's sort key.
+    after : str | None
+        The token of the page to continue after; ``None`` for the first page.
+
+    Returns
+    -------
+    tuple
+        The page's items and the next page's token (``None`` when DynamoDB says there is none).
+
+    Raises
+    ------
+    InvalidRequest
+        Naming ``next_token`` when ``after`` is not a token this service handed out.
+    """
+    if after is not None:
+        continued = decode_token(after, position)
+        request = {
+            **request,
+            "ExclusiveStartKey": {
+                **partition,
+                **{name: {"S": value} for name, value in continued.items()},
+            },
+        }
+    answer = client.query(**request)
+    last = answer.get("LastEvaluatedKey")
+    token = (
+        None if last is None else encode_token({name: str(last[name]["S"]) for name in position})
+    )
+    return list(answer.get("Items", [])), token

@@ -188,11 +188,9 @@ def test_rebuilding_an_order_of_a_thousand_events(store: EventStore, dynamodb: A
     )
 
 
-def test_stream_hop_beside_the_sqs_hop(emulator: Any, dynamodb: Any) -> None:
-    lambda_client, sqs = emulator.client("lambda"), emulator.client("sqs")
-    stamps_url = sqs.create_queue(QueueName=unique_name("stream-hop-stamps"))["QueueUrl"]
-    function_name = create_function(lambda_client, STAMPER, environment={"STAMPS_URL": stamps_url})
-    table = unique_name("stream-hop")
+def _streamed_table(dynamodb: Any, prefix: str) -> tuple[str, str]:
+    """A new table (key ``pk``) with a ``NEW_IMAGE`` stream: its name and its stream's ARN."""
+    table = unique_name(prefix)
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -201,7 +199,14 @@ def test_stream_hop_beside_the_sqs_hop(emulator: Any, dynamodb: Any) -> None:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
     dynamodb.get_waiter("table_exists").wait(TableName=table)
-    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    return table, str(dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+
+
+def test_stream_hop_beside_the_sqs_hop(emulator: Any, dynamodb: Any) -> None:
+    lambda_client, sqs = emulator.client("lambda"), emulator.client("sqs")
+    stamps_url = sqs.create_queue(QueueName=unique_name("stream-hop-stamps"))["QueueUrl"]
+    function_name = create_function(lambda_client, STAMPER, environment={"STAMPS_URL": stamps_url})
+    table, stream_arn = _streamed_table(dynamodb, "stream-hop")
     queue_url = sqs.create_queue(QueueName=unique_name("sqs-hop"))["QueueUrl"]
     for source in (stream_arn, queue_arn(sqs, queue_url)):
         extra = {"StartingPosition": "LATEST"} if source == stream_arn else {}
@@ -253,15 +258,7 @@ def test_idle_cpu_of_localstack_with_ten_stream_mappings(emulator: Any, dynamodb
     lambda_client = emulator.client("lambda")
     function_name = create_function(lambda_client, NOOP)
     for _ in range(IDLE_STREAM_MAPPINGS):
-        table = unique_name("idle-stream")
-        dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        )
-        stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        _, stream_arn = _streamed_table(dynamodb, "idle-stream")
         uuid = lambda_client.create_event_source_mapping(
             FunctionName=function_name, EventSourceArn=stream_arn, StartingPosition="LATEST"
         )["UUID"]

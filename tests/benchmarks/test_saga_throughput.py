@@ -54,6 +54,7 @@ import psutil
 import pytest
 import urllib3
 
+from lambdamesh.chaos.observation import restock
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem, deploy_system
 from tests.e2e.lambda_support import create_function, unique_name, wait_until
@@ -204,12 +205,7 @@ def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> tuple[float, 
     """
     dynamodb = emulator.client("dynamodb")
     orders_table = system["orders"].outputs["OrdersTableName"]
-    dynamodb.update_item(
-        TableName=system["inventory"].outputs["StockTableName"],
-        Key={"product_id": {"S": PRODUCT}},
-        UpdateExpression="ADD stock :units, stock_version :one",
-        ExpressionAttributeValues={":units": {"N": str(ORDERS + 1)}, ":one": {"N": "1"}},
-    )
+    restock(dynamodb, system["inventory"].outputs["StockTableName"], [PRODUCT], ORDERS + 1)
     user_id = new_user_id(system)
     url = system["orders"].url("orders")
     # One order through the whole saga first, so that every consumer has a warm container.

@@ -110,19 +110,13 @@ def test_stream_records_read_through_the_streams_api_have_the_aws_shape(
     # GIVEN a NEW_AND_OLD_IMAGES stream on a table where an item is inserted, changed, deleted
     streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")
     source = _create_table(dynamodb, "history", stream_view_type="NEW_AND_OLD_IMAGES")
-    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0][
-        "ShardId"
-    ]
     key = {"pk": {"S": "cart-7"}}
     dynamodb.put_item(TableName=source, Item={**key, "items": {"N": "1"}})
     dynamodb.put_item(TableName=source, Item={**key, "items": {"N": "2"}})
     dynamodb.delete_item(TableName=source, Key=key)
 
     # WHEN the shard is read from its oldest record, then once more from where that read ended
-    iterator = streams.get_shard_iterator(
-        StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
+    iterator = _oldest_record_iterator(dynamodb, streams, source)
     first = streams.get_records(ShardIterator=iterator)
     second = streams.get_records(ShardIterator=first["NextShardIterator"])
 
@@ -150,10 +144,6 @@ def test_stream_records_carry_binary_values_as_written_and_a_write_changing_noth
     # again unchanged, updated to the values it has, then changed
     streams: DynamoDBStreamsClient = emulator.client("dynamodbstreams")
     source = _create_table(dynamodb, "binary", stream_view_type="NEW_AND_OLD_IMAGES")
-    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    shard_id = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0][
-        "ShardId"
-    ]
     item: dict[str, Any] = {
         "pk": {"S": "blob-1"},
         "b": {"B": b"\x00\xffbinary"},
@@ -176,9 +166,7 @@ def test_stream_records_carry_binary_values_as_written_and_a_write_changing_noth
         ExpressionAttributeValues={":two": {"N": "2"}},
     )
     # WHEN the shard is read
-    iterator = streams.get_shard_iterator(
-        StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
+    iterator = _oldest_record_iterator(dynamodb, streams, source)
     records = streams.get_records(ShardIterator=iterator)["Records"]
     # THEN the two writes that changed nothing made no record
     assert [record["eventName"] for record in records] == ["INSERT", "MODIFY"]
@@ -369,6 +357,18 @@ def test_a_bisected_batch_sends_only_its_poison_record_to_the_on_failure_destina
     batch = poisoned.failure()["DDBStreamBatchInfo"]
     assert batch["batchSize"] == 1
     assert batch["startSequenceNumber"] == batch["endSequenceNumber"]
+
+
+def _oldest_record_iterator(
+    dynamodb: DynamoDBClient, streams: DynamoDBStreamsClient, table: str
+) -> str:
+    """A shard iterator at the oldest record of the table's stream (its one shard)."""
+    stream_arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    iterator: str = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return iterator
 
 
 def _create_table(

@@ -236,10 +236,6 @@ class OrderProjector(StreamFunction):
         self._projected = {}
 
     def handle(self, change: Change) -> None:
-        """Project the record (see :meth:`project`)."""
-        self.project(change)
-
-    def project(self, change: Change) -> None:
         """Bring the order an appended event belongs to up to date in the projection."""
         appended = appended_event(change)
         if appended is None:

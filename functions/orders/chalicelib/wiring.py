@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
 from lambdamesh_toolkit.events.change_capture import StreamDeadLetters, StreamPublisher
-from lambdamesh_toolkit.events.publishing import EventPublisher, Publisher
+from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.events.store import EventStore
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
@@ -93,17 +93,15 @@ def build_saga(settings: SagaSettings, *, dynamodb: DynamoDBClient | None = None
     return OrderSaga(EventStore(settings.events_table, client=client))
 
 
-def build_stream_publisher(
-    settings: StreamSettings, logger: Logger, *, publisher: EventPublisher | None = None
-) -> StreamPublisher:
+def build_stream_publisher(settings: StreamSettings, logger: Logger) -> StreamPublisher:
     """The publisher of every appended event to the orders topic (FIFO, grouped by order)."""
-    topic = publisher or Publisher(settings.orders_topic_arn, profile=clients.CONSUMER)
+    topic = Publisher(settings.orders_topic_arn, profile=clients.CONSUMER)
     return StreamPublisher(
         topic,
         group_of=lambda stream: order_id_of(stream) or stream,  # an order's group: its id
         dead_letters=StreamDeadLetters(settings.dead_letter_queue_arn),
         logger=logger,
-        fifo=settings.orders_topic_arn.endswith(".fifo"),
+        fifo=topic.fifo,
     )
 
 

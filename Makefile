@@ -11,7 +11,7 @@ RUN := $(VENV)/bin
 EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
 SERVICES := users catalog reviews orders payments inventory notifications
 
-.PHONY: help setup demo up down status test lint typecheck unit e2e bench fuzz chaos lock clean
+.PHONY: help setup demo up down status test lint typecheck unit e2e bench parity fuzz chaos lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ typecheck: setup ## mypy --strict (the LocalStack plugins against LocalStack its
 
 test: setup lint typecheck ## ruff, mypy --strict, unit and e2e tests
 	@$(RUN)/pytest
+
+parity: setup ## the parity suite alone (AWS's documented behaviour), on LAMBDAMESH_ENDPOINT if set
+	@$(RUN)/pytest tests/e2e/parity -m parity
 
 fuzz: setup ## every API route fuzzed from its OpenAPI document (LAMBDAMESH_FUZZ_EXAMPLES, default 200)
 	@LAMBDAMESH_FUZZ_EXAMPLES=$${LAMBDAMESH_FUZZ_EXAMPLES:-200} $(RUN)/pytest tests/e2e/test_fuzzing.py -p no:randomly

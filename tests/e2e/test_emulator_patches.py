@@ -35,6 +35,9 @@ from localstack.services.apigateway.next_gen.execute_api.handlers.parse import (
 from localstack.services.lambda_.event_source_mapping.pollers.dynamodb_poller import (
     DynamoDBPoller,
 )
+from localstack.services.apigateway.next_gen.execute_api.integrations.aws import (
+    RestApiAwsProxyIntegration,
+)
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 for owner, name in (
@@ -50,6 +53,7 @@ for owner, name in (
     (DynamoDBBackend, "transact_write_items"),
     (MessageMoveTaskManager, "_get_queue_by_arn"),
     (GatewayExceptionHandler, "create_exception_response"),
+    (RestApiAwsProxyIntegration, "create_lambda_input_event"),
 ):
     if not callable(getattr(owner, name, None)):
         missing.append(f"{owner.__name__}.{name}")

@@ -5,8 +5,9 @@ library only (it must work on every Python the executor maps a runtime to, with 
 function's package and boto3 importable). It talks to the executor over two pipes, one JSON
 document per line:
 
-1. import the handler, then write ``{"ready": true}`` to the result pipe (file descriptor
-   ``$LAMBDAMESH_RESULT_FD``); an import error is reported on every invocation, as AWS does;
+1. import the handler, then write ``{"ready": true, "init_error": <error document or null>}``
+   to the result pipe (file descriptor ``$LAMBDAMESH_RESULT_FD``); an import error is reported
+   on every invocation, as AWS does for on-demand environments;
 2. read invocations from standard input: ``invoke-id``, ``invoked-function-arn``, ``payload``
    (the event as JSON text) and ``trace-id``, the fields of LocalStack's runtime-init protocol;
 3. per invocation, run the handler and write ``{"outcome": "response" | "error", "body":
@@ -401,7 +402,7 @@ def main() -> None:
     threading.Thread(target=exit_when_executor_gone, name="executor-watch", daemon=True).start()
     runtime = Runtime(log, channel)
     runtime.initialise()
-    channel.send({"ready": True})
+    channel.send({"ready": True, "init_error": runtime.init_error})
     runtime.serve()
 
 

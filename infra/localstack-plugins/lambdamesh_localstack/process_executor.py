@@ -55,6 +55,8 @@ BOOTSTRAP = Path(__file__).with_name("function_bootstrap.py")
 LOOPBACK = "127.0.0.1"
 # The directory holding boto3 and its dependencies only, as /var/runtime does on AWS.
 RUNTIME_LIBRARY_ENV = "LAMBDAMESH_LAMBDA_RUNTIME_PATH"
+INITIALIZATION_TYPE_ENV = "AWS_LAMBDA_INITIALIZATION_TYPE"
+PROVISIONED = "provisioned-concurrency"
 LOG_TAIL_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 1 << 16
 
@@ -137,11 +139,23 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, env_vars: dict[str, str]) -> None:
+        """Start the environment's process.
+
+        An on-demand environment whose initialisation failed still starts: as on AWS, the
+        error is the answer to each invocation. A provisioned-concurrency environment fails to
+        start instead, so the configuration's status is ``FAILED`` with
+        ``FUNCTION_ERROR_INIT_FAILURE``, as AWS reports it.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "tmp").mkdir(exist_ok=True)
         self.env = self._process_environment(env_vars)
         with self._spawn_lock:
-            self._spawn()
+            init_error = self._spawn()
+        if init_error is not None and self.env.get(INITIALIZATION_TYPE_ENV) == PROVISIONED:
+            message = f"{init_error.get('errorType')}: {init_error.get('errorMessage')}"
+            raise StatusErrorException(
+                f"Init failure: {message}", payload=json.dumps(init_error).encode()
+            )
 
     def _process_environment(self, env_vars: dict[str, str]) -> dict[str, str]:
         """Lambda's variables for this function, with host paths where AWS has fixed ones."""
@@ -162,8 +176,13 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         )
         return env
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> dict[str, Any] | None:
         """Start the process and wait for its ``ready`` (called under the spawn lock).
+
+        Returns
+        -------
+        dict or None
+            The error document of a failed initialisation (the handler's import), if any.
 
         Raises
         ------
@@ -195,12 +214,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self.results = ResultPipe(read_end)
         LOG.debug("Started function process %s for %s", self.process.pid, self.id)
         try:
-            self.results.read_document()  # {"ready": true}, after the handler's import
+            ready = self.results.read_document()  # after the handler's import
         except ProcessExited:
             code = self.process.wait()
             message = f"Runtime exited with error: exit status {code}"
             document = {"errorMessage": message, "errorType": "Runtime.ExitError"}
             raise StatusErrorException(message, payload=json.dumps(document).encode()) from None
+        init_error: dict[str, Any] | None = ready.get("init_error")
+        return init_error
 
     def _ensure_running(self) -> None:
         """Start a fresh process when the last one was killed by a timeout or crashed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -234,6 +235,74 @@ def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
         lambda_client.delete_function(FunctionName=function)
         for name in (source, sink):
             dynamodb.delete_table(TableName=name)
+
+
+def test_a_stream_record_reaches_lambda_in_aws_json_shape_for_every_attribute_type(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a NEW_IMAGE stream mapped to the recording function
+    lambda_client: LambdaClient = emulator.client("lambda")
+    source = _create_table(dynamodb, "types", stream_view_type="NEW_IMAGE")
+    sink = _create_table(dynamodb, "typed")
+    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    function = create_function(lambda_client, RECORDER, environment={"SINK_TABLE": sink})
+    mapping = lambda_client.create_event_source_mapping(
+        FunctionName=function, EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON"
+    )["UUID"]
+    try:
+        _wait_until_mapping_enabled(lambda_client, mapping)
+        # WHEN an item holding every attribute type is put
+        dynamodb.put_item(
+            TableName=source,
+            Item={
+                "pk": {"S": "typed-1"},
+                "s": {"S": "text ü"},
+                "n": {"N": "-12.50"},
+                "b": {"B": b"\x00\xffraw"},
+                "ss": {"SS": ["a"]},
+                "ns": {"NS": ["7"]},
+                "bs": {"BS": [b"\x01"]},
+                "m": {"M": {"inner": {"B": b"\x10"}, "flag": {"BOOL": True}}},
+                "l": {"L": [{"S": "x"}, {"N": "1"}, {"NULL": True}]},
+                "null": {"NULL": True},
+                "bool": {"BOOL": False},
+            },
+        )
+        record = _wait_for_recorded(dynamodb, sink, "typed-1#INSERT")
+    finally:
+        lambda_client.delete_event_source_mapping(UUID=mapping)
+        lambda_client.delete_function(FunctionName=function)
+        for name in (source, sink):
+            dynamodb.delete_table(TableName=name)
+    # THEN the record is the JSON Lambda documents: binary values base64-encoded once, numbers
+    # as strings, the record's own fields with their types
+    assert record["dynamodb"]["NewImage"] == {
+        "pk": {"S": "typed-1"},
+        "s": {"S": "text ü"},
+        "n": {"N": "-12.50"},
+        "b": {"B": base64.b64encode(b"\x00\xffraw").decode()},
+        "ss": {"SS": ["a"]},
+        "ns": {"NS": ["7"]},
+        "bs": {"BS": [base64.b64encode(b"\x01").decode()]},
+        "m": {"M": {"inner": {"B": base64.b64encode(b"\x10").decode()}, "flag": {"BOOL": True}}},
+        "l": {"L": [{"S": "x"}, {"N": "1"}, {"NULL": True}]},
+        "null": {"NULL": True},
+        "bool": {"BOOL": False},
+    }
+    assert record["eventName"] == "INSERT"
+    assert record["eventVersion"] == "1.1"
+    assert record["eventSource"] == "aws:dynamodb"
+    assert record["awsRegion"] == "us-east-1"
+    assert isinstance(record["eventID"], str)
+    assert record["eventID"]
+    change = record["dynamodb"]
+    assert change["Keys"] == {"pk": {"S": "typed-1"}}
+    assert change["StreamViewType"] == "NEW_IMAGE"
+    assert isinstance(change["SequenceNumber"], str)
+    assert change["SequenceNumber"].isdigit()
+    assert isinstance(change["SizeBytes"], int)
+    assert change["SizeBytes"] > 0
+    assert isinstance(change["ApproximateCreationDateTime"], (int, float))
 
 
 # Records what it receives, as RECORDER does, but fails the whole batch while it holds a

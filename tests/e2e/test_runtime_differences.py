@@ -1,0 +1,190 @@
+"""What the embedded runtime does differently from Lambda, pinned: each item of the README's
+list ("Where the embedded runtime differs from Lambda") has a test here, so a change to any of
+them is noticed and the list corrected.
+
+These describe the embedded runtime's ``process`` executor, so they are skipped against another
+LocalStack (``LAMBDAMESH_ENDPOINT``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import ENDPOINT_ENV
+from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke, unique_name, zip_package
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get(ENDPOINT_ENV)), reason="pins the embedded runtime's own behaviour"
+)
+
+# Reports what it can see of its surroundings; does what Lambda would not let it.
+PROBE = """
+    import os, socket, sys, tempfile
+
+    def handler(event, context):
+        task_root = os.environ["LAMBDA_TASK_ROOT"]
+        written = os.path.join(task_root, "written-at-run-time.txt")
+        with open(written, "w") as handle:
+            handle.write("Lambda's /var/task is read-only")
+        hog = bytearray(event.get("allocate_mb", 0) * 1024 * 1024)
+        reached = None
+        if event.get("connect_port"):
+            with socket.create_connection(("127.0.0.1", event["connect_port"]), timeout=5) as s:
+                reached = s.recv(16).decode()
+        return {
+            "task_root": task_root,
+            "cwd": os.getcwd(),
+            "tmp": tempfile.gettempdir(),
+            "uid": os.getuid(),
+            "executable": sys.executable,
+            "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+            "wrote_package": os.path.exists(written),
+            "allocated_mb": len(hog) // (1024 * 1024),
+            "reached": reached,
+        }
+"""
+
+
+@pytest.fixture(scope="module")
+def lambda_client(emulator: Any) -> Any:
+    return emulator.client("lambda")
+
+
+@pytest.fixture(scope="module")
+def probe(lambda_client: Any) -> str:
+    return create_function(lambda_client, PROBE)
+
+
+@pytest.fixture(scope="module")
+def seen(lambda_client: Any, probe: str) -> dict[str, Any]:
+    payload, error = invoke(lambda_client, probe)
+    assert error is None, payload
+    result: dict[str, Any] = payload
+    return result
+
+
+def test_code_runs_from_a_host_directory_not_var_task(seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function reports its task root and working directory
+    # THEN both are a host directory holding its unzipped package, not /var/task
+    assert seen["task_root"] != "/var/task"
+    assert os.path.isdir(seen["task_root"])
+    assert seen["cwd"] == seen["task_root"]
+
+
+def test_tracebacks_name_host_paths(lambda_client: Any, seen: dict[str, Any]) -> None:
+    # GIVEN a function that raises
+    name = create_function(lambda_client, "def handler(event, context):\n    raise KeyError(1)\n")
+    # WHEN it is invoked
+    payload, _ = invoke(lambda_client, name)
+    # THEN its stack trace names the host path of its file, where AWS says /var/task/app.py
+    assert any("app.py" in line for line in payload["stackTrace"])
+    assert not any("/var/task" in line for line in payload["stackTrace"])
+
+
+def test_the_package_directory_is_writable(seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function writes into its own package directory
+    # THEN the write succeeds (on AWS /var/task is read-only)
+    assert seen["wrote_package"] is True
+
+
+def test_each_environment_has_its_own_temporary_directory_not_tmp(seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function asks for the temporary directory
+    # THEN it is a directory of its own environment on the host (TMPDIR), not /tmp; a function
+    # writing to the literal path /tmp writes to the host's shared /tmp
+    assert seen["tmp"] != "/tmp"
+    assert os.path.isdir(seen["tmp"])
+
+
+def test_functions_run_as_the_host_user(seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function reports its user id
+    # THEN it is the user running the emulator (on AWS a sandbox user)
+    assert seen["uid"] == os.getuid()
+
+
+def test_the_interpreter_is_the_hosts(seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function reports its interpreter
+    # THEN it is a Python found on the machine, not Lambda's /var/lang/bin/python3.13
+    assert not seen["executable"].startswith("/var/lang")
+    assert os.path.exists(seen["executable"])
+
+
+def test_functions_are_pointed_at_the_emulator(emulator: Any, seen: dict[str, Any]) -> None:
+    # GIVEN / WHEN a function reports AWS_ENDPOINT_URL
+    # THEN it names the emulator, so boto3 in the function talks to it (unset on AWS)
+    assert seen["endpoint"] is not None
+    assert str(emulator.port) in seen["endpoint"]
+
+
+def test_the_memory_size_is_not_enforced(lambda_client: Any) -> None:
+    # GIVEN a function with 128 MB of memory
+    name = create_function(lambda_client, PROBE, timeout=30)
+    assert lambda_client.get_function(FunctionName=name)["Configuration"]["MemorySize"] == 128
+    # WHEN it allocates 256 MB
+    payload, error = invoke(lambda_client, name, {"allocate_mb": 256})
+    # THEN it succeeds (on AWS the runtime is killed: Runtime.OutOfMemory)
+    assert error is None, payload
+    assert payload["allocated_mb"] == 256
+
+
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    """A one-shot TCP server on the host's loopback answering ``host`` (its port)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+
+    def answer() -> None:
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.sendall(b"host")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+    thread.join(timeout=5)
+
+
+def test_functions_reach_the_hosts_loopback(
+    lambda_client: Any, probe: str, host_listener: int
+) -> None:
+    # GIVEN a server listening on the host's loopback
+    # WHEN a function connects to it
+    payload, error = invoke(lambda_client, probe, {"connect_port": host_listener})
+    # THEN it gets through: no network isolation (on AWS the function's own loopback is its own)
+    assert error is None, payload
+    assert payload["reached"] == "host"
+
+
+def test_iam_is_not_enforced(emulator: Any, lambda_client: Any) -> None:
+    # GIVEN a function whose role exists nowhere, calling SQS
+    name = unique_name("fn")
+    lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE_ARN.replace("lambda-role", "no-such-role"),
+        Handler="app.handler",
+        Code={
+            "ZipFile": zip_package(
+                {
+                    "app.py": "import boto3\n\n"
+                    "def handler(event, context):\n"
+                    "    return len(boto3.client('sqs').list_queues().get('QueueUrls', []))\n"
+                }
+            )
+        },
+    )
+    lambda_client.get_waiter("function_active_v2").wait(FunctionName=name)
+    # WHEN it is invoked
+    payload, error = invoke(lambda_client, name)
+    # THEN the call succeeds (on AWS: AccessDenied, or no function without a valid role)
+    assert error is None, payload
+    assert isinstance(payload, int)

@@ -10,14 +10,37 @@ from lambdamesh.emulator.settings import DEFAULT_PORT
 ENDPOINT_ENV = "LAMBDAMESH_ENDPOINT"
 """Names a LocalStack someone else runs (e.g. in Docker); the CLI then never starts one."""
 
+PORT_ENV = "LAMBDAMESH_PORT"
+"""The embedded emulator's port when ``--port`` is not given (``DEFAULT_PORT`` without it)."""
+
+
+def default_port() -> int:
+    """``$LAMBDAMESH_PORT``, or :data:`DEFAULT_PORT` when it is unset or empty.
+
+    Raises
+    ------
+    SystemExit
+        With a one-line message when the variable is not a port number.
+    """
+    text = os.environ.get(PORT_ENV, "").strip()
+    if not text:
+        return DEFAULT_PORT
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise SystemExit(f"error: {PORT_ENV}={text!r} is not a port number (1-65535)")
+    return port
+
 
 def add_port(parser: argparse.ArgumentParser) -> None:
     """``--port``: the embedded emulator's gateway port."""
     parser.add_argument(
         "--port",
         type=int,
-        default=DEFAULT_PORT,
-        help=f"the embedded LocalStack's gateway port (default: {DEFAULT_PORT})",
+        default=default_port(),
+        help=f"the embedded LocalStack's gateway port (default: ${PORT_ENV}, else {DEFAULT_PORT})",
     )
 
 

@@ -195,3 +195,50 @@ def test_status_text_lists_each_services_functions_and_flags_a_non_empty_dlq() -
     assert len(flagged) == 1
     assert flagged[0].strip().startswith("lambdamesh-orders-outcomes-dlq")
     assert flagged[0].endswith("lambdamesh dlq show orders-outcomes")
+
+
+def test_lambdamesh_port_is_every_commands_default_port(
+    empty_project: Path,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN LAMBDAMESH_PORT names a port
+    monkeypatch.setenv("LAMBDAMESH_PORT", str(closed_port))
+    # WHEN status runs without --port  THEN it looks there
+    assert cli.main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["port"] == closed_port
+
+
+def test_a_lambdamesh_port_that_is_not_a_port_is_a_one_line_error(
+    empty_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN LAMBDAMESH_PORT is not a number  WHEN a command runs
+    monkeypatch.setenv("LAMBDAMESH_PORT", "http://x")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["status"])
+    # THEN it stops with one line naming the variable
+    assert "LAMBDAMESH_PORT='http://x' is not a port number" in str(exited.value.code)
+
+
+def test_env_prints_exports_for_the_emulator_in_use() -> None:
+    # GIVEN / WHEN the exports for an emulator on port 4600
+    lines = emulator_commands.shell_exports("http://127.0.0.1:4600")
+    # THEN boto3, the AWS CLI and awslocal are pointed there, with the test credentials
+    assert lines == [
+        "export AWS_ENDPOINT_URL=http://127.0.0.1:4600",
+        "export LOCALSTACK_HOST=127.0.0.1:4600",
+        "export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1",
+        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
+    ]
+
+
+def test_env_with_nothing_running_prints_nothing_and_says_how_to_start_it(
+    empty_project: Path, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN nothing on the port  WHEN env runs
+    assert cli.main(["env", "--port", str(closed_port)]) == 1
+    # THEN standard output is empty (an eval does nothing) and the error says what to do
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "lambdamesh up" in captured.err

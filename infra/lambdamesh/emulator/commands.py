@@ -1,4 +1,4 @@
-"""The emulator's subcommands: ``lambdamesh install``, ``up``, ``down`` and ``status``.
+"""The emulator's subcommands: ``lambdamesh install``, ``up``, ``down``, ``status`` and ``env``.
 
 Each is a :class:`~lambdamesh.command.Command` in :data:`COMMANDS`, in the order
 ``lambdamesh --help`` lists them.
@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import ENDPOINT_ENV, add_endpoint, add_port
+from lambdamesh.arguments import ENDPOINT_ENV, PORT_ENV, add_endpoint, add_port
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Command, err, say
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.deploy.records import load_services
@@ -103,13 +104,11 @@ def _print_usage_hint(endpoint: str, port: int | None) -> None:
     port
         The embedded emulator's port; ``None`` for an external one, which is not stopped.
     """
-    host_port = endpoint.removeprefix("http://").removeprefix("https://")
     say(f"    endpoint: {endpoint}")
-    say("    use it from a shell:")
-    say(f"      export AWS_ENDPOINT_URL={endpoint}")
-    say(f"      export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION={REGION}")
+    say('    use it from a shell (or: eval "$(lambdamesh env)"):')
+    for line in shell_exports(endpoint):
+        say(f"      {line}")
     say("      .venv/bin/awslocal sqs list-queues")
-    say(f"    (awslocal reads AWS_ENDPOINT_URL, or LOCALSTACK_HOST={host_port})")
     if port is not None:
         say(f"    stop it with: lambdamesh down --port {port}")
 
@@ -294,6 +293,82 @@ def _run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- env ---------------------------------------------------------------------
+
+
+def _configure_env(parser: argparse.ArgumentParser) -> None:
+    """Add ``env``'s arguments: port, endpoint and ``--service``."""
+    add_port(parser)
+    parser.add_argument(
+        "--service",
+        metavar="NAME",
+        help="also export the settings of that deployed service's API function (its tables, "
+        "topics, ...), e.g. to run it with `chalice local`",
+    )
+    add_endpoint(parser)
+
+
+def _service_settings(args: argparse.Namespace, endpoint: str, run_dir: Path) -> dict[str, str]:
+    """The environment of ``args.service``'s deployed API function (first function otherwise).
+
+    Raises
+    ------
+    LookupError
+        With a message to print when the service is not deployed there.
+    """
+    records = _deployed_services(args, {"run_dir": str(run_dir)})
+    record = records.get(args.service)
+    if record is None:
+        known = ", ".join(sorted(records)) or "none: run `lambdamesh deploy` first"
+        raise LookupError(f"service {args.service!r} is not deployed at {endpoint} ({known})")
+    functions: dict[str, str] = record.get("functions") or {}
+    function = functions.get("APIHandler") or next(iter(functions.values()), None)
+    if function is None:
+        raise LookupError(f"service {args.service!r} has no function")
+    configuration = emulator_client(endpoint, "lambda", REGION).get_function_configuration(
+        FunctionName=function
+    )
+    variables: dict[str, str] = configuration.get("Environment", {}).get("Variables", {})
+    return variables
+
+
+def shell_exports(endpoint: str) -> list[str]:
+    """The ``export`` lines that point AWS tools at ``endpoint`` with the emulator's test
+    credentials.
+
+    >>> shell_exports("http://127.0.0.1:4600")[:2]
+    ['export AWS_ENDPOINT_URL=http://127.0.0.1:4600', 'export LOCALSTACK_HOST=127.0.0.1:4600']
+    """
+    host_port = endpoint.removeprefix("http://").removeprefix("https://").rstrip("/")
+    return [
+        f"export AWS_ENDPOINT_URL={endpoint}",
+        f"export LOCALSTACK_HOST={host_port}",
+        f"export AWS_DEFAULT_REGION={REGION} AWS_REGION={REGION}",
+        "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test",
+    ]
+
+
+def _run_env(args: argparse.Namespace) -> int:
+    """Print the exports for the emulator in use; returns the exit code."""
+    embedded = None if args.endpoint else EmbeddedLocalStack(args.port)
+    endpoint = embedded.endpoint_url if embedded else ExternalLocalStack(args.endpoint).endpoint_url
+    if not ExternalLocalStack(endpoint).health().answering:
+        how = "is it running?" if args.endpoint else "start it with `lambdamesh up` (or `make up`)"
+        err(f"error: no LocalStack answers at {endpoint}; {how}")
+        return EXIT_FAILURE
+    lines = shell_exports(endpoint)
+    if args.service:
+        try:
+            settings = _service_settings(args, endpoint, embedded.home if embedded else Path())
+        except (LookupError, BotoCoreError, ClientError) as error:
+            err(f"error: {error}")
+            return EXIT_FAILURE
+        lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(settings.items())]
+    for line in lines:
+        say(line)
+    return EXIT_OK
+
+
 COMMANDS: list[Command] = [
     Command(
         name="install",
@@ -355,5 +430,21 @@ COMMANDS: list[Command] = [
         configure=_configure_status,
         run=_run_status,
     ),
+    Command(
+        name="env",
+        summary="print the exports that point aws, awslocal and boto3 at the emulator",
+        description=(
+            "Print shell `export` lines for the emulator in use (the embedded one on\n"
+            f"--port / ${PORT_ENV}, or ${ENDPOINT_ENV}'s): AWS_ENDPOINT_URL, LOCALSTACK_HOST,\n"
+            "the region and LocalStack's test credentials. Fails, printing nothing, when no\n"
+            "LocalStack answers there.\n\n"
+            "examples:\n"
+            '  eval "$(lambdamesh env)" && awslocal sqs list-queues\n'
+            '  eval "$(lambdamesh env --service users)"   # + the users function\'s settings\n'
+            "  LAMBDAMESH_PORT=4600 lambdamesh env"
+        ),
+        configure=_configure_env,
+        run=_run_env,
+    ),
 ]
-"""``install``, ``up``, ``down`` and ``status``, in that order."""
+"""``install``, ``up``, ``down``, ``status`` and ``env``, in that order."""

@@ -8,6 +8,8 @@ and returns the registered ``User``. This module does the rest:
 
 * the correlation id is read from ``X-Correlation-Id`` (or started) and bound
   to the logger, with the Lambda request id, before the handler runs;
+* the request is an ``api`` hop (:mod:`lambdamesh_toolkit.hops`): the caller's ``traceparent``
+  header is its parent (or it starts a trace), and its record gives the answer's status;
 * the request's deadline starts (``REQUEST_DEADLINE_S``, or the caller's
   ``X-Request-Deadline`` when earlier: :mod:`lambdamesh_toolkit.deadline`; a malformed or
   passed one is a 400 naming the header);
@@ -50,8 +52,10 @@ from lambdamesh_toolkit.deadline import (
 )
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound, ServiceError, invalid_request_from
 from lambdamesh_toolkit.faults import refuse_if_unavailable
+from lambdamesh_toolkit.hops import API, inbound_hop
 from lambdamesh_toolkit.logging import bind_invocation
 from lambdamesh_toolkit.openapi import ENDPOINT_DOC_ATTRIBUTE, describe_endpoint
+from lambdamesh_toolkit.trace_context import TRACEPARENT
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -251,24 +255,13 @@ class HttpApi:
             def handle(*args: P.args, **kwargs: P.kwargs) -> Response:
                 request = self.app.current_request
                 begin_request(request, self.logger)
-                try:
-                    refuse_if_unavailable()
-                    adopt_callers_deadline(request.headers if request is not None else None)
-                    check_path_parameters(kwargs)
-                    answer = view(*args, **kwargs)
-                except ServiceError as exc:
-                    self._log_refusal(exc)
-                    return error_response(exc)
-                except Exception:
-                    # Whatever else went wrong is ours: the caller learns only that, and the
-                    # correlation id that finds the traceback in the logs.
-                    if self.logger is not None:
-                        self.logger.exception("request failed unexpectedly")
-                    return error_response(ServiceError(UNEXPECTED_ERROR_MESSAGE))
-                if isinstance(answer, Response):
-                    answer.headers.setdefault(CORRELATION_HEADER, current_correlation_id())
-                    return answer
-                return json_response(answer, status=status)
+                sent = request.headers if request is not None else None
+                with inbound_hop(
+                    API, route_of(request), header_of(sent, TRACEPARENT), logger=self.logger
+                ) as served:
+                    response = self._answer(lambda: view(*args, **kwargs), sent, kwargs, status)
+                    served.answered(response.status_code)
+                    return response
 
             # Described when a document is asked for, not at every cold start.
             describe = functools.partial(
@@ -286,6 +279,33 @@ class HttpApi:
 
         return decorate
 
+    def _answer(
+        self,
+        view: Callable[[], Answer | Response],
+        headers: Mapping[str, str] | None,
+        path_parameters: Mapping[str, object],
+        status: int,
+    ) -> Response:
+        """Run a route's handler with the checks before it; its answer, or its error's."""
+        try:
+            refuse_if_unavailable()
+            adopt_callers_deadline(headers)
+            check_path_parameters(path_parameters)
+            answer = view()
+        except ServiceError as exc:
+            self._log_refusal(exc)
+            return error_response(exc)
+        except Exception:
+            # Whatever else went wrong is ours: the caller learns only that, and the
+            # correlation id that finds the traceback in the logs.
+            if self.logger is not None:
+                self.logger.exception("request failed unexpectedly")
+            return error_response(ServiceError(UNEXPECTED_ERROR_MESSAGE))
+        if isinstance(answer, Response):
+            answer.headers.setdefault(CORRELATION_HEADER, current_correlation_id())
+            return answer
+        return json_response(answer, status=status)
+
     def _log_refusal(self, exc: ServiceError) -> None:
         if self.logger is None:
             return
@@ -295,6 +315,19 @@ class HttpApi:
             "request refused",
             extra={"status": exc.status, "error_code": exc.code, "field": exc.field},
         )
+
+
+def route_of(request: Request | None) -> str:
+    """What an ``api`` hop entered: the method and the route's path, ``POST /orders/{order_id}``
+    (the template, not the ids).
+
+    >>> from types import SimpleNamespace
+    >>> route_of(SimpleNamespace(method="GET", path="/users/{user_id}"))
+    'GET /users/{user_id}'
+    """
+    if request is None:
+        return "?"
+    return f"{request.method} {request.path}"
 
 
 def check_path_parameters(parameters: Mapping[str, object]) -> None:

@@ -1,7 +1,8 @@
 """HTTP client for calling another service through API Gateway.
 
 Every request has a connect and a read timeout (never beyond the request's
-deadline, which it carries in ``X-Request-Deadline``), carries the correlation id,
+deadline, which it carries in ``X-Request-Deadline``), carries the correlation id
+and the ``traceparent`` of its ``http`` hop (:mod:`lambdamesh_toolkit.hops`),
 and goes through :func:`lambdamesh_toolkit.resilience.call_dependency`:
 
 * connection errors, timeouts and 429/502/503/504 are retried with full
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER, current_correlation_id
 from lambdamesh_toolkit.deadline import DEADLINE_HEADER, current_deadline, header_value
 from lambdamesh_toolkit.errors import DependencyUnavailable, ServiceError, error_from_wire
+from lambdamesh_toolkit.hops import HTTP, outbound_hop
 from lambdamesh_toolkit.resilience import (
     RETRYABLE_STATUSES,
     AttemptFailed,
@@ -33,6 +35,7 @@ from lambdamesh_toolkit.resilience import (
     parse_retry_after,
     time_for_attempt,
 )
+from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 if TYPE_CHECKING:
     import urllib3
@@ -231,15 +234,19 @@ class ServiceHttpClient:
             sent_headers[DEADLINE_HEADER] = header_value(deadline)
 
         def attempt() -> HttpResult:
-            return self._attempt(method, url, payload, sent_headers)
+            # The current span: the call's, or a retry's (see call_dependency).
+            return self._attempt(method, url, payload, with_traceparent(sent_headers))
 
-        return call_dependency(
-            self.dependency_name,
-            attempt,
-            retry=self.retry,
-            breaker=self.breaker,
-            repeatable=repeatable,
-        )
+        with outbound_hop(HTTP, self.dependency_name, method=method) as call:
+            result = call_dependency(
+                self.dependency_name,
+                attempt,
+                retry=self.retry,
+                breaker=self.breaker,
+                repeatable=repeatable,
+            )
+            call.answered(result.status)
+            return result
 
     def _attempt(
         self, method: str, url: str, payload: bytes | None, headers: Mapping[str, str]
@@ -311,6 +318,14 @@ class ServiceHttpClient:
                 timeout=urllib3.Timeout(connect=self.connect_timeout_s, read=self.read_timeout_s),
             )
         return self._pool
+
+
+def with_traceparent(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` and the current span's ``traceparent`` (none outside a hop)."""
+    traceparent = current_traceparent()
+    if traceparent is None:
+        return dict(headers)
+    return {**headers, TRACEPARENT: traceparent}
 
 
 def _encode(body: Any) -> bytes | None:

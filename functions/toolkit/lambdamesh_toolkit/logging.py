@@ -7,6 +7,7 @@ this module only fixes the keys every lambdamesh line carries: ``service``,
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import IO, TYPE_CHECKING, Any
 
 from lambdamesh_toolkit.privacy import mask_personal, mask_text
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 # (later ``Logger(service=...)`` instances reuse the first handler), so one
 # instance per service is kept here and handed out again.
 _loggers: dict[str, Logger] = {}
+# The logger the current invocation was bound to: where the toolkit's own lines about it (hop
+# records of outbound calls, :mod:`lambdamesh_toolkit.hops`) go, so they carry its ids.
+_bound: ContextVar[Logger | None] = ContextVar("lambdamesh_invocation_logger", default=None)
 
 
 def get_logger(service: str, *, stream: IO[str] | None = None) -> Logger:
@@ -64,6 +68,16 @@ def bind_invocation(logger: Logger, correlation_id: str, request_id: str | None)
         The Lambda ``aws_request_id`` (``None`` outside Lambda, e.g. in tests).
     """
     logger.append_keys(correlation_id=correlation_id, request_id=request_id)
+    _bound.set(logger)
+
+
+def invocation_logger() -> Logger | None:
+    """The logger :func:`bind_invocation` last bound in this context; ``None`` if none was.
+
+    Outside a function's invocation (the CLI, a test that binds nothing) there is none, and
+    the toolkit writes no line of its own.
+    """
+    return _bound.get()
 
 
 def _masking_formatter() -> BasePowertoolsFormatter:

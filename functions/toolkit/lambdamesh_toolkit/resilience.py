@@ -37,6 +37,11 @@ Where a failure comes from
     health, and once the circuit opens the remaining retries stop at once.
     Only :class:`AttemptFailed` counts; answers such as 404 or 400 are the
     dependency working correctly and never trip the circuit.
+
+Retries in a trace
+    The first attempt runs in the caller's hop; every later one is a ``retry`` hop
+    (:mod:`lambdamesh_toolkit.hops`) with its ``attempt`` number, so the request it sends
+    carries that hop's ``traceparent`` and a trace shows which attempt reached the dependency.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeIs
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.deadline import remaining_s
 from lambdamesh_toolkit.errors import DependencyUnavailable
+from lambdamesh_toolkit.hops import RETRY, outbound_hop
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.circuit_breaker import CircuitInfo, CircuitState
@@ -498,8 +504,24 @@ def call_dependency[T](
     def guarded() -> T:
         return breaker.call(attempt) if breaker is not None else attempt()
 
+    attempts = 0
+
+    def numbered() -> T:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            return guarded()
+        # Every later attempt is a `retry` hop: its own span, the parent of what it reaches.
+        with outbound_hop(RETRY, dependency, attempt=attempts) as again:
+            try:
+                return guarded()
+            except AttemptFailed as failure:
+                # What happened, not its details (a crash's message could carry anything).
+                again.failed(failure.reason.split(":", 1)[0][:80])
+                raise
+
     try:
-        return retry.run(guarded, repeatable=repeatable)
+        return retry.run(numbered, repeatable=repeatable)
     except AttemptFailed as exc:
         retry_after_s = exc.retry_after_s
         if breaker is not None:

@@ -1,8 +1,8 @@
 """Typed RPC over direct Lambda invocation, client and server.
 
 The wire format is the envelope in :mod:`lambdamesh_toolkit.contracts.rpc`:
-the client sends ``RpcRequest{method, version, correlation_id, payload}`` as
-the ``Invoke`` payload (``RequestResponse``); the server answers
+the client sends ``RpcRequest{method, version, correlation_id, payload, deadline_ms,
+traceparent}`` as the ``Invoke`` payload (``RequestResponse``); the server answers
 ``RpcResponse{ok, result | error}``. Typed errors raised by a method travel as
 ``error`` and are raised again, as the same class, on the client side.
 
@@ -10,7 +10,8 @@ Client behaviour matches :class:`lambdamesh_toolkit.http_client.ServiceHttpClien
 connect/read timeouts on every attempt (botocore's own retries off so the
 toolkit's policy is the only one), retries with full jitter for idempotent
 methods, the dependency's circuit breaker around each attempt, and the
-correlation id carried in the envelope.
+correlation id carried in the envelope. A call is an ``rpc.call`` hop and serving it an
+``rpc.serve`` hop (:mod:`lambdamesh_toolkit.hops`), joined by the envelope's ``traceparent``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from lambdamesh_toolkit.errors import (
     error_from_wire,
     invalid_request_from,
 )
+from lambdamesh_toolkit.hops import RPC_CALL, RPC_SERVE, inbound_hop, outbound_hop
 from lambdamesh_toolkit.logging import bind_invocation
 from lambdamesh_toolkit.resilience import (
     AttemptFailed,
@@ -43,6 +45,7 @@ from lambdamesh_toolkit.resilience import (
     call_dependency,
     time_for_attempt,
 )
+from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -157,19 +160,22 @@ class RpcClient:
             payload=request.model_dump(mode="json"),
             deadline_ms=None if deadline is None else int(deadline * 1000),
         )
-        payload = envelope.model_dump_json().encode()
 
         def attempt() -> RpcResponse:
-            return self._attempt(payload)
+            # The current span: the call's, or a retry's (see call_dependency).
+            sent = envelope.model_copy(update={"traceparent": current_traceparent()})
+            return self._attempt(sent.model_dump_json().encode())
 
-        response = call_dependency(
-            self.dependency_name,
-            attempt,
-            retry=self.retry,
-            breaker=self.breaker,
-            repeatable=idempotent,
-        )
-        return self._result(response, response_type)
+        with outbound_hop(RPC_CALL, self.dependency_name, method=method):
+            response = call_dependency(
+                self.dependency_name,
+                attempt,
+                retry=self.retry,
+                breaker=self.breaker,
+                repeatable=idempotent,
+            )
+            # A typed error raised here is the hop's outcome (refused, or failed from 500 on).
+            return self._result(response, response_type)
 
     def _attempt(self, payload: bytes) -> RpcResponse:
         from botocore.exceptions import (
@@ -329,33 +335,39 @@ class RpcServer:
         dict
             The ``RpcResponse`` as JSON-ready data.
         """
-        raw_correlation = event.get("correlation_id") if isinstance(event, Mapping) else None
+        raw_correlation = _field(event, "correlation_id")
         correlation_id = use_correlation_id(
             raw_correlation if isinstance(raw_correlation, str) else None
         )
-        raw_deadline = event.get("deadline_ms") if isinstance(event, Mapping) else None
+        raw_deadline = _field(event, "deadline_ms")
         begin_deadline(
             configured_budget_s(),
             inherited=raw_deadline / 1000 if type(raw_deadline) is int else None,
         )
         if self.logger is not None:
             bind_invocation(self.logger, correlation_id, getattr(context, "aws_request_id", None))
-        try:
-            result = self._dispatch(event)
-        except ServiceError as exc:
-            if self.logger is not None:
-                self.logger.info(
-                    "rpc call refused", extra={"error_code": exc.code, "field": exc.field}
-                )
-            return _error_response(exc)
-        except Exception:
-            # Left to crash the invocation (the caller sees FunctionError and
-            # counts it against the breaker); logged first so the stack trace
-            # is a JSON line with the correlation id.
-            if self.logger is not None:
-                self.logger.exception("rpc method failed")
-            raise
-        return RpcResponse(ok=True, result=result.model_dump(mode="json")).model_dump(mode="json")
+        with inbound_hop(
+            RPC_SERVE, _method_of(event), _field(event, TRACEPARENT), logger=self.logger
+        ) as served:
+            try:
+                result = self._dispatch(event)
+            except ServiceError as exc:
+                if self.logger is not None:
+                    self.logger.info(
+                        "rpc call refused", extra={"error_code": exc.code, "field": exc.field}
+                    )
+                served.failed_with(exc)
+                return _error_response(exc)
+            except Exception:
+                # Left to crash the invocation (the caller sees FunctionError and
+                # counts it against the breaker); logged first so the stack trace
+                # is a JSON line with the correlation id.
+                if self.logger is not None:
+                    self.logger.exception("rpc method failed")
+                raise
+            return RpcResponse(ok=True, result=result.model_dump(mode="json")).model_dump(
+                mode="json"
+            )
 
     def _dispatch(self, event: Mapping[str, Any]) -> BaseModel:
         try:
@@ -375,6 +387,17 @@ class RpcServer:
         except ValidationError as exc:
             raise invalid_request_from(exc, prefix="payload") from None
         return method.handler(request)
+
+
+def _field(event: object, name: str) -> object:
+    """Field ``name`` of an invocation payload read before it is validated (``None`` if absent)."""
+    return event.get(name) if isinstance(event, Mapping) else None
+
+
+def _method_of(event: object) -> str:
+    """The method an ``rpc.serve`` hop entered, when the payload names one that could be."""
+    method = _field(event, "method")
+    return method[:64] if isinstance(method, str) and method.isidentifier() else "?"
 
 
 def _error_response(exc: ServiceError) -> dict[str, Any]:

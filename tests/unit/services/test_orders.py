@@ -27,6 +27,7 @@ from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemReq
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore
+from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
@@ -494,7 +495,10 @@ def test_the_stream_publisher_publishes_every_appended_event_on_the_fifo_topic(
         (second["id"], envelope_two.id),
     ]
     assert EventEnvelope.model_validate(messages[0]["body"]) == envelope_one
-    assert messages[0]["attributes"] == {
+    attributes = messages[0]["attributes"]
+    # AND each carries the trace context of its publish (the trace the API request started)
+    assert all(parse_traceparent(m["attributes"].pop("traceparent")) for m in messages)
+    assert attributes == {
         "type": "order.placed",
         "version": "1",
         "correlation_id": "trace-p2",

@@ -13,6 +13,8 @@ from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.contracts.users import CreateUser, User
 from lambdamesh_toolkit.errors import Conflict, NotFound
+from lambdamesh_toolkit.hops import HOP_MESSAGE
+from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.unit.services.conftest import ServiceFactory, TopicFactory, TopicInbox
 from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import captured_log, json_body, post_json
@@ -126,9 +128,9 @@ def test_every_log_line_carries_the_correlation_id(users: LoadedService, client:
         # WHEN it is served (a success and a refusal both log)
         post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-logs"})
         post_json(client, "/users", ANN, headers={"X-Correlation-Id": "trace-logs"})
-    # THEN every JSON line names the service and that correlation id
+    # THEN every JSON line names the service and that correlation id, the hop records too
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
-    assert len(lines) == 2
+    assert len([line for line in lines if line["message"] != HOP_MESSAGE]) == 2
     assert {line["correlation_id"] for line in lines} == {"trace-logs"}
     assert {line["service"] for line in lines} == {"users"}
 
@@ -248,7 +250,9 @@ def test_registering_publishes_user_created_with_the_correlation_id(
     assert (envelope.type, envelope.version, envelope.source) == ("user.created", 1, "users")
     assert (envelope.correlation_id, envelope.causation_id) == ("trace-u1", None)
     assert envelope.data == {"user_id": user["id"], "email": user["email"], "name": user["name"]}
-    assert message["attributes"] == {
+    attributes = dict(message["attributes"])
+    assert parse_traceparent(attributes.pop("traceparent"))  # the trace context of its publish
+    assert attributes == {
         "type": "user.created",
         "version": "1",
         "correlation_id": "trace-u1",
@@ -286,7 +290,8 @@ def test_a_lost_announcement_still_registers_the_user_and_logs_the_event(
     user = json_body(response)
     assert users.client().http.get(f"/users/{user['id']}").status_code == 200
     # AND the lost event is reported with its id, at error level
-    [line] = [json.loads(text) for text in log.getvalue().splitlines()]
+    lines = [json.loads(text) for text in log.getvalue().splitlines()]
+    [line] = [line for line in lines if line["message"] != HOP_MESSAGE]
     assert line["level"] == "ERROR"
     assert line["user_id"] == user["id"]
     assert line["event_id"]

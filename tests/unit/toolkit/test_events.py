@@ -34,6 +34,7 @@ from lambdamesh_toolkit.events.publishing import (
     Publisher,
     UnpublishedEventsError,
 )
+from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.sqs import subscribe_raw
 
 if TYPE_CHECKING:
@@ -215,11 +216,15 @@ def test_publish_delivers_the_envelope_and_its_attributes_raw_to_the_queue(aws: 
         name: (value["DataType"], value["StringValue"])
         for name, value in message["MessageAttributes"].items()
     }
+    traceparent = attributes.pop("traceparent")
     assert attributes == {
         "type": ("String", "payment.failed"),
         "version": ("String", "1"),
         "correlation_id": ("String", "corr-1"),
     }
+    # AND the publish hop's trace context (a new trace: it was published outside any hop)
+    assert traceparent[0] == "String"
+    assert parse_traceparent(traceparent[1]) is not None
 
 
 def test_fifo_publish_sets_the_group_and_deduplicates_by_event_id(aws: None) -> None:

@@ -16,6 +16,7 @@ from chalice.test import Client
 from lambdamesh_toolkit.contracts.orders import CreateOrder
 from lambdamesh_toolkit.deadline import DEADLINE_HEADER, current_deadline, header_value
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
+from lambdamesh_toolkit.hops import HOP_MESSAGE
 from lambdamesh_toolkit.http_api import ApiApp, HttpApi, NotAnApiRequestError
 
 
@@ -118,7 +119,8 @@ def test_an_unexpected_error_answers_a_json_500_with_the_correlation_id_and_noth
     # AND nothing of the cause is in it, while the log has the traceback under that id
     assert "secret-table-name" not in response.body.decode()
     assert "KeyError" not in response.body.decode()
-    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    lines = [json.loads(text) for text in stream.getvalue().splitlines()]
+    [line] = [line for line in lines if line["message"] != HOP_MESSAGE]
     assert line["level"] == "ERROR"
     assert line["correlation_id"] == "trace-500"
     assert "secret-table-name" in line["exception"]

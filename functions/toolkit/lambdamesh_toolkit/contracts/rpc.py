@@ -29,6 +29,9 @@ class RpcRequest(Contract):
     deadline_ms : int | None
         The caller's deadline (epoch milliseconds): the server keeps the earlier of it and
         its own budget for everything it calls.
+    traceparent : str | None
+        The W3C ``traceparent`` of the caller's ``rpc.call`` hop: the served call's parent
+        (:mod:`lambdamesh_toolkit.trace_context`); one that is not valid starts a new trace.
     """
 
     contract_name: ClassVar[str] = "rpc.RpcRequest"
@@ -38,6 +41,7 @@ class RpcRequest(Contract):
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     payload: dict[str, Any]
     deadline_ms: Annotated[StrictInt, Field(ge=0)] | None = None
+    traceparent: Annotated[str, StringConstraints(max_length=128)] | None = None
 
 
 class RpcError(Contract):

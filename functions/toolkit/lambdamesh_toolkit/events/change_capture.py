@@ -60,13 +60,18 @@ from lambdamesh_toolkit.events.envelope import parse_envelope
 from lambdamesh_toolkit.events.publishing import EventPublisher
 from lambdamesh_toolkit.events.store import EVENT_ATTRIBUTE, STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
+from lambdamesh_toolkit.hops import STREAM, inbound_hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.privacy import mask_text
+from lambdamesh_toolkit.trace_context import TRACEPARENT
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from mypy_boto3_sqs.client import SQSClient
 
+#: An item's correlation id, when it keeps one (the stock items do; an event store's items keep
+#: theirs in the envelope).
+CORRELATION_ATTRIBUTE = "correlation_id"
 #: The stream record types DynamoDB emits.
 INSERT, MODIFY, REMOVE = "INSERT", "MODIFY", "REMOVE"
 
@@ -328,6 +333,27 @@ def _dead_lettered(
     return True
 
 
+def _image_text(image: Mapping[str, Any], name: str) -> str | None:
+    """The text of string attribute ``name`` of a stream image; ``None`` when it has none."""
+    value = image.get(name)
+    text = value.get("S") if isinstance(value, Mapping) else None
+    return text if isinstance(text, str) else None
+
+
+def _table_of(change: Change) -> str:
+    """The table a stream record comes from, by its ``eventSourceARN``
+    (``arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>``); ``?`` without one.
+
+    >>> _table_of(Change("INSERT", "1", {}, {},
+    ...     {"eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/Orders/stream/2026-11-01"}))
+    'Orders'
+    """
+    arn = change.raw.get("eventSourceARN")
+    if not isinstance(arn, str) or "table/" not in arn:
+        return "?"
+    return arn.split("table/", 1)[1].split("/", 1)[0]
+
+
 def _failed_from(records: Sequence[Change], position: int) -> dict[str, list[dict[str, str]]]:
     return {
         "batchItemFailures": [
@@ -339,7 +365,9 @@ def _failed_from(records: Sequence[Change], position: int) -> dict[str, list[dic
 class StreamFunction:
     """What every function on a DynamoDB stream shares: the batch's records handed to
     :meth:`handle` in order (:func:`process_in_order`), records no retry can handle dead-lettered,
-    the invocation's request id and each record's correlation id in the logs.
+    the invocation's request id and each record's correlation id in the logs, each record a
+    ``stream`` hop (:mod:`lambdamesh_toolkit.hops`) whose parent is the ``traceparent`` the
+    item was written with, when it has one (the event store's items do).
 
     Subclasses implement :meth:`handle` (and :meth:`begin_batch` when they keep anything per
     batch).
@@ -373,11 +401,30 @@ class StreamFunction:
         self.begin_batch()
         return process_in_order(
             event,
-            self.handle,
+            self._handle_as_hop,
             dead_letters=self._dead_letters,
             logger=self._logger,
             context=context,
         )
+
+    def _handle_as_hop(self, change: Change) -> None:
+        """:meth:`handle` as a ``stream`` hop, the child of the span that wrote the item (its
+        ``traceparent`` attribute), logged under the correlation id :meth:`handle` restores."""
+        # Until handle() restores the record's own, its item's correlation id (or a new one):
+        # never the previous record's.
+        self.use_correlation_id(_image_text(change.new_image, CORRELATION_ATTRIBUTE))
+        with inbound_hop(
+            STREAM,
+            _table_of(change),
+            _image_text(change.new_image, TRACEPARENT),
+            logger=self._logger,
+            sequence_number=change.sequence_number,
+        ) as handling:
+            try:
+                self.handle(change)
+            except PermanentFailure:
+                handling.refused("PermanentFailure")
+                raise
 
     def begin_batch(self) -> None:
         """Called before each batch's first record (nothing to do by default)."""

@@ -15,6 +15,12 @@ handler error) is reported in ``batchItemFailures`` (the deploy step sets
 ``ReportBatchItemFailures``), its reason is written to the failures table under its SQS message
 id (which it keeps in the DLQ), and its visibility is set to a short exponential backoff
 (:mod:`.retry_backoff`).
+
+Each delivery is a hop (:mod:`lambdamesh_toolkit.hops`): ``consume`` the first time, ``retry``
+from the second receive on (``attempt`` is ``ApproximateReceiveCount``), the child of the
+``traceparent`` message attribute the publish put on it; a record dead-lettered at once adds a
+``dead_letter`` hop under its delivery, and its copy in the DLQ carries that hop's
+``traceparent``, so a redriven delivery joins the trace below it.
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ from lambdamesh_toolkit.events.retry_backoff import (
     backoff_delay_s,
 )
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
+from lambdamesh_toolkit.hops import CONSUME, DEAD_LETTER, RETRY, Hop, hop, inbound_hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.privacy import mask_text
+from lambdamesh_toolkit.trace_context import TRACEPARENT, SpanContext, current_traceparent
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -190,6 +198,8 @@ class EventConsumer:
         self._processor = _new_processor(fifo)
         self._request_id: str | None = None
         self._marks = _BatchMarks(self.idempotency_store, frozenset(), None)
+        # Each record's delivery span in the batch being processed: its dead_letter hop's parent.
+        self._spans: dict[str, SpanContext] = {}
 
     def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one SQS batch; return the partial batch response.
@@ -211,6 +221,7 @@ class EventConsumer:
         self._request_id = getattr(context, "aws_request_id", None)
         use_deadline(None)  # queued work has no caller waiting: only the function's timeout
         self._marks = _BatchMarks.read(self.idempotency_store, self.service, records)
+        self._spans = {}
         processor = self._processor
         handle: Callable[[SQSRecord], None] = self._handle_record
         faults = active_faults()
@@ -270,6 +281,24 @@ class EventConsumer:
             )
 
     def _handle_record(self, record: SQSRecord) -> None:
+        """Handle one delivery as a ``consume`` hop (``retry`` from its second receive on)."""
+        # Until its body is read, the record's lines carry what its attributes say, never the
+        # previous record's ids.
+        event_type, correlation_id = _attributes_of(record)
+        bind_invocation(self.logger, use_correlation_id(correlation_id), self._request_id)
+        self.logger.append_keys(event_id=None, event_type=event_type, message_id=record.message_id)
+        attempt = _receive_count(record)
+        with inbound_hop(
+            CONSUME if attempt == 1 else RETRY,
+            record.event_source_arn.rsplit(":", 1)[-1],
+            _attribute(record, TRACEPARENT),
+            logger=self.logger,
+            attempt=attempt,
+        ) as delivery:
+            self._spans[record.message_id] = delivery.span
+            self._handle_delivery(record, delivery)
+
+    def _handle_delivery(self, record: SQSRecord, delivery: Hop) -> None:
         envelope: EventEnvelope | None = None
         try:
             if not isinstance(record.raw_event.get("body"), str):
@@ -280,20 +309,24 @@ class EventConsumer:
             self.logger.append_keys(
                 event_id=envelope.id, event_type=envelope.type, message_id=record.message_id
             )
-            self._dispatch(envelope)
-        except _RecordFailed:
+            self._dispatch(envelope, delivery)
+        except _RecordFailed as exc:
+            (delivery.refused if exc.permanent else delivery.failed)("rejected")
             raise
         except EventError as exc:
             # A refusal, not a crash: the reason says it all, no stack trace. The event will
             # never read otherwise: it goes to the DLQ now, for a fix and a redrive.
+            delivery.refused(type(exc).__name__)
             raise self._failed(str(exc), record, envelope, permanent=True) from None
         except PermanentFailure as exc:
+            delivery.refused(type(exc).__name__)
             raise self._failed(exc.reason, record, envelope, permanent=True) from None
         except Exception as exc:
             self.logger.exception("event handler failed")
+            delivery.failed(type(exc).__name__)
             raise self._failed(f"{type(exc).__name__}: {exc}", record, envelope) from exc
 
-    def _dispatch(self, envelope: EventEnvelope) -> None:
+    def _dispatch(self, envelope: EventEnvelope, delivery: Hop) -> None:
         handler = self.handlers.get((envelope.type, envelope.version))
         if handler is None:
             event_model(envelope.type, envelope.version)  # UnknownEventError names the known ones
@@ -308,6 +341,7 @@ class EventConsumer:
         key = idempotency_key(self.service, envelope.id)
         if self._marks.is_processed(key):
             self.logger.info("duplicate event acknowledged without processing")
+            delivery.ok("duplicate")
             return
         handler(envelope, data)
         self._marks.handled.append(key)
@@ -351,7 +385,7 @@ class EventConsumer:
                 event_type=failure.event_type,
                 message_id=failure.message_id,
             )
-            moved_to = self._dead_letter_now(record, failure) if _is_permanent(exc) else None
+            moved_to = self._dead_letter_hop(record, failure) if _is_permanent(exc) else None
             self.logger.warning(
                 "event record failed",
                 extra={
@@ -380,6 +414,19 @@ class EventConsumer:
                 self.logger.warning("retry backoff refused", extra={"errors": errors})
         return dead_lettered
 
+    def _dead_letter_hop(self, record: SQSRecord, failure: RecordFailure) -> str | None:
+        """:meth:`_dead_letter_now` as a ``dead_letter`` hop, the child of the record's delivery."""
+        with hop(
+            DEAD_LETTER,
+            failure.queue,
+            parent=self._spans.get(record.message_id),
+            logger=self.logger,
+        ) as moving:
+            moved_to = self._dead_letter_now(record, failure)
+            if moved_to is None:
+                moving.failed("not_moved")
+            return moved_to
+
     def _dead_letter_now(self, record: SQSRecord, failure: RecordFailure) -> str | None:
         """Send a hopeless record to its DLQ; its id there, or ``None`` (then it is retried)."""
         raw_body = record.raw_event.get("body")
@@ -391,6 +438,7 @@ class EventConsumer:
             group_id=record.attributes.message_group_id,
             message_id=record.message_id,
             reason=failure.reason,
+            traceparent=current_traceparent(),
         )
         try:
             moved_to = self._dead_letterer.send(letter)
@@ -612,19 +660,19 @@ def _receive_count(record: SQSRecord) -> int:
         return 1
 
 
+def _attribute(record: SQSRecord, name: str) -> str | None:
+    """The text of message attribute ``name``; ``None`` when the record has none."""
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(name)
+    if isinstance(attribute, dict):
+        text = attribute.get("stringValue")
+        return text if isinstance(text, str) else None
+    return None
+
+
 def _attributes_of(record: SQSRecord) -> tuple[str | None, str | None]:
     """The ``type`` and ``correlation_id`` message attributes (the body may be unreadable)."""
-    attributes = record.raw_event.get("messageAttributes") or {}
-
-    def value(name: str) -> str | None:
-        attribute = attributes.get(name)
-        if isinstance(attribute, dict):
-            text = attribute.get("stringValue")
-            return text if isinstance(text, str) else None
-        return None
-
-    event_type = value("type")
-    correlation_id = value("correlation_id")
+    event_type = _attribute(record, "type")
+    correlation_id = _attribute(record, "correlation_id")
     if event_type is not None and not is_valid_correlation_id(event_type):
         event_type = None  # goes into logs and a table: same safe alphabet as ids
     if correlation_id is not None and not is_valid_correlation_id(correlation_id):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.aws.sqs import queue_url
+from lambdamesh_toolkit.trace_context import TRACEPARENT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -60,6 +61,8 @@ class DeadLetter:
     group_id: str | None
     message_id: str
     reason: str
+    traceparent: str | None = None
+    """The ``dead_letter`` hop's: a redriven copy's delivery is its child in a trace."""
 
 
 class DeadLetterer:
@@ -90,7 +93,9 @@ class DeadLetterer:
         request: dict[str, Any] = {
             "QueueUrl": url,
             "MessageBody": letter.body,
-            "MessageAttributes": sqs_attributes(letter.attributes, letter.reason),
+            "MessageAttributes": sqs_attributes(
+                letter.attributes, letter.reason, traceparent=letter.traceparent
+            ),
         }
         if url.endswith(".fifo"):
             request["MessageGroupId"] = letter.group_id or letter.message_id
@@ -118,27 +123,34 @@ def _find_dead_letter_url(client: SQSClient, queue_arn: str) -> str | None:
 
 
 def sqs_attributes(
-    attributes: Mapping[str, Any], reason: str
+    attributes: Mapping[str, Any], reason: str, *, traceparent: str | None = None
 ) -> dict[str, MessageAttributeValueTypeDef]:
-    """A record's message attributes in ``SendMessage``'s form, with the failure's reason.
+    """A record's message attributes in ``SendMessage``'s form, with the failure's reason (and,
+    when given, ``traceparent`` in place of the one it came with).
 
     >>> attributes = {"type": {"stringValue": "order.placed", "dataType": "String"}}
     >>> converted = sqs_attributes(attributes, "no handler")
     >>> converted["type"], converted["failure_reason"]["StringValue"]
     ({'DataType': 'String', 'StringValue': 'order.placed'}, 'no handler')
+    >>> sorted(sqs_attributes(attributes, "no handler", traceparent="00-...-01"))
+    ['failure_reason', 'traceparent', 'type']
     """
+    ours: dict[str, MessageAttributeValueTypeDef] = {
+        FAILURE_REASON_ATTRIBUTE: {
+            "DataType": "String",
+            "StringValue": reason[:MAX_REASON_ATTRIBUTE_CHARS] or "unknown",
+        }
+    }
+    if traceparent is not None:
+        ours[TRACEPARENT] = {"DataType": "String", "StringValue": traceparent}
     converted: dict[str, MessageAttributeValueTypeDef] = {}
     for name, value in attributes.items():
-        if name == FAILURE_REASON_ATTRIBUTE or not isinstance(value, dict):
+        if len(converted) == MAX_MESSAGE_ATTRIBUTES - len(ours):
+            break
+        if name in ours or not isinstance(value, dict):
             continue
         data_type = value.get("dataType") or value.get("DataType")
         text = value.get("stringValue") or value.get("StringValue")
         if isinstance(data_type, str) and isinstance(text, str):
             converted[name] = {"DataType": data_type, "StringValue": text}
-        if len(converted) == MAX_MESSAGE_ATTRIBUTES - 1:
-            break
-    converted[FAILURE_REASON_ATTRIBUTE] = {
-        "DataType": "String",
-        "StringValue": reason[:MAX_REASON_ATTRIBUTE_CHARS] or "unknown",
-    }
-    return converted
+    return {**converted, **ours}

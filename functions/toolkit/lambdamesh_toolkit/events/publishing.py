@@ -2,8 +2,10 @@
 
 :class:`Publisher` validates an envelope against its contract and publishes it; the returned SNS
 ``MessageId`` is the publisher confirm: SNS has stored the message. Message attributes ``type``,
-``version`` and ``correlation_id`` travel beside the body, so subscriptions filter on ``type``
-without reading the body and the correlation id survives delivery as an SQS message attribute.
+``version``, ``correlation_id`` and ``traceparent`` travel beside the body, so subscriptions
+filter on ``type`` without reading the body and the correlation id and the trace context survive
+delivery as SQS message attributes (raw delivery keeps them). Each publish is a ``publish`` hop
+(:mod:`lambdamesh_toolkit.hops`): the ``traceparent`` it sends is its own span.
 
 :class:`Outbox` is the one way services publish what they decided: **commit the state change
 and its event together, publish after.** The event is stored in the same DynamoDB write as the
@@ -37,6 +39,8 @@ from lambdamesh_toolkit import faults
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError
 from lambdamesh_toolkit.events.envelope import event_data
+from lambdamesh_toolkit.hops import PUBLISH, outbound_hop
+from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -143,19 +147,21 @@ class Publisher:
             raise ValueError(f"standard topic {self.topic_arn} takes no group_id")
         event_data(envelope)
         body = envelope.model_dump_json()
-        attributes: dict[str, MessageAttributeValueTypeDef] = {
-            "type": {"DataType": "String", "StringValue": envelope.type},
-            "version": {"DataType": "String", "StringValue": str(envelope.version)},
-            "correlation_id": {"DataType": "String", "StringValue": envelope.correlation_id},
-        }
-        size = message_size(body, attributes)
-        if size > SNS_MAX_MESSAGE_BYTES:
-            raise EventTooLargeError(envelope.type, size)
-        message_id = self._send(body, attributes, group_id, envelope.id)
-        if faults.happens(faults.active_faults().duplicate_rate):
-            faults.report("duplicate", event_id=envelope.id)
-            self._send(body, attributes, group_id, f"{envelope.id}:duplicate")
-        return message_id
+        with outbound_hop(
+            PUBLISH,
+            self.topic_arn.rsplit(":", 1)[-1],
+            event_type=envelope.type,
+            event_id=envelope.id,
+        ):
+            attributes = message_attributes(envelope, current_traceparent())
+            size = message_size(body, attributes)
+            if size > SNS_MAX_MESSAGE_BYTES:
+                raise EventTooLargeError(envelope.type, size)
+            message_id = self._send(body, attributes, group_id, envelope.id)
+            if faults.happens(faults.active_faults().duplicate_rate):
+                faults.report("duplicate", event_id=envelope.id)
+                self._send(body, attributes, group_id, f"{envelope.id}:duplicate")
+            return message_id
 
     def _send(
         self,
@@ -181,6 +187,30 @@ class Publisher:
 
     def _client(self) -> SNSClient:
         return self._sns_client or clients.sns(self._profile)
+
+
+def message_attributes(
+    envelope: EventEnvelope, traceparent: str | None
+) -> dict[str, MessageAttributeValueTypeDef]:
+    """The message attributes an event travels with: ``type``, ``version``, ``correlation_id``
+    and, inside a hop, ``traceparent`` (four of the ten SNS and SQS allow; a message
+    dead-lettered at once adds ``failure_reason``).
+
+    >>> from lambdamesh_toolkit.contracts.events import OrderConfirmed
+    >>> from lambdamesh_toolkit.events.envelope import new_event
+    >>> event = new_event("order.confirmed", OrderConfirmed(order_id="o-1", user_id="u-1"),
+    ...                   source="orders")
+    >>> sorted(message_attributes(event, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+    ['correlation_id', 'traceparent', 'type', 'version']
+    """
+    attributes: dict[str, MessageAttributeValueTypeDef] = {
+        "type": {"DataType": "String", "StringValue": envelope.type},
+        "version": {"DataType": "String", "StringValue": str(envelope.version)},
+        "correlation_id": {"DataType": "String", "StringValue": envelope.correlation_id},
+    }
+    if traceparent is not None:
+        attributes[TRACEPARENT] = {"DataType": "String", "StringValue": traceparent}
+    return attributes
 
 
 def message_size(body: str, attributes: dict[str, MessageAttributeValueTypeDef]) -> int:

@@ -64,6 +64,7 @@ from lambdamesh_toolkit.deadline import remaining_s
 from lambdamesh_toolkit.errors import Conflict
 from lambdamesh_toolkit.events.envelope import event_data, parse_envelope
 from lambdamesh_toolkit.resilience import MIN_ATTEMPT_S
+from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -87,6 +88,9 @@ EVENT_ID_ATTRIBUTE = "event_id"
 TYPE_ATTRIBUTE = "type"
 #: When the store wrote the event (``S``, ISO 8601 UTC).
 RECORDED_AT_ATTRIBUTE = "recorded_at"
+#: The W3C ``traceparent`` of the hop that appended the event (``S``; absent outside a hop):
+#: the stream's functions continue that trace (:mod:`lambdamesh_toolkit.trace_context`).
+TRACEPARENT_ATTRIBUTE = TRACEPARENT
 #: DynamoDB's largest ``TransactWriteItems``, in items.
 MAX_TRANSACTION_ITEMS = 100
 #: The cancellation code of a transaction item another transaction was writing at the time.
@@ -256,11 +260,14 @@ class EventStore:
         for event in events:
             event_data(event)
         recorded_at = self._clock().astimezone(dt.UTC).isoformat()
+        traceparent = current_traceparent()
         writes: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self.table_name,
-                    "Item": _item(stream_id, expected_version + offset, event, recorded_at),
+                    "Item": _item(
+                        stream_id, expected_version + offset, event, recorded_at, traceparent
+                    ),
                     "ConditionExpression": "attribute_not_exists(#stream)",
                     "ExpressionAttributeNames": {"#stream": STREAM_ID_ATTRIBUTE},
                 }
@@ -485,15 +492,22 @@ def retry_on_conflict[T](
 
 
 def _item(
-    stream_id: str, version: int, event: EventEnvelope, recorded_at: str
+    stream_id: str,
+    version: int,
+    event: EventEnvelope,
+    recorded_at: str,
+    traceparent: str | None,
 ) -> dict[str, AttributeValueTypeDef]:
-    return {
+    item: dict[str, AttributeValueTypeDef] = {
         **_key(stream_id, version),
         EVENT_ID_ATTRIBUTE: {"S": event.id},
         TYPE_ATTRIBUTE: {"S": event.type},
         RECORDED_AT_ATTRIBUTE: {"S": recorded_at},
         EVENT_ATTRIBUTE: {"S": event.model_dump_json()},
     }
+    if traceparent is not None:
+        item[TRACEPARENT_ATTRIBUTE] = {"S": traceparent}
+    return item
 
 
 def _key(stream_id: str, version: int) -> dict[str, AttributeValueTypeDef]:

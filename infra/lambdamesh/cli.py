@@ -4,7 +4,8 @@ A small dispatcher: every subcommand is a :class:`~lambdamesh.command.Command` (
 parser set-up and a handler) listed in :data:`COMMANDS`; adding one is adding an entry. The
 commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emulator.commands`,
 the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
-:mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
+:mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.trace.command`, :mod:`lambdamesh.demo` and
+:mod:`lambdamesh.chaos.command`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator import commands as emulator_commands
 from lambdamesh.orders import command as orders_command
+from lambdamesh.trace import command as trace_command
 
 COMMANDS: list[Command] = [
     *emulator_commands.COMMANDS,
@@ -29,6 +31,7 @@ COMMANDS: list[Command] = [
             deploy_command,
             dlq_command,
             orders_command,
+            trace_command,
             openapi_command,
             demo,
             chaos_command,

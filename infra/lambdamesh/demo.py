@@ -6,8 +6,11 @@ idempotency key, review — over real HTTP through API Gateway, every request un
 id. The order then runs through the asynchronous saga (SNS → SQS fan-out to payments and
 inventory, outcomes back to orders, mail through SES); a second order is declined and compensated;
 a poison event goes to a dead-letter queue and is redriven once its cause is fixed. Last, it reads
-each function's CloudWatch log group and prints the JSON log lines carrying the journey's
-correlation id, in time order: the journey as the services saw it, across HTTP, RPC and events.
+the hop records the functions logged to CloudWatch Logs under the journey's correlation id and
+draws the trace of each order as a tree (:mod:`lambdamesh.trace`): the request, the calls it
+made, the events it caused and their consumers, across HTTP, RPC, SNS and SQS. The demo is the
+orders' client, so it starts each order's trace itself (a ``traceparent`` header on the
+``POST /orders``), as a client instrumented with OpenTelemetry would.
 """
 
 from __future__ import annotations
@@ -28,18 +31,23 @@ from lambdamesh.deploy import command as deploy_command
 from lambdamesh.deploy.stacks import StackError, existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack, EmulatorError, ExternalLocalStack
+from lambdamesh.trace.logs import hops_in, lines_for, log_groups, wait_for_lines
+from lambdamesh.trace.rendering import tree_text
+from lambdamesh.trace.tree import build_forest, in_trace
 from lambdamesh_toolkit.contracts.events import OrderConfirmed, UserCreated
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.trace_context import TRACEPARENT, SpanContext
 
 NAME = "demo"
 SUMMARY = "start the emulator, deploy every service and trace an order journey"
 DESCRIPTION = (
     "Start the embedded LocalStack (or use --endpoint / $LAMBDAMESH_ENDPOINT), deploy every\n"
     "service with 'lambdamesh deploy', play an order journey over HTTP through API Gateway\n"
-    "under one correlation id, and print what each service logged for it. The emulator keeps\n"
-    "running afterwards so that you can explore; 'lambdamesh down' stops it.\n\n"
+    "under one correlation id, and draw each order's trace from the hops the services logged.\n"
+    "The emulator keeps running afterwards so that you can explore; 'lambdamesh down' stops\n"
+    "it, 'lambdamesh trace ID' draws the journey again.\n\n"
     "examples:\n"
     "  lambdamesh demo\n"
     "  lambdamesh demo --port 4567\n"
@@ -49,7 +57,7 @@ DESCRIPTION = (
 EXIT_OK = 0
 EXIT_FAILURE = 1
 LOG_WAIT_S = 15.0
-"""How long to wait for LocalStack to ship the journey's log lines to CloudWatch Logs."""
+"""How long to wait, at most, for the journey's last log lines to reach CloudWatch Logs."""
 
 SAGA_WAIT_S = 60.0
 """How long to wait for an order to leave ``placed`` (cold starts of four consumers included)."""
@@ -79,12 +87,22 @@ class Step:
 
 
 @dataclass
+class TracedOrder:
+    """An order the journey placed, the trace its placing started, and the saga's decision."""
+
+    order_id: str
+    trace_id: str
+    status: str = "placed"
+
+
+@dataclass
 class Journey:
     """Plays requests against the deployed APIs under one correlation id."""
 
     report: DeployReport
     say: Say
     correlation_id: str = field(default_factory=lambda: f"demo-{uuid.uuid4().hex[:12]}")
+    orders: list[TracedOrder] = field(default_factory=list)
     http: urllib3.PoolManager = field(
         default_factory=lambda: urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=2.0, read=30.0), retries=False
@@ -143,19 +161,22 @@ def play(journey: Journey) -> tuple[str, dict[str, Any]]:
         "user_id": user.body["id"],
         "items": [{"product_id": p["id"], "quantity": n + 1} for n, p in enumerate(in_stock)],
     }
+    # The checkout is a trace of its own, started here: the client's try and its retry.
+    checkout = SpanContext.new_trace()
     order = journey.call(
         "3. place an order (orders → users over HTTP, → catalog by RPC per item)",
         "POST",
         f"{orders}/orders",
         order_body,
-        {"Idempotency-Key": key},
+        {"Idempotency-Key": key, TRACEPARENT: checkout.traceparent()},
     )
+    journey.orders.append(TracedOrder(str(order.body["id"]), checkout.trace_id))
     journey.call(
         "4. the client retries with the same Idempotency-Key: the same order, no second one",
         "POST",
         f"{orders}/orders",
         order_body,
-        {"Idempotency-Key": key},
+        {"Idempotency-Key": key, TRACEPARENT: checkout.child().traceparent()},
     )
     journey.call("5. read the order back", "GET", f"{orders}/orders/{order.body['id']}")
     product_id = in_stock[0]["id"]
@@ -208,12 +229,13 @@ def wait_for_saga(journey: Journey, order_id: str, title: str) -> dict[str, Any]
 
 def play_saga(journey: Journey, order_id: str, user: dict[str, Any]) -> None:
     """The asynchronous part: the first order's outcome, a declined order, the mail sent."""
-    wait_for_saga(
+    decided = wait_for_saga(
         journey,
         order_id,
         "10. the saga: order.placed fanned out to payments and inventory, both outcomes "
         "back to orders",
     )
+    journey.orders[0].status = str(decided.get("status"))
     catalog = journey.call(
         "11. pick the dearest product", "GET", f"{journey.api('catalog')}/products"
     )
@@ -221,16 +243,21 @@ def play_saga(journey: Journey, order_id: str, user: dict[str, Any]) -> None:
         (p for p in catalog.body["products"] if p["stock"] > 0), key=lambda p: p["price_cents"]
     )
     quantity = 100_000 // dearest["price_cents"] + 1  # above the payment provider's limit
+    refused = SpanContext.new_trace()
     declined = journey.call(
         f"12. an order the payment provider declines ({quantity} x {dearest['name']})",
         "POST",
         f"{journey.api('orders')}/orders",
         {"user_id": user["id"], "items": [{"product_id": dearest["id"], "quantity": quantity}]},
+        {TRACEPARENT: refused.traceparent()},
     )
-    wait_for_saga(
+    decided = wait_for_saga(
         journey,
         declined.body["id"],
         "13. payment.failed → order.cancelled → inventory releases the reserved stock",
+    )
+    journey.orders.append(
+        TracedOrder(str(declined.body["id"]), refused.trace_id, str(decided.get("status")))
     )
 
 
@@ -306,79 +333,27 @@ def _depth(sqs: Any, queue_url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
-def trace(target: Target, report: DeployReport, correlation_id: str, say: Say) -> int:
-    """Print every log line carrying ``correlation_id`` from every deployed function, in order."""
+def trace_orders(target: Target, report: DeployReport, journey: Journey) -> int:
+    """Draw the trace of each order the journey placed; the number of hops of the journey.
+
+    The hops are read back from the functions' log groups (:mod:`lambdamesh.trace.logs`), the
+    way ``lambdamesh trace`` reads them, until no more arrive.
+    """
     logs = target.client("logs")
-    groups = {
-        f"/aws/lambda/{name}": service.service
-        for service in report.services
-        for name in service.functions.values()
-    }
-    deadline = time.monotonic() + LOG_WAIT_S
-    lines: list[tuple[int, str, str]] = []
-    while True:
-        lines = sorted(_lines_for(logs, groups, correlation_id))
-        if len({service for _, service, _ in lines}) >= 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    say(f"\n══ the journey as the services logged it (correlation id {correlation_id})")
-    for timestamp, service, message in lines:
-        stamp = time.strftime("%H:%M:%S", time.localtime(timestamp / 1000))
-        say(f"   {stamp}.{timestamp % 1000:03d}  {service:<13} {_summary(message)}")
-    return len(lines)
-
-
-def _lines_for(
-    logs: Any, groups: dict[str, str], correlation_id: str
-) -> list[tuple[int, str, str]]:
-    found = []
-    for group, service in groups.items():
-        try:
-            pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group)
-            for page in pages:
-                found += [
-                    (event["timestamp"], service, event["message"].strip())
-                    for event in page["events"]
-                    if correlation_id in event["message"]
-                ]
-        except logs.exceptions.ResourceNotFoundException:
-            continue
-    return found
-
-
-def _summary(message: str) -> str:
-    """A JSON log line shortened to its level, message and the keys that tell the story."""
-    try:
-        record = json.loads(message)
-    except ValueError:
-        return message[:160]
-    if not isinstance(record, dict):
-        return message[:160]
-    extras = {
-        key: value
-        for key, value in record.items()
-        if key
-        not in {
-            "level",
-            "message",
-            "timestamp",
-            "service",
-            "correlation_id",
-            "request_id",
-            "location",
-            "function_name",
-            "function_memory_size",
-            "function_arn",
-            "function_request_id",
-            "cold_start",
-            "xray_trace_id",
-            "sampling_rate",
-        }
-    }
-    text = f"{record.get('level', ''):<5} {record.get('message', '')}"
-    if extras:
-        text += "  " + json.dumps(extras, default=str)[:140]
-    return text
+    groups = log_groups({service.service: service.functions for service in report.services})
+    lines = wait_for_lines(
+        lambda: lines_for(logs, groups, journey.correlation_id), wait_s=LOG_WAIT_S
+    )
+    hops = hops_in(lines)
+    for number, order in enumerate(journey.orders, start=18):
+        journey.say(
+            f"\n── {number}. the {order.status} order {order.order_id}, as the services logged it"
+        )
+        forest = build_forest(in_trace(hops, order.trace_id))
+        title = f"trace {order.trace_id} (correlation id {journey.correlation_id})"
+        for line in tree_text(forest, title).splitlines():
+            journey.say(f"   {line}")
+    return len(hops)
 
 
 def start_target(args: argparse.Namespace, paths: ProjectPaths, say: Say) -> tuple[Target, Any]:
@@ -411,7 +386,7 @@ def run(args: argparse.Namespace, say: Say = print) -> int:
         play_saga(journey, order_id, user)
         show_mail(journey, target.endpoint_url or "", user["email"], "14. notifications")
         dead_letter_round_trip(journey, target)
-        traced = trace(target, report, journey.correlation_id, say)
+        traced = trace_orders(target, report, journey)
     except (
         DeployError,
         StackError,
@@ -421,6 +396,7 @@ def run(args: argparse.Namespace, say: Say = print) -> int:
     ) as error:
         say(f"error: {error}")
         return EXIT_FAILURE
-    say(f"\n==> done: order {order_id}, {traced} log lines traced across services")
+    say(f"\n==> done: order {order_id}, {traced} hops traced across services")
+    say(f"    every hop of the journey: lambdamesh trace {journey.correlation_id}")
     say("    explore: lambdamesh status   ·   stop: lambdamesh down (or make down)")
     return EXIT_OK

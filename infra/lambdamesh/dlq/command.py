@@ -22,7 +22,7 @@ from lambdamesh.dlq.formatting import (
     queue_document,
     redrive_document,
 )
-from lambdamesh.dlq.letters import failures_table_name, read_dead_letters
+from lambdamesh.dlq.letters import failure_finder, read_dead_letters
 from lambdamesh.dlq.queues import (
     QueueNotFoundError,
     describe_dead_letter_queue,
@@ -31,7 +31,6 @@ from lambdamesh.dlq.queues import (
 )
 from lambdamesh.dlq.redrive import RedriveError, redrive
 from lambdamesh.emulator.paths import ProjectPaths
-from lambdamesh_toolkit.events.bookkeeping import DynamoDbFailureStore
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
@@ -156,11 +155,8 @@ def _show(target: Target, args: argparse.Namespace) -> int:
         sqs, resolve_dead_letter_queue(sqs, args.queue, args.stack_prefix)
     )
     cfn: CloudFormationClient = target.client("cloudformation")
-    table = failures_table_name(cfn, f"{args.stack_prefix}-{MESSAGING}")
-    find_failures = None
-    if table is not None:
-        dynamodb: DynamoDBClient = target.client("dynamodb")
-        find_failures = DynamoDbFailureStore(table, client=dynamodb).get_many
+    dynamodb: DynamoDBClient = target.client("dynamodb")
+    table, find_failures = failure_finder(cfn, dynamodb, f"{args.stack_prefix}-{MESSAGING}")
     letters = read_dead_letters(
         sqs, queue.url, args.max, find_failures, personal_data=args.show_personal_data
     )

@@ -11,11 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lambdamesh_toolkit.events.bookkeeping import FAILURES_TABLE_OUTPUT, RecordFailure
+from lambdamesh_toolkit.events.bookkeeping import (
+    FAILURES_TABLE_OUTPUT,
+    DynamoDbFailureStore,
+    RecordFailure,
+)
 from lambdamesh_toolkit.privacy import mask_json_text, mask_text
+from lambdamesh_toolkit.trace_context import TRACEPARENT
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.client import CloudFormationClient
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
@@ -60,6 +66,9 @@ class DeadLetter:
         The start of the body.
     last_error
         The consumer's last recorded failure, when the failures table has one.
+    traceparent
+        The ``traceparent`` message attribute: the span that published it, or the consumer's
+        ``dead_letter`` hop that moved it here (``lambdamesh trace`` hangs it below that span).
     """
 
     message_id: str
@@ -73,6 +82,7 @@ class DeadLetter:
     source_queue_arn: str | None
     body_preview: str
     last_error: RecordFailure | None = None
+    traceparent: str | None = None
 
 
 def _attribute(message: MessageTypeDef, name: str) -> str | None:
@@ -135,6 +145,7 @@ def describe_message(
         source_queue_arn=system.get("DeadLetterQueueSourceArn"),
         body_preview=body[:BODY_PREVIEW_CHARS],
         last_error=failure,
+        traceparent=_attribute(message, TRACEPARENT),
     )
 
 
@@ -188,6 +199,17 @@ def release(sqs: SQSClient, queue_url: str, messages: Iterable[MessageTypeDef]) 
             QueueUrl=queue_url,
             Entries=entries[start : start + RECEIVE_BATCH],
         )
+
+
+def failure_finder(
+    cfn: CloudFormationClient, dynamodb: DynamoDBClient, messaging_stack: str
+) -> tuple[str | None, Callable[[list[str]], Mapping[str, RecordFailure]] | None]:
+    """The failures table of the messaging stack, and what finds failures in it by message id
+    (``None`` for both when the stack has no such table)."""
+    table = failures_table_name(cfn, messaging_stack)
+    if table is None:
+        return None, None
+    return table, DynamoDbFailureStore(table, client=dynamodb).get_many
 
 
 def failures_table_name(cfn: CloudFormationClient, messaging_stack: str) -> str | None:

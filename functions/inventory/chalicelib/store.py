@@ -5,8 +5,9 @@ Two tables:
 - stock, key ``product_id``: ``stock`` (number of units), ``stock_version`` (1 when the
   product was stocked, one more with every write that changes ``stock``: the stream's
   publisher numbers ``inventory.stock_changed`` with it, so consumers keep the newest level)
-  and ``correlation_id`` (of the request whose write changed ``stock`` last: the event
-  carries it on);
+  ``correlation_id`` (of the request whose write changed ``stock`` last: the event
+  carries it on) and ``traceparent`` (of the hop that made that write: the stream's publisher
+  continues its trace, :mod:`lambdamesh_toolkit.trace_context`);
 - reservations, key ``order_id``: ``status``, ``reservation_id``, ``lines`` (JSON list of
   ``{product_id, quantity}``), and the events announcing it as JSON (``outcome_event``,
   ``release_event``).
@@ -33,6 +34,7 @@ from lambdamesh_toolkit.aws.dynamodb import (
 )
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from lambdamesh_toolkit.correlation import current_correlation_id
+from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 from .domain import Reservation, ReservationStatus, ReserveResult, Shortage, StockLine
 from .stock_changes import CORRELATION_ATTRIBUTE
@@ -87,6 +89,7 @@ class DynamoInventoryRepository:
                 "ConditionExpression": "attribute_not_exists(order_id)",
             }
         }
+        traced, trace_values = _traced_write()
         takes: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
@@ -94,13 +97,14 @@ class DynamoInventoryRepository:
                     "Key": {"product_id": {"S": line.product_id}},
                     "UpdateExpression": (
                         f"SET stock = stock - :wanted, {CORRELATION_ATTRIBUTE} = :correlation"
-                        f" {NEXT_STOCK_VERSION}"
+                        f"{traced} {NEXT_STOCK_VERSION}"
                     ),
                     "ConditionExpression": "attribute_exists(product_id) AND stock >= :wanted",
                     "ExpressionAttributeValues": {
                         ":wanted": {"N": str(line.quantity)},
                         ":correlation": {"S": current_correlation_id()},
                         ":one": _ONE,
+                        **trace_values,
                     },
                     # The stock level at refusal, to say how much there was.
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -132,6 +136,7 @@ class DynamoInventoryRepository:
                 "ExpressionAttributeValues": {":reserved": {"S": ReservationStatus.RESERVED}},
             }
         }
+        traced, trace_values = _traced_write()
         gives: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
@@ -139,12 +144,13 @@ class DynamoInventoryRepository:
                     "Key": {"product_id": {"S": line.product_id}},
                     "UpdateExpression": (
                         f"SET stock = stock + :returned, {CORRELATION_ATTRIBUTE} = :correlation"
-                        f" {NEXT_STOCK_VERSION}"
+                        f"{traced} {NEXT_STOCK_VERSION}"
                     ),
                     "ExpressionAttributeValues": {
                         ":returned": {"N": str(line.quantity)},
                         ":correlation": {"S": current_correlation_id()},
                         ":one": _ONE,
+                        **trace_values,
                     },
                 }
             }
@@ -166,7 +172,19 @@ class DynamoInventoryRepository:
             STOCK_VERSION_ATTRIBUTE: _ONE,
             CORRELATION_ATTRIBUTE: {"S": current_correlation_id()},
         }
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            item[TRACEPARENT] = {"S": traceparent}
         return put_if_absent(self._client, self._stock, item, "product_id")
+
+
+def _traced_write() -> tuple[str, dict[str, AttributeValueTypeDef]]:
+    """What a write of ``stock`` adds to its ``SET`` clause, and the values that go with it:
+    the ``traceparent`` of the hop making it; outside any hop, none is kept (``REMOVE``)."""
+    traceparent = current_traceparent()
+    if traceparent is None:
+        return f" REMOVE {TRACEPARENT}", {}
+    return f", {TRACEPARENT} = :traceparent", {":traceparent": {"S": traceparent}}
 
 
 def _refusal(

@@ -23,6 +23,7 @@ from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE
 from lambdamesh_toolkit.events.envelope import derived_event_id, new_event
+from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.dynamodb_streams import forget_positions, stream_event
 from tests.support.sqs import queue_arn
 from tests.support.stream_records import image, stream_record
@@ -398,8 +399,10 @@ def test_every_write_that_changes_a_level_adds_one_to_its_stock_version(
     # AND what changed no level (a rejection, a seed finding the product) added nothing
     assert (version_of("p-burr-grinder"), version_of("p-ceramic-mug")) == (3, 3)
     assert version_of("p-espresso-beans") == 1
-    # AND the item keeps the correlation id of the request that changed it last
+    # AND the item keeps the correlation id of the request that changed it last, and the
+    # trace context of the delivery that did (the stream's publisher continues that trace)
     assert stock_item("p-burr-grinder")["correlation_id"] == {"S": "trace-inv-1"}
+    assert parse_traceparent(stock_item("p-burr-grinder")["traceparent"]["S"]) is not None
 
 
 def test_the_stream_publisher_announces_every_level_the_stock_table_took(

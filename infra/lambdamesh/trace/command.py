@@ -35,7 +35,7 @@ from lambdamesh.trace.logs import (
     wait_for_lines,
 )
 from lambdamesh.trace.records import HopRecord
-from lambdamesh.trace.rendering import FORMATS, json_document, mermaid, tree
+from lambdamesh.trace.rendering import FORMATS, PLAIN_WIDTH, json_document, mermaid, tree
 from lambdamesh.trace.tree import HopNode, build_forest, in_trace, trace_ids, walk
 from lambdamesh_toolkit.correlation import is_valid_correlation_id
 
@@ -250,5 +250,5 @@ def show(form: str, correlation_id: str, forest: list[HopNode]) -> None:
 
         console = Console(emoji=False)
         if not console.is_terminal:  # piped: long lines kept whole, not wrapped at 80
-            console = Console(emoji=False, width=240)
+            console = Console(emoji=False, width=PLAIN_WIDTH)
         console.print(tree(forest, title(correlation_id, forest)))

@@ -41,6 +41,8 @@ ARROWS: Final = {hops.RETRY: "⟳", DEAD_LETTERED: "⇣"}
 STYLES: Final = {hops.OK: "green", hops.REFUSED: "yellow", hops.FAILED: "bold red"}
 TRACE_ID_CHARS: Final = 8
 """How much of a trace id the tree shows (``--trace-id`` takes that much)."""
+PLAIN_WIDTH: Final = 240
+"""Where a tree drawn as plain text wraps: a deep hop's line is long, and better kept whole."""
 
 
 def hop_label(node: HopNode, origin_ms: int | None) -> str:
@@ -112,7 +114,7 @@ def _styled(node: HopNode, origin_ms: int | None) -> Text:
     return Text(hop_label(node, origin_ms), style=STYLES.get(node.hop.outcome, ""))
 
 
-def tree_text(forest: Iterable[HopNode], title: str, *, width: int = 160) -> str:
+def tree_text(forest: Iterable[HopNode], title: str, *, width: int = PLAIN_WIDTH) -> str:
     """The tree as plain text (no colour), lines of at most ``width`` characters."""
     from rich.console import Console
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +31,8 @@ from lambdamesh_localstack.interpreters import (
 class RunningRuntime:
     process: subprocess.Popen[bytes]
     results: IO[bytes]
+    ready: dict[str, Any] = field(default_factory=dict)
+    """The document the runtime sent when it was ready."""
 
     def invoke(self, request_id: str, event: Any) -> dict[str, Any]:
         """Send one invocation; the result document the runtime answers with."""
@@ -75,7 +77,8 @@ def start_runtime(tmp_path: Path, source: str) -> Iterator[RunningRuntime]:
     results = os.fdopen(read_end, "rb")
     try:
         runtime = RunningRuntime(process, results)
-        assert runtime.read() == {"ready": True}
+        runtime.ready = runtime.read()
+        assert runtime.ready["ready"] is True
         yield runtime
     finally:
         process.kill()
@@ -159,7 +162,9 @@ def test_unserialisable_result_is_a_marshal_error(runtime: RunningRuntime) -> No
     "runtime", ["import not_shipped_anywhere\ndef handler(e, c):\n    pass\n"], indirect=True
 )
 def test_import_error_is_reported_on_every_invocation(runtime: RunningRuntime) -> None:
-    # GIVEN a package whose module fails to import (the runtime still reports ready)
+    # GIVEN a package whose module fails to import: the runtime still reports ready, with the
+    # error (a provisioned-concurrency environment fails to start on it)
+    assert runtime.ready["init_error"]["errorType"] == "Runtime.ImportModuleError"
     for request_id in ("req-1", "req-2"):
         # WHEN it is invoked
         answer = runtime.invoke(request_id, {})

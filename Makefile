@@ -11,7 +11,7 @@ RUN := $(VENV)/bin
 EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
 SERVICES := users catalog reviews orders payments inventory notifications
 
-.PHONY: help setup demo up down status test lint typecheck unit e2e bench parity fuzz chaos lock clean
+.PHONY: help setup demo up down status test browser lint typecheck unit e2e bench parity fuzz chaos lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,15 @@ typecheck: setup ## mypy --strict (the LocalStack plugins against LocalStack its
 	done
 	@$(RUN)/mypy --python-executable $(EMULATOR_PYTHON) infra/localstack-plugins/lambdamesh_localstack
 
-test: setup lint typecheck ## ruff, mypy --strict, unit and e2e tests
+browser: ## Debian's chromium for the dashboard's browser test (installed when missing)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "warning: no chromium and no apt-get: install Chromium for the dashboard's browser test" >&2; exit 0; fi; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "==> installing chromium (Debian) for the dashboard's browser test"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: setup lint typecheck browser ## ruff, mypy --strict, unit and e2e tests
 	@$(RUN)/pytest
 
 parity: setup ## the parity suite alone (AWS's documented behaviour), on LAMBDAMESH_ENDPOINT if set

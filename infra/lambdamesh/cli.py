@@ -4,8 +4,8 @@ A small dispatcher: every subcommand is a :class:`~lambdamesh.command.Command` (
 parser set-up and a handler) listed in :data:`COMMANDS`; adding one is adding an entry. The
 commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emulator.commands`,
 the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
-:mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.trace.command`, :mod:`lambdamesh.demo` and
-:mod:`lambdamesh.chaos.command`.
+:mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.trace.command`,
+:mod:`lambdamesh.dashboard.command`, :mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from lambdamesh import demo, openapi_command
 from lambdamesh.chaos import command as chaos_command
 from lambdamesh.command import Command, err
+from lambdamesh.dashboard import command as dashboard_command
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator import commands as emulator_commands
@@ -32,6 +33,7 @@ COMMANDS: list[Command] = [
             dlq_command,
             orders_command,
             trace_command,
+            dashboard_command,
             openapi_command,
             demo,
             chaos_command,

@@ -1,0 +1,1 @@
+"""``lambdamesh dashboard``: a local web page showing the system as it runs."""

@@ -61,13 +61,64 @@ def _resources(template: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _placeholder(service: str, stack: str, template: Mapping[str, Any]) -> DeployedStack:
-    """A stack as later stacks would see it, its outputs named instead of known."""
+def placeholder_stack(service: str, stack: str, template: Mapping[str, Any]) -> DeployedStack:
+    """A stack as later stacks would see it, its outputs named instead of known
+    (``<stack>.<OutputKey>``, its API's URL ``<stack>.ApiUrl``)."""
     return DeployedStack(
         service,
         {key: f"{stack}.{key}" for key in template.get("Outputs", {})},
         api_url=f"{stack}.ApiUrl" if "RestAPI" in template.get("Resources", {}) else None,
     )
+
+
+@dataclass(frozen=True)
+class PreparedStack:
+    """A stack as deploy would send it: its template prepared, its parameters wired.
+
+    Attributes
+    ----------
+    service
+        Its service (``shared``, ``messaging``, ``users``, ...).
+    stack
+        The stack's name.
+    template
+        The template deploy would send (an app's after
+        :func:`~lambdamesh.deploy.runner.prepare_app_stack`).
+    parameters
+        Parameter → where its value comes from (``<stack>.<OutputKey>``, or the value itself).
+    """
+
+    service: str
+    stack: str
+    template: Mapping[str, Any]
+    parameters: Mapping[str, str]
+
+
+def prepare_all(options: DeployOptions, progress: Progress = print) -> list[PreparedStack]:
+    """Every stack of a deploy with ``options``, in deploy order, prepared as deploy would send
+    it; nothing is sent anywhere (also what ``lambdamesh topology --from-templates`` reads).
+
+    Raises
+    ------
+    PackagingError, UnresolvedParameterError, UnknownQueueError
+        As deploy would, at the same step.
+    """
+    prepared: list[PreparedStack] = []
+    deployed: dict[str, DeployedStack] = {}
+    for service, template_file in options.topology():
+        template: dict[str, Any] = json.loads(template_file.read_text())
+        stack = options.stack_name(service)
+        parameters = topology_parameters(service, template, deployed, options.stack_prefix)
+        prepared.append(PreparedStack(service, stack, template, parameters))
+        deployed[service] = placeholder_stack(service, stack, template)
+    bucket = f"{options.stack_name('shared')}.DeploymentBucket"
+    for app in discover_apps(options.apps_dir, options.only):
+        stack = options.stack_name(app.name)
+        progress(f"==> {app.name}: packaging (chalice package, cached)")
+        app_stack = prepare_app_stack(app, deployed, bucket, options.cache_dir, REGION)
+        prepared.append(PreparedStack(app.name, stack, app_stack.template, app_stack.parameters))
+        deployed[app.name] = placeholder_stack(app.name, stack, app_stack.template)
+    return prepared
 
 
 def plan_all(options: DeployOptions, progress: Progress = print) -> list[PlannedStack]:
@@ -78,23 +129,10 @@ def plan_all(options: DeployOptions, progress: Progress = print) -> list[Planned
     PackagingError, UnresolvedParameterError, UnknownQueueError
         As deploy would, at the same step.
     """
-    planned: list[PlannedStack] = []
-    deployed: dict[str, DeployedStack] = {}
-    for service, template_file in options.topology():
-        template: dict[str, Any] = json.loads(template_file.read_text())
-        stack = options.stack_name(service)
-        parameters = topology_parameters(service, template, deployed, options.stack_prefix)
-        planned.append(PlannedStack(service, stack, _resources(template), parameters))
-        deployed[service] = _placeholder(service, stack, template)
-    bucket = f"{options.stack_name('shared')}.DeploymentBucket"
-    for app in discover_apps(options.apps_dir, options.only):
-        stack = options.stack_name(app.name)
-        progress(f"==> {app.name}: packaging (chalice package, cached)")
-        prepared = prepare_app_stack(app, deployed, bucket, options.cache_dir, REGION)
-        template = prepared.template
-        planned.append(PlannedStack(app.name, stack, _resources(template), prepared.parameters))
-        deployed[app.name] = _placeholder(app.name, stack, template)
-    return planned
+    return [
+        PlannedStack(stack.service, stack.stack, _resources(stack.template), stack.parameters)
+        for stack in prepare_all(options, progress)
+    ]
 
 
 def format_plan(planned: list[PlannedStack]) -> list[str]:

@@ -5,7 +5,8 @@ parser set-up and a handler) listed in :data:`COMMANDS`; adding one is adding an
 commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emulator.commands`,
 the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
 :mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.trace.command`,
-:mod:`lambdamesh.dashboard.command`, :mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
+:mod:`lambdamesh.dashboard.command`, :mod:`lambdamesh.topology.command`,
+:mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator import commands as emulator_commands
 from lambdamesh.orders import command as orders_command
+from lambdamesh.topology import command as topology_command
 from lambdamesh.trace import command as trace_command
 
 COMMANDS: list[Command] = [
@@ -34,6 +36,7 @@ COMMANDS: list[Command] = [
             orders_command,
             trace_command,
             dashboard_command,
+            topology_command,
             openapi_command,
             demo,
             chaos_command,

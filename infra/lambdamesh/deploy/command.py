@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.deploy.change_sets import format_changes, preview_all
 from lambdamesh.deploy.dry_run import format_plan, plan_all
 from lambdamesh.deploy.packaging import PackagingError
 from lambdamesh.deploy.runner import DeployError, DeployOptions, DeployReport, deploy_all
+from lambdamesh.deploy.stacks import StackError
 from lambdamesh.deploy.target import Target
 from lambdamesh.deploy.template import UnknownQueueError
 from lambdamesh.deploy.wiring import UnresolvedParameterError
@@ -38,10 +45,13 @@ examples:
   lambdamesh deploy --only users --only orders
   LAMBDAMESH_ENDPOINT=http://127.0.0.1:4566 lambdamesh deploy   # LocalStack in Docker
   lambdamesh deploy --dry-run                 # what would be deployed, no credentials needed
+  lambdamesh deploy --dry-run --aws           # with credentials: every stack's change set
   AWS_PROFILE=dev AWS_REGION=eu-west-1 lambdamesh deploy --aws"""
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+
+Progress = Callable[[str], None]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="package and prepare every stack, wire its parameters, and print the stacks with "
-        "their resources; nothing is deployed and no credentials are needed",
+        "their resources (no credentials needed); with --endpoint, or --aws and credentials, "
+        "print each stack's change set instead (created, read and deleted; none executed)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -137,18 +148,63 @@ def _dry_run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         only=frozenset(args.only) if args.only else None,
     )
     stream = sys.stderr if args.json else sys.stdout
-    print("==> dry run: every stack prepared and wired, none deployed", file=stream, flush=True)
+
+    def progress(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    target = _change_set_target(args, progress)
+    if isinstance(target, str):
+        print(f"error: {target}", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
     try:
-        planned = plan_all(options, lambda line: print(line, file=stream, flush=True))
-    except (DeployError, PackagingError, UnresolvedParameterError, UnknownQueueError) as error:
+        if target is not None:
+            progress(f"==> dry run on {target.label}: the change set of every stack, none executed")
+            previews = preview_all(target, options, progress)
+            document: list[dict[str, Any]] = [asdict(stack) for stack in previews]
+            lines = format_changes(previews)
+        else:
+            progress("==> dry run: every stack prepared and wired, none deployed")
+            planned = plan_all(options, progress)
+            document = [asdict(stack) for stack in planned]
+            lines = format_plan(planned)
+    except (
+        DeployError,
+        PackagingError,
+        UnresolvedParameterError,
+        UnknownQueueError,
+        StackError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
+    except (BotoCoreError, ClientError) as error:
+        print(f"error: {target.label if target else 'dry run'}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.json:
-        print(json.dumps([asdict(stack) for stack in planned], sort_keys=True), flush=True)
+        print(json.dumps(document, sort_keys=True), flush=True)
     else:
-        for line in format_plan(planned):
+        for line in lines:
             print(line, flush=True)
     return EXIT_OK
+
+
+def _change_set_target(args: argparse.Namespace, progress: Progress) -> Target | str | None:
+    """Where a dry run previews change sets: ``--endpoint`` (or ``$LAMBDAMESH_ENDPOINT``), or
+    ``--aws`` when credentials are found; ``None`` for the plan alone; an error to print."""
+    if args.endpoint:
+        return Target.localstack(args.endpoint)
+    if not args.aws:
+        return None
+    try:
+        target = Target.aws()
+        credentials = boto3.Session().get_credentials()
+    except ValueError as error:
+        return str(error)
+    except BotoCoreError as error:
+        return f"{error}: check AWS_PROFILE and ~/.aws/config"
+    if credentials is None:
+        progress("==> no AWS credentials found: the plan alone (with credentials, the change sets)")
+        return None
+    return target
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,15 +94,42 @@ class PreparedStack:
     parameters: Mapping[str, str]
 
 
-def prepare_all(options: DeployOptions, progress: Progress = print) -> list[PreparedStack]:
+ExistingStack = Callable[[str, str, Mapping[str, Any], str | None], DeployedStack | None]
+"""``(service, stack name, template, API stage) → the stack as the target has it`` (its real
+outputs), or ``None`` when it is not deployed there."""
+
+
+def prepare_all(
+    options: DeployOptions,
+    progress: Progress = print,
+    existing: ExistingStack | None = None,
+) -> list[PreparedStack]:
     """Every stack of a deploy with ``options``, in deploy order, prepared as deploy would send
     it; nothing is sent anywhere (also what ``lambdamesh topology --from-templates`` reads).
+
+    Parameters
+    ----------
+    options
+        What to deploy.
+    progress
+        Receives a line per app packaged.
+    existing
+        The stacks the target already has: later stacks are wired from their real outputs
+        (a change set is then what a deploy would do). Without it, or for a stack the target
+        lacks, each output stands as ``<stack>.<OutputKey>``.
 
     Raises
     ------
     PackagingError, UnresolvedParameterError, UnknownQueueError
         As deploy would, at the same step.
     """
+
+    def as_deployed(
+        service: str, stack: str, template: Mapping[str, Any], stage: str | None
+    ) -> DeployedStack:
+        found = existing(service, stack, template, stage) if existing else None
+        return found or placeholder_stack(service, stack, template)
+
     prepared: list[PreparedStack] = []
     deployed: dict[str, DeployedStack] = {}
     for service, template_file in options.topology():
@@ -110,14 +137,17 @@ def prepare_all(options: DeployOptions, progress: Progress = print) -> list[Prep
         stack = options.stack_name(service)
         parameters = topology_parameters(service, template, deployed, options.stack_prefix)
         prepared.append(PreparedStack(service, stack, template, parameters))
-        deployed[service] = placeholder_stack(service, stack, template)
-    bucket = f"{options.stack_name('shared')}.DeploymentBucket"
+        deployed[service] = as_deployed(service, stack, template, None)
+    shared = deployed.get("shared")
+    bucket = (shared.outputs.get("DeploymentBucket") if shared else None) or (
+        f"{options.stack_name('shared')}.DeploymentBucket"
+    )
     for app in discover_apps(options.apps_dir, options.only):
         stack = options.stack_name(app.name)
         progress(f"==> {app.name}: packaging (chalice package, cached)")
         app_stack = prepare_app_stack(app, deployed, bucket, options.cache_dir, REGION)
         prepared.append(PreparedStack(app.name, stack, app_stack.template, app_stack.parameters))
-        deployed[app.name] = placeholder_stack(app.name, stack, app_stack.template)
+        deployed[app.name] = as_deployed(app.name, stack, app_stack.template, app.api_stage())
     return prepared
 
 

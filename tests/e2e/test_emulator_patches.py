@@ -38,6 +38,9 @@ from localstack.services.lambda_.event_source_mapping.pollers.dynamodb_poller im
 from localstack.services.apigateway.next_gen.execute_api.integrations.aws import (
     RestApiAwsProxyIntegration,
 )
+from localstack.services.apigateway.resource_providers.aws_apigateway_stage import (
+    ApiGatewayStageProvider,
+)
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 for owner, name in (
@@ -54,6 +57,7 @@ for owner, name in (
     (MessageMoveTaskManager, "_get_queue_by_arn"),
     (GatewayExceptionHandler, "create_exception_response"),
     (RestApiAwsProxyIntegration, "create_lambda_input_event"),
+    (ApiGatewayStageProvider, "create"),
 ):
     if not callable(getattr(owner, name, None)):
         missing.append(f"{owner.__name__}.{name}")

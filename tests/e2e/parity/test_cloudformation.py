@@ -1,0 +1,104 @@
+"""CloudFormation updating an API Gateway stage as AWS does.
+
+Source: the ``AWS::ApiGateway::Stage`` resource reference (``DeploymentId`` is updatable with no
+interruption) and the ``AWS::ApiGateway::Deployment`` reference (a new deployment is made by a
+new logical id; the old one is deleted after the update). SAM names an API's deployment after
+a hash of its body, so every deploy that adds or removes a route takes this path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+from tests.e2e.lambda_support import unique_name
+
+
+def _template(deployment: str, paths: list[str]) -> str:
+    resources: dict[str, Any] = {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "parity-stage"}}
+    }
+    for path in paths:
+        resources[f"Resource{path}"] = {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                "PathPart": path,
+            },
+        }
+        resources[f"Method{path}"] = {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Ref": f"Resource{path}"},
+                "HttpMethod": "GET",
+                "AuthorizationType": "NONE",
+                "Integration": {
+                    "Type": "MOCK",
+                    "RequestTemplates": {"application/json": '{"statusCode": 200}'},
+                    "IntegrationResponses": [
+                        {
+                            "StatusCode": "200",
+                            "ResponseTemplates": {"application/json": f'{{"path": "{path}"}}'},
+                        }
+                    ],
+                },
+                "MethodResponses": [{"StatusCode": "200"}],
+            },
+        }
+    resources[deployment] = {
+        "Type": "AWS::ApiGateway::Deployment",
+        "DependsOn": [f"Method{path}" for path in paths],
+        "Properties": {"RestApiId": {"Ref": "Api"}},
+    }
+    resources["Stage"] = {
+        "Type": "AWS::ApiGateway::Stage",
+        "Properties": {
+            "RestApiId": {"Ref": "Api"},
+            "StageName": "api",
+            "DeploymentId": {"Ref": deployment},
+            "Variables": {"release": deployment},
+        },
+    }
+    return json.dumps({"Resources": resources, "Outputs": {"ApiId": {"Value": {"Ref": "Api"}}}})
+
+
+def _settled(cfn: Any, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        stack: dict[str, Any] = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack
+        assert time.monotonic() < deadline, f"{name} still {stack['StackStatus']}"
+        time.sleep(0.5)
+
+
+def test_a_stack_update_replacing_an_apis_deployment_moves_its_stage_to_the_new_one(
+    emulator: Any,
+) -> None:
+    # GIVEN a stack with a REST API of one route, its deployment and its stage
+    cfn, apigateway = emulator.client("cloudformation"), emulator.client("apigateway")
+    name = unique_name("parity-stage")
+    cfn.create_stack(StackName=name, TemplateBody=_template("DeploymentA", ["one"]))
+    api_id = _settled(cfn, name)["Outputs"][0]["OutputValue"]
+    try:
+        # WHEN the stack is updated with a second route and so a new deployment
+        cfn.update_stack(StackName=name, TemplateBody=_template("DeploymentB", ["one", "two"]))
+        updated = _settled(cfn, name)
+        # THEN the update completes, the stage is still there, on the new deployment, with
+        # the new variables
+        assert updated["StackStatus"] == "UPDATE_COMPLETE"
+        stage = apigateway.get_stage(restApiId=api_id, stageName="api")
+        deployments = [d["id"] for d in apigateway.get_deployments(restApiId=api_id)["items"]]
+        assert deployments == [stage["deploymentId"]]
+        assert stage["variables"] == {"release": "DeploymentB"}
+        # AND both routes answer through the stage
+        for path in ("one", "two"):
+            url = f"{emulator.endpoint_url}/_aws/execute-api/{api_id}/api/{path}"
+            with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - loopback
+                assert json.loads(answer.read()) == {"path": path}
+    finally:
+        cfn.delete_stack(StackName=name)

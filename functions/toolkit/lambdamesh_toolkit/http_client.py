@@ -13,6 +13,11 @@ and goes through :func:`lambdamesh_toolkit.resilience.call_dependency`:
   circuit breaker; while the circuit is open no request is made;
 * other answers, 4xx included, come back as :class:`HttpResult`: a 404 is the
   dependency working correctly, not a failure.
+
+A client given a ``signer`` (:class:`~lambdamesh_toolkit.aws.signing.RequestSigner`, e.g.
+:class:`~lambdamesh_toolkit.aws.signing.SigV4Signer` for a route that requires IAM
+authorisation) signs every attempt, retries included, as the last step before sending: each
+attempt carries its own span's ``traceparent`` and its own signature date.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 if TYPE_CHECKING:
     import urllib3
     from pydantic import BaseModel
+
+    from lambdamesh_toolkit.aws.signing import RequestSigner
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -150,6 +157,9 @@ class ServiceHttpClient:
     breaker : CircuitBreaker | None
         Default: the DynamoDB-backed circuit from the ``CIRCUIT_BREAKER_*``
         environment (:meth:`CircuitBreaker.from_environment`).
+    signer : RequestSigner | None
+        Signs each attempt once its headers are set (a dependency whose routes require IAM
+        authorisation); default: requests go unsigned.
     """
 
     def __init__(
@@ -161,6 +171,7 @@ class ServiceHttpClient:
         read_timeout_s: float = 3.0,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        signer: RequestSigner | None = None,
     ) -> None:
         if connect_timeout_s <= 0 or read_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
@@ -170,6 +181,7 @@ class ServiceHttpClient:
         self.read_timeout_s = read_timeout_s
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker.from_environment(dependency_name)
+        self.signer = signer
         self._pool: urllib3.PoolManager | None = None
 
     def get(self, path: str, *, headers: Mapping[str, str] | None = None) -> HttpResult:
@@ -235,7 +247,11 @@ class ServiceHttpClient:
 
         def attempt() -> HttpResult:
             # The current span: the call's, or a retry's (see call_dependency).
-            return self._attempt(method, url, payload, with_traceparent(sent_headers))
+            headers = with_traceparent(sent_headers)
+            if self.signer is not None:
+                # Last, over the headers as sent; every attempt anew (date, traceparent).
+                headers = self.signer.sign(method, url, headers, payload)
+            return self._attempt(method, url, payload, headers)
 
         with outbound_hop(HTTP, self.dependency_name, method=method) as call:
             result = call_dependency(

@@ -9,7 +9,10 @@ and returns the registered ``User``. This module does the rest:
 * the correlation id is read from ``X-Correlation-Id`` (or started) and bound
   to the logger, with the Lambda request id, before the handler runs;
 * the request is an ``api`` hop (:mod:`lambdamesh_toolkit.hops`): the caller's ``traceparent``
-  header is its parent (or it starts a trace), and its record gives the answer's status;
+  header is its parent (or it starts a trace), and its record gives the answer's status and
+  ``signed``: whether the request carried a Signature Version 4 ``Authorization`` header (what
+  a route requiring IAM authorisation is called with; API Gateway checks it on AWS, the
+  emulator does not; the header's value is never logged);
 * the request's deadline starts (``REQUEST_DEADLINE_S``, or the caller's
   ``X-Request-Deadline`` when earlier: :mod:`lambdamesh_toolkit.deadline`; a malformed or
   passed one is a 400 naming the header);
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Chalice, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from lambdamesh_toolkit.aws.signing import is_sigv4_authorization
 from lambdamesh_toolkit.contracts.base import IDENTIFIER_PATTERN
 from lambdamesh_toolkit.correlation import (
     CORRELATION_HEADER,
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
 JSON_CONTENT_TYPE = "application/json"
+AUTHORIZATION_HEADER = "Authorization"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 #: What Chalice reads of an API Gateway proxy event (values may be null, keys must be there).
 PROXY_EVENT_KEYS = (
@@ -257,7 +262,11 @@ class HttpApi:
                 begin_request(request, self.logger)
                 sent = request.headers if request is not None else None
                 with inbound_hop(
-                    API, route_of(request), header_of(sent, TRACEPARENT), logger=self.logger
+                    API,
+                    route_of(request),
+                    header_of(sent, TRACEPARENT),
+                    logger=self.logger,
+                    signed=is_sigv4_authorization(header_of(sent, AUTHORIZATION_HEADER)),
                 ) as served:
                     response = self._answer(lambda: view(*args, **kwargs), sent, kwargs, status)
                     served.answered(response.status_code)

@@ -236,6 +236,41 @@ def test_an_api_request_without_a_traceparent_starts_a_trace_and_a_refusal_is_re
     assert (served["outcome"], served["status"]) == ("refused", "404")
 
 
+@pytest.mark.parametrize(
+    ("authorization", "signed"),
+    [
+        (
+            "AWS4-HMAC-SHA256 Credential=ASIAKEY/20261203/us-east-1/execute-api/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
+            True,
+        ),
+        ("Bearer some-token", False),
+        (None, False),
+    ],
+    ids=["sigv4", "other-scheme", "none"],
+)
+def test_an_api_hop_says_whether_its_request_was_signed_and_never_logs_the_signature(
+    captured: Captured, authorization: str | None, signed: bool
+) -> None:
+    # GIVEN an API route, and a request with a SigV4 Authorization header, another, or none
+    app = Chalice(app_name="users-hops-signed")
+    api = HttpApi(app, captured.logger)
+
+    @app.route("/users/{user_id}")
+    @api.endpoint()
+    def get_user(user_id: str) -> dict[str, Any]:
+        return {"id": user_id}
+
+    headers = {} if authorization is None else {"Authorization": authorization}
+    # WHEN it is served
+    with Client(app) as client:
+        assert client.http.get("/users/u-1", headers=headers).status_code == 200
+    # THEN its api hop says whether it carried a SigV4 signature
+    assert captured.hop("api")["signed"] is signed
+    # AND no line holds the header's value
+    assert authorization is None or authorization not in captured.stream.getvalue()
+
+
 def test_a_retried_http_call_is_a_retry_hop_whose_span_the_second_request_carries(
     captured: Captured, http_server: ScriptedServer
 ) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
+from lambdamesh_toolkit.deadline import DeadlineSettings, within_budget
 
 
-class OrdersSettings(EnvSettings):
+class OrdersSettings(DeadlineSettings):
     """Where the API's tables and dependencies are, and how long to wait for the latter.
+
+    Each call's per-attempt timeout holds a cold start of the callee, and the request budget
+    (``REQUEST_DEADLINE_S``, inherited) one such attempt of each: the users check, then the
+    catalog (``lambdamesh_toolkit.resilience``: a cold start is not a dead dependency). A
+    timeout as long as the budget is refused: the deadline would always cut it short, and such
+    a timeout never counts against the dependency's circuit.
 
     Attributes
     ----------
@@ -26,6 +33,8 @@ class OrdersSettings(EnvSettings):
         ``USERS_API_CONNECT_TIMEOUT_S`` / ``USERS_API_READ_TIMEOUT_S``, per attempt.
     catalog_timeout_s
         ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProduct`` invocation may take.
+    request_deadline_s
+        ``REQUEST_DEADLINE_S``: the budget of a request (``DeadlineSettings``).
     """
 
     events_table: str = Field(alias="ORDER_EVENTS_TABLE", min_length=1)
@@ -34,8 +43,13 @@ class OrdersSettings(EnvSettings):
     users_api_url: str = Field(alias="USERS_API_URL", min_length=1)
     catalog_rpc_function: str = Field(alias="CATALOG_RPC_FUNCTION", min_length=1)
     users_connect_timeout_s: float = Field(1.0, alias="USERS_API_CONNECT_TIMEOUT_S", gt=0)
-    users_read_timeout_s: float = Field(3.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
-    catalog_timeout_s: float = Field(3.0, alias="CATALOG_RPC_TIMEOUT_S", gt=0)
+    users_read_timeout_s: float = Field(5.0, alias="USERS_API_READ_TIMEOUT_S", gt=0)
+    catalog_timeout_s: float = Field(5.0, alias="CATALOG_RPC_TIMEOUT_S", gt=0)
+
+    @field_validator("users_read_timeout_s", "catalog_timeout_s")
+    @classmethod
+    def _shorter_than_the_budget(cls, timeout_s: float, info: ValidationInfo) -> float:
+        return within_budget(timeout_s, info.data.get("request_deadline_s"))
 
 
 class SagaSettings(EventBookkeepingSettings):

@@ -1,7 +1,9 @@
 """A request's deadline, carried down every hop so that no caller waits past its own.
 
-The first service a request reaches gives it a budget (``REQUEST_DEADLINE_S``, 3 s by default:
-a person is waiting). The deadline travels as an absolute time, in epoch milliseconds: in the
+The first service a request reaches gives it a budget (``REQUEST_DEADLINE_S``, 10 s by default:
+room for a cold start of each dependency it calls in turn, within each call's per-attempt
+timeout, as :mod:`lambdamesh_toolkit.resilience` explains; well inside API Gateway's 29 s, for a
+person is waiting). The deadline travels as an absolute time, in epoch milliseconds: in the
 ``X-Request-Deadline`` header of HTTP calls and in the ``deadline_ms`` field of RPC requests.
 A service that receives one keeps the earlier of it and its own budget. Clients give each
 attempt only the time that is left and retry only while time is left, so with a dependency
@@ -47,7 +49,34 @@ class DeadlineSettings(EnvSettings):
         downstream call and retry included (API Gateway itself gives up after 29 s).
     """
 
-    request_deadline_s: float = Field(3.0, alias="REQUEST_DEADLINE_S", gt=0, le=29)
+    request_deadline_s: float = Field(10.0, alias="REQUEST_DEADLINE_S", gt=0, le=29)
+
+
+def within_budget(timeout_s: float, budget_s: float | None) -> float:
+    """Check a per-attempt timeout against the request budget; return it.
+
+    A timeout the deadline always cuts short never counts against its dependency
+    (:func:`lambdamesh_toolkit.resilience.timed_out`), so a dependency that hangs would never
+    open its circuit: a settings model refuses it with this check.
+
+    >>> within_budget(5.0, 10.0)
+    5.0
+    >>> within_budget(10.0, 10.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: must be shorter than REQUEST_DEADLINE_S (10 s), or a dependency that hangs ...
+
+    Raises
+    ------
+    ValueError
+        When ``timeout_s`` is not shorter than ``budget_s``.
+    """
+    if budget_s is not None and timeout_s >= budget_s:
+        raise ValueError(
+            f"must be shorter than REQUEST_DEADLINE_S ({budget_s:g} s), "
+            "or a dependency that hangs never opens its circuit"
+        )
+    return timeout_s
 
 
 def use_deadline(deadline: float | None) -> float | None:

@@ -10,7 +10,8 @@ and goes through :func:`lambdamesh_toolkit.resilience.call_dependency`:
   request with an ``Idempotency-Key`` (a request whose connection could not
   even be opened is always safe to repeat);
 * every such failure, and any other 5xx, counts against the dependency's
-  circuit breaker; while the circuit is open no request is made;
+  circuit breaker (but for a timeout the caller's own deadline cut short:
+  :mod:`lambdamesh_toolkit.resilience`); while the circuit is open no request is made;
 * other answers, 4xx included, come back as :class:`HttpResult`: a 404 is the
   dependency working correctly, not a failure.
 
@@ -39,6 +40,7 @@ from lambdamesh_toolkit.resilience import (
     call_dependency,
     parse_retry_after,
     time_for_attempt,
+    timed_out,
 )
 from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
@@ -296,10 +298,8 @@ class ServiceHttpClient:
         except (NewConnectionError, ConnectTimeoutError) as exc:
             raise AttemptFailed("cannot connect", retryable=True, never_sent=True) from exc
         except Urllib3Timeout as exc:
-            raise AttemptFailed(
-                f"timeout: no answer within {timeout.read_timeout or self.read_timeout_s:.1f} s",
-                retryable=True,
-            ) from exc
+            given_s = timeout.read_timeout or self.read_timeout_s
+            raise timed_out(given_s, self.read_timeout_s) from exc
         except HTTPError as exc:
             # Connection reset or protocol error after sending: the request
             # may have been processed, so it is retried only if repeatable.

@@ -38,6 +38,43 @@ Where a failure comes from
     Only :class:`AttemptFailed` counts; answers such as 404 or 400 are the
     dependency working correctly and never trip the circuit.
 
+What counts against a dependency
+    An :class:`AttemptFailed` counts only when it ``blames_dependency``. Two do not, because
+    they say nothing about the dependency's health; the breaker sees them as neither a failure
+    nor a success (the container's count of consecutive failures stays as it was):
+
+    * an attempt never made because the caller's own deadline had run out
+      (:func:`time_for_attempt`);
+    * a timeout of an attempt that the caller's deadline cut below the dependency's own
+      per-attempt timeout (:func:`timed_out`): the caller was late (cold itself, or slowed
+      by an earlier call) and gave the dependency less time than it is allowed. A dependency
+      that hangs is still counted, by every attempt that was given its whole timeout.
+
+    Likewise a half-open probe that fails so neither closes nor reopens the circuit.
+
+A cold start is not a dead dependency
+    A function's first invocation in a new execution environment waits for its imports (a few
+    hundred milliseconds for one of these functions alone; roughly 1-3 s on a 2-core emulator
+    starting many at once, right after a deploy). The policy is configuration, kept by the
+    services' settings:
+
+    * every per-attempt timeout holds a cold start of the callee (the orders' and reviews'
+      ``USERS_API_READ_TIMEOUT_S`` and ``CATALOG_RPC_TIMEOUT_S``: 5 s);
+    * the request's budget (``REQUEST_DEADLINE_S``, 10 s: :mod:`lambdamesh_toolkit.deadline`)
+      holds one such attempt for each call made in sequence on the longest path (orders:
+      users, then catalog), well inside API Gateway's 29 s;
+    * a per-attempt timeout is shorter than the budget (the settings refuse anything else): a
+      timeout that the deadline always cuts short would never count, and a dependency that
+      hangs would never open its circuit.
+
+    Shorter timeouts with retries would make a cold burst worse, not better: the retry of an
+    attempt that timed out lands on another new execution environment while the first is still
+    busy with the abandoned request, so one cold start becomes several, and every timed-out
+    attempt counts toward the circuit. The breaker's own rule is unchanged (``failure_threshold``
+    consecutive failures in one container): a cold start within the timeouts ends in a success,
+    which resets the count, while a dependency that hangs or refuses fails every attempt and
+    opens the circuit after as many requests as before.
+
 Retries in a trace
     The first attempt runs in the caller's hop; every later one is a ``retry`` hop
     (:mod:`lambdamesh_toolkit.hops`) with its ``attempt`` number, so the request it sends
@@ -105,6 +142,9 @@ class AttemptFailed(Exception):  # noqa: N818 - describes an event, not a bug
     never_sent : bool
         The request certainly did not reach the dependency (the connection
         could not be opened), so repeating it is safe even when not idempotent.
+    blames_dependency : bool
+        The failure is evidence against the dependency, so its circuit counts it; ``False``
+        when the caller's own deadline explains it (see the module's docstring).
     """
 
     def __init__(
@@ -114,12 +154,24 @@ class AttemptFailed(Exception):  # noqa: N818 - describes an event, not a bug
         retryable: bool,
         retry_after_s: float | None = None,
         never_sent: bool = False,
+        blames_dependency: bool = True,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.never_sent = never_sent
+        self.blames_dependency = blames_dependency
+
+
+class _NotTheDependency(Exception):  # noqa: N818 - a carrier, not an error of its own
+    """Carries an :class:`AttemptFailed` that does not blame the dependency through the
+    breaker, which counts every ``AttemptFailed`` (its ``handled_exceptions``) and lets any
+    other exception pass untouched."""
+
+    def __init__(self, failure: AttemptFailed) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
@@ -403,22 +455,34 @@ class CircuitBreaker:
             At once, without calling ``attempt``, while the circuit is open
             (``retry_after_s`` = time left until a probe is allowed).
         Exception
-            Whatever ``attempt`` raised; :class:`AttemptFailed` is counted.
+            Whatever ``attempt`` raised; an :class:`AttemptFailed` that ``blames_dependency`` is
+        counted, any other passes through uncounted.
         """
         from aws_lambda_powertools.utilities.circuit_breaker import (
             CircuitBreakerOpenError,
             circuit_breaker,
         )
 
+        def judged() -> T:
+            try:
+                return attempt()
+            except AttemptFailed as failure:
+                if failure.blames_dependency:
+                    raise
+                raise _NotTheDependency(failure) from failure
+
         protected: Callable[[], T] = circuit_breaker(
             name=self.name, persistence_store=self.store, config=self.config
-        )(attempt)
+        )(judged)
         try:
             return protected()
         except CircuitBreakerOpenError as exc:
             raise DependencyUnavailable(
                 self.name, self._seconds_until_probe(exc.circuit), reason="circuit open"
             ) from None
+        except _NotTheDependency as passed:
+            # Handed back as it was raised: the retry policy and the caller see no difference.
+            raise passed.failure from passed.failure.__cause__
 
     def seconds_until_closed_or(self, otherwise: float | None) -> float | None:
         """While the circuit is open, the seconds until it lets a probe through; else
@@ -450,14 +514,45 @@ def time_for_attempt(timeout_s: float) -> float:
     Raises
     ------
     AttemptFailed
-        Not retryable, when less than :data:`MIN_ATTEMPT_S` is left.
+        Not retryable and blaming nobody but the caller, when less than
+        :data:`MIN_ATTEMPT_S` is left.
     """
     left = remaining_s()
     if left is None:
         return timeout_s
     if left < MIN_ATTEMPT_S:
-        raise AttemptFailed(DEADLINE_REASON, retryable=False, never_sent=True)
+        raise AttemptFailed(
+            DEADLINE_REASON, retryable=False, never_sent=True, blames_dependency=False
+        )
     return min(timeout_s, left)
+
+
+def timed_out(given_s: float, timeout_s: float) -> AttemptFailed:
+    """The failure of an attempt that had no answer within ``given_s``.
+
+    Parameters
+    ----------
+    given_s : float
+        The time the attempt had (:func:`time_for_attempt` of ``timeout_s``).
+    timeout_s : float
+        The dependency's own per-attempt timeout.
+
+    Returns
+    -------
+    AttemptFailed
+        Retryable; it blames the dependency only when the attempt had the whole of
+        ``timeout_s``, not a deadline's remainder.
+
+    >>> timed_out(5.0, 5.0).blames_dependency, timed_out(0.3, 5.0).blames_dependency
+    (True, False)
+    >>> timed_out(0.3, 5.0).reason
+    'timeout: no answer within 0.3 s'
+    """
+    return AttemptFailed(
+        f"timeout: no answer within {given_s:.1f} s",
+        retryable=True,
+        blames_dependency=given_s >= timeout_s,
+    )
 
 
 def _is_store(candidate: Any) -> TypeIs[CircuitBreakerPersistenceLayer]:

@@ -44,6 +44,7 @@ from lambdamesh_toolkit.resilience import (
     RetryPolicy,
     call_dependency,
     time_for_attempt,
+    timed_out,
 )
 from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
@@ -199,9 +200,7 @@ class RpcClient:
             # No address in a reason: reasons reach callers in 503 bodies.
             raise AttemptFailed("cannot connect", retryable=True, never_sent=True) from exc
         except ReadTimeoutError as exc:
-            raise AttemptFailed(
-                f"timeout: no answer within {read_timeout_s:.1f} s", retryable=True
-            ) from exc
+            raise timed_out(read_timeout_s, self.timeout_s) from exc
         except ClientError as exc:
             code = error_code(exc)
             if code == "ResourceNotFoundException":

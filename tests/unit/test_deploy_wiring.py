@@ -6,6 +6,7 @@ import pytest
 
 from lambdamesh.deploy.target import Target
 from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
+from tests.unit.services.service_loader import service_resources
 
 DEPLOYED = {
     "shared": DeployedStack("shared", {"CircuitBreakerTable": "cb-table", "DeploymentBucket": "b"}),
@@ -32,6 +33,16 @@ def test_orders_parameters_come_from_shared_users_and_catalog() -> None:
         "UsersApiUrl": "http://127.0.0.1:4566/_aws/execute-api/u123/api",
         "CatalogFunctionName": "lambdamesh-catalog-Rpc-1",
     }
+
+
+def test_the_users_api_orders_may_invoke_is_the_users_stacks_rest_api_by_convention() -> None:
+    # GIVEN the orders fragment's UsersRestAPIId (the API its role may invoke), and the users
+    # stack's Outputs as Chalice's template names them (RestAPIId)
+    declared = service_resources("orders")["Parameters"]
+    # WHEN resolved after the users stack
+    values = resolve_parameters("orders", {"UsersRestAPIId": declared["UsersRestAPIId"]}, DEPLOYED)
+    # THEN it is that stack's RestAPIId, by the <Service><OutputKey> convention alone
+    assert values == {"UsersRestAPIId": "u123"}
 
 
 def test_service_prefixed_parameters_take_that_services_output() -> None:

@@ -1,4 +1,8 @@
-"""The user service as orders see it: ``GET /users/{id}`` over HTTP (API Gateway)."""
+"""The user service as orders see it: ``GET /users/{id}`` over HTTP (API Gateway).
+
+That route requires IAM authorisation; the client this adapter is given signs every request
+(:func:`chalicelib.wiring.build_users_client`).
+"""
 
 from __future__ import annotations
 

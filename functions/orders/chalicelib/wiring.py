@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lambdamesh_toolkit.aws import clients
+from lambdamesh_toolkit.aws.signing import SigV4Signer
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
 from lambdamesh_toolkit.events.change_capture import StreamDeadLetters, StreamPublisher
 from lambdamesh_toolkit.events.publishing import Publisher
@@ -53,16 +54,11 @@ def build_order_desk(
         The API's settings.
     users_http, catalog_rpc, dynamodb
         Replacements for the default clients (tests pass doubles); by default the users
-        API and the catalog are reached through the toolkit's clients, with their
-        timeouts, retries and the shared circuit breaker.
+        API (:func:`build_users_client`) and the catalog are reached through the toolkit's
+        clients, with their timeouts, retries and the shared circuit breaker.
     """
     if users_http is None:
-        users_http = ServiceHttpClient(
-            settings.users_api_url,
-            USERS_DEPENDENCY,
-            connect_timeout_s=settings.users_connect_timeout_s,
-            read_timeout_s=settings.users_read_timeout_s,
-        )
+        users_http = build_users_client(settings)
     if catalog_rpc is None:
         catalog_rpc = RpcClient(
             settings.catalog_rpc_function, CATALOG_DEPENDENCY, timeout_s=settings.catalog_timeout_s
@@ -74,6 +70,23 @@ def build_order_desk(
         catalog=CatalogRpcLookup(catalog_rpc),
         claims=DynamoClaims(client, settings.idempotency_table, streams),
         streams=streams,
+    )
+
+
+def build_users_client(settings: OrdersSettings) -> ServiceHttpClient:
+    """The client of the users API: every request signed (SigV4, ``execute-api``).
+
+    ``GET /users/{user_id}`` requires IAM authorisation: API Gateway lets through only requests
+    signed by a principal allowed ``execute-api:Invoke`` on it, which the orders functions'
+    role is (``functions/orders/resources.json``, statement ``UsersLookup``). The signature is
+    made with the role's credentials, in the function's region, for each attempt.
+    """
+    return ServiceHttpClient(
+        settings.users_api_url,
+        USERS_DEPENDENCY,
+        connect_timeout_s=settings.users_connect_timeout_s,
+        read_timeout_s=settings.users_read_timeout_s,
+        signer=SigV4Signer(),
     )
 
 

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from chalice.test import Client
 
+from lambdamesh_toolkit.aws.signing import SigV4Signer
 from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.events import (
@@ -240,6 +241,26 @@ def test_correlation_id_goes_to_users_and_catalog_and_back(
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
     assert lines
     assert {line["correlation_id"] for line in lines} == {"trace-o1"}
+
+
+def test_the_users_client_signs_for_execute_api_with_the_functions_role_and_region(
+    orders: LoadedService,
+) -> None:
+    # GIVEN the API function's settings and environment (its credentials: the role's, with a
+    # session token; its region)
+    settings = load_settings(orders.module("chalicelib.settings").OrdersSettings)
+    # WHEN the wiring builds the client of the users API
+    users = orders.module("chalicelib.wiring").build_users_client(settings)
+    # THEN it is the users API's, and signs with SigV4 for execute-api in the function's region
+    assert users.base_url == settings.users_api_url
+    assert isinstance(users.signer, SigV4Signer)
+    assert (users.signer.service, users.signer.region) == ("execute-api", "us-east-1")
+    # AND what it signs carries the environment's key and session token (a Lambda role's)
+    headers = users.signer.sign("GET", f"{settings.users_api_url}/users/u-ann", {}, None)
+    key = os.environ["AWS_ACCESS_KEY_ID"]
+    assert headers["Authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={key}/")
+    assert "/us-east-1/execute-api/aws4_request, SignedHeaders=" in headers["Authorization"]
+    assert headers["X-Amz-Security-Token"] == os.environ["AWS_SESSION_TOKEN"]
 
 
 # --- Idempotency-Key ----------------------------------------------------------------

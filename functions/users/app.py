@@ -1,11 +1,21 @@
 """The users service: ``POST /users`` and ``GET /users/{user_id}``.
 
 Every registration is announced on the users topic as ``user.created``.
+
+``POST /users`` (signing up) is public. ``GET /users/{user_id}`` is internal: it answers a
+user's name and email to whoever asks, so it requires IAM authorisation (``AWS_IAM``: a
+Signature Version 4 request by a principal allowed ``execute-api:Invoke`` on it, the orders
+functions' role alone). The lookup itself is the internal route, rather than a copy of it under
+``/internal/``: a public twin would leave the personal data as open as before. On the emulator
+nothing is checked (LocalStack community verifies no signature), so an unsigned call is answered
+there; orders signs all the same.
 """
 
 from __future__ import annotations
 
 import functools
+
+from chalice.app import IAMAuthorizer
 
 from chalicelib.domain import AnnouncementFailedError, UserRegistry
 from chalicelib.settings import UsersSettings
@@ -18,6 +28,8 @@ from lambdamesh_toolkit.logging import get_logger
 app = ApiApp(app_name="lambdamesh-users")
 logger = get_logger("users")
 api = HttpApi(app, logger)
+internal = IAMAuthorizer()
+"""The authorisation of routes only other services call: IAM (SigV4-signed requests)."""
 
 
 @functools.cache
@@ -47,10 +59,10 @@ def create_user() -> User:
     return user
 
 
-@app.route("/users/{user_id}", methods=["GET"])
+@app.route("/users/{user_id}", methods=["GET"], authorizer=internal)
 @api.endpoint(errors=(404,))
 def get_user(user_id: str) -> User:
-    """The user with this id (404 when there is none)."""
+    """The user with this id (404 when there is none); for services, signed (IAM)."""
     user = registry().get(user_id)
     # One line per lookup, so a caller's correlation id can be followed into this service.
     logger.info("user looked up", extra={"user_id": user_id})

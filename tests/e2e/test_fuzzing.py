@@ -57,9 +57,17 @@ def routable(value: object) -> bool:
 
 
 def system_document() -> tuple[dict[str, Any], dict[str, str]]:
-    """One document for the four APIs (their paths do not overlap); path → service."""
+    """One document for the four APIs (their paths do not overlap); path → service.
+
+    A route that requires IAM authorisation (``GET /users/{user_id}``) keeps its ``sigv4``
+    security scheme. Schemathesis, given no credentials for it, sends the ``Authorization``
+    header as a generated string (or, in negative mode, leaves it out); the emulator checks no
+    signature, so such a request is answered as a signed one would be, and the answers are
+    checked as usual. On AWS, API Gateway would refuse it before the function runs.
+    """
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
+    schemes: dict[str, Any] = {}
     owner: dict[str, str] = {}
     for service in API_SERVICES:
         doc = openapi_document(load_service(service).app, title=service)
@@ -69,11 +77,13 @@ def system_document() -> tuple[dict[str, Any], dict[str, str]]:
             owner[path] = service
         for name, schema in doc["components"]["schemas"].items():
             assert schemas.setdefault(name, schema) == schema, f"two schemas named {name}"
+        for name, scheme in doc["components"].get("securitySchemes", {}).items():
+            assert schemes.setdefault(name, scheme) == scheme, f"two security schemes {name}"
     document = {
         "openapi": "3.1.0",
         "info": {"title": "lambdamesh", "version": "1"},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": schemes},
     }
     return document, owner
 

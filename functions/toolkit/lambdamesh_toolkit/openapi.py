@@ -6,6 +6,12 @@ statuses); its answer's model is its return annotation. :func:`openapi_document`
 Chalice app's routes and writes OpenAPI 3.1 (JSON Schema 2020-12, as pydantic emits it): every
 body, query and answer a contract, every error the one shape :class:`ErrorBody`. Fuzzers
 (``tests/e2e/test_fuzzing.py``) and clients read it; ``lambdamesh openapi`` writes it to files.
+
+A route that requires IAM authorisation (Chalice's ``IAMAuthorizer``) declares it as API Gateway
+documents it: the security scheme ``sigv4`` (:data:`SIGV4_SCHEME`: an ``apiKey`` in the
+``Authorization`` header with ``x-amazon-apigateway-authtype: awsSigv4``) in
+``components.securitySchemes``, named by the operation's ``security``, and a 403 among its
+answers (API Gateway's refusal of a bad signature or of a caller the policy does not allow).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalice.app import IAMAuthorizer
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
@@ -23,13 +30,17 @@ from lambdamesh_toolkit.contracts.base import IDENTIFIER_PATTERN
 from lambdamesh_toolkit.correlation import CORRELATION_HEADER
 
 if TYPE_CHECKING:
-    from chalice.app import Chalice
+    from chalice.app import Chalice, RouteEntry
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 #: What each error status means, for the document's descriptions.
 ERROR_MEANINGS: Mapping[int, str] = {
     400: "The request is malformed: the error names the field, parameter or header.",
+    403: (
+        "Refused by API Gateway (IAM authorisation): the signature is invalid or expired, or "
+        "its signer may not call this route."
+    ),
     404: "Nothing with this id.",
     409: "In conflict with what exists, or with a request still running.",
     413: "The body is larger than the API accepts.",
@@ -38,6 +49,19 @@ ERROR_MEANINGS: Mapping[int, str] = {
     500: "The service failed unexpectedly: quote the correlation id.",
     503: "A dependency cannot answer now: retry after Retry-After seconds.",
 }
+SIGV4_SCHEME_NAME = "sigv4"
+"""The security scheme of routes that require IAM authorisation (Chalice's name for it)."""
+SIGV4_SCHEME: Mapping[str, Any] = {
+    "type": "apiKey",
+    "name": "Authorization",
+    "in": "header",
+    "x-amazon-apigateway-authtype": "awsSigv4",
+    "description": (
+        "AWS Signature Version 4 (service execute-api) by a principal allowed execute-api:Invoke "
+        "on the route: checked by API Gateway on AWS, not by the emulator."
+    ),
+}
+"""IAM authorisation as API Gateway's OpenAPI extensions declare it."""
 
 
 class ErrorDetail(BaseModel):
@@ -123,6 +147,7 @@ def openapi_document(app: Chalice, *, title: str, version: str = "1") -> dict[st
         When a route was not declared through ``HttpApi.endpoint`` (nothing to document).
     """
     routes: list[tuple[str, str, EndpointDoc]] = []
+    secured: set[tuple[str, str]] = set()
     for path, methods in sorted(app.routes.items()):
         for method, entry in sorted(methods.items()):
             describe: Callable[[], EndpointDoc] | None = getattr(
@@ -131,6 +156,8 @@ def openapi_document(app: Chalice, *, title: str, version: str = "1") -> dict[st
             if describe is None:
                 raise ValueError(f"{method} {path} is not declared with HttpApi.endpoint")
             routes.append((path, method.lower(), describe()))
+            if requires_iam(entry):
+                secured.add((path, method.lower()))
     wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorBody, "serialization")}
     for _, _, doc in routes:
         if doc.body is not None:
@@ -146,13 +173,35 @@ def openapi_document(app: Chalice, *, title: str, version: str = "1") -> dict[st
     }
     paths: dict[str, dict[str, Any]] = {}
     for path, method, doc in routes:
-        paths.setdefault(path, {})[method] = _operation(path, doc, refs)
+        signed = (path, method) in secured
+        paths.setdefault(path, {})[method] = _operation(path, doc, refs, signed=signed)
+    components: dict[str, Any] = {"schemas": definitions.get("$defs", {})}
+    if secured:
+        components["securitySchemes"] = {SIGV4_SCHEME_NAME: dict(SIGV4_SCHEME)}
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {})},
+        "components": components,
     }
+
+
+def requires_iam(entry: RouteEntry) -> bool:
+    """Whether a route requires IAM authorisation.
+
+    Raises
+    ------
+    ValueError
+        For an authorizer of another kind (a Lambda or Cognito authorizer): none is documented.
+    """
+    authorizer = entry.authorizer
+    if authorizer is None:
+        return False
+    if not isinstance(authorizer, IAMAuthorizer):
+        raise ValueError(
+            f"{entry.method} {entry.uri_pattern}: {type(authorizer).__name__} is not documented"
+        )
+    return True
 
 
 #: Where :meth:`HttpApi.endpoint` keeps, on the handler, what builds the route's
@@ -162,7 +211,7 @@ ENDPOINT_DOC_ATTRIBUTE = "lambdamesh_endpoint"
 Refs = Mapping[tuple[type[BaseModel], JsonSchemaMode], Mapping[str, Any]]
 
 
-def _operation(path: str, doc: EndpointDoc, refs: Refs) -> dict[str, Any]:
+def _operation(path: str, doc: EndpointDoc, refs: Refs, *, signed: bool) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {
             "name": name,
@@ -194,12 +243,14 @@ def _operation(path: str, doc: EndpointDoc, refs: Refs) -> dict[str, Any]:
         if model is not None:
             answer["content"] = _json(refs[(model, "serialization")])
         responses[str(status)] = answer
-    for status in sorted({400, 500, *doc.errors}):
+    for status in sorted({400, 500, *doc.errors, *([403] if signed else [])}):
         responses[str(status)] = {
             "description": ERROR_MEANINGS.get(status, "Refused."),
             "content": _json(refs[(ErrorBody, "serialization")]),
         }
     operation: dict[str, Any] = {"summary": doc.summary, "responses": responses}
+    if signed:
+        operation["security"] = [{SIGV4_SCHEME_NAME: []}]
     if parameters:
         operation["parameters"] = parameters
     if doc.body is not None:

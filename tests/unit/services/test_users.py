@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from chalice.app import IAMAuthorizer
 from chalice.test import Client
 
 from lambdamesh_toolkit.config import load_settings
@@ -20,6 +21,13 @@ from tests.unit.services.service_loader import LoadedService, load_service
 from tests.unit.services.support import captured_log, json_body, post_json
 
 ANN = {"email": "Ann.Lee@Example.com", "name": "Ann Lee"}
+LOCAL_IAM_WARNING = "IAMAuthorizer is not a supported in local mode"
+"""What Chalice's test client warns each time it lets a request through an IAM-authorised route
+without checking anything (its words)."""
+
+# Chalice's test client admits requests to IAM-authorised routes, warning each time; the test of
+# that says so once, the others need not.
+pytestmark = pytest.mark.filterwarnings(f"ignore:{LOCAL_IAM_WARNING}:UserWarning")
 
 
 @pytest.fixture
@@ -59,6 +67,36 @@ def test_get_user_returns_the_registered_user(client: Client) -> None:
     # THEN the same user comes back
     assert response.status_code == 200
     assert json_body(response) == created
+
+
+def test_the_lookup_requires_iam_authorisation_and_sign_up_stays_public(
+    users: LoadedService,
+) -> None:
+    # GIVEN the users app  WHEN its routes are read
+    routes = users.app.routes
+    # THEN the lookup other services make (it answers a user's name and email) requires IAM
+    # authorisation, SigV4 as API Gateway declares it; signing up needs none
+    lookup = routes["/users/{user_id}"]["GET"].authorizer
+    assert isinstance(lookup, IAMAuthorizer)
+    assert lookup.to_swagger()["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert routes["/users"]["POST"].authorizer is None
+
+
+def test_an_unsigned_lookup_is_answered_by_the_test_client_which_checks_no_iam(
+    users: LoadedService, client: Client
+) -> None:
+    # GIVEN a registered user
+    created = json_body(post_json(client, "/users", ANN))
+    # WHEN they are looked up without a signature, through Chalice's test client
+    with captured_log(users) as log, pytest.warns(UserWarning, match=LOCAL_IAM_WARNING):
+        response = client.http.get(f"/users/{created['id']}")
+    # THEN the client lets it through, saying so (API Gateway on AWS would refuse it; the
+    # emulator, like this client, checks nothing)
+    assert response.status_code == 200
+    # AND the request's hop record says it was not signed
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    [served] = [line for line in lines if line["message"] == HOP_MESSAGE]
+    assert (served["peer"], served["signed"]) == ("GET /users/{user_id}", False)
 
 
 def test_get_unknown_user_is_404(client: Client) -> None:

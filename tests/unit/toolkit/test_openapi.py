@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from chalice.app import AuthRequest, AuthResponse, Chalice, IAMAuthorizer
 
 from lambdamesh_toolkit.contracts.orders import CreateOrder
 from lambdamesh_toolkit.contracts.users import CreateUser
+from lambdamesh_toolkit.http_api import HttpApi
 from lambdamesh_toolkit.openapi import openapi_document
 from tests.unit.services.service_loader import load_service
 
@@ -81,3 +83,49 @@ def test_path_and_query_parameters_say_what_is_accepted() -> None:
     assert parameters["limit"]["schema"]["maximum"] == 100
     assert parameters["next_token"]["schema"]["type"] == "string"
     assert parameters["X-Correlation-Id"]["in"] == "header"
+
+
+def test_only_the_user_lookup_requires_iam_and_its_document_declares_sigv4() -> None:
+    # GIVEN every API service's document
+    docs = {service: document(service) for service in API_SERVICES}
+    # WHEN the operations that name a security requirement are collected
+    secured = {
+        (service, method.upper(), path)
+        for service, doc in docs.items()
+        for path, ops in doc["paths"].items()
+        for method, operation in ops.items()
+        if operation.get("security")
+    }
+    # THEN only the lookup of a user is internal: every other route stays public
+    assert secured == {("users", "GET", "/users/{user_id}")}
+    lookup = docs["users"]["paths"]["/users/{user_id}"]["get"]
+    assert lookup["security"] == [{"sigv4": []}]
+    # AND its scheme is IAM authorisation as API Gateway's extensions declare it, as Chalice
+    # declares it in the template deploy sends
+    scheme = docs["users"]["components"]["securitySchemes"]["sigv4"]
+    assert {key: value for key, value in scheme.items() if key != "description"} == (
+        IAMAuthorizer().to_swagger()
+    )
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    # AND API Gateway's refusal of a bad signature is among its answers, in the error shape
+    assert lookup["responses"]["403"]["content"] == lookup["responses"]["404"]["content"]
+    assert "securitySchemes" not in docs["catalog"]["components"]
+
+
+def test_a_route_with_an_authorizer_other_than_iam_is_not_documented() -> None:
+    # GIVEN a route behind a Lambda authorizer
+    app = Chalice(app_name="custom-auth")
+    api = HttpApi(app)
+
+    @app.authorizer()
+    def token(auth_request: AuthRequest) -> AuthResponse:
+        return AuthResponse(routes=["*"], principal_id="p")
+
+    @app.route("/things", authorizer=token)
+    @api.endpoint()
+    def things() -> dict[str, str]:
+        return {}
+
+    # WHEN its document is asked for  THEN it is refused, naming the route and the authorizer
+    with pytest.raises(ValueError, match="GET /things: ChaliceAuthorizer is not documented"):
+        openapi_document(app, title="custom")

@@ -3,7 +3,8 @@
 Latency (p50/p99 of ≥ 100 warm samples) of
 
 - ``POST /orders`` through API Gateway (orders → users over HTTP, → catalog by RPC, DynamoDB);
-- ``GET /users/{id}`` through API Gateway (the call orders makes to users);
+- ``GET /users/{id}`` through API Gateway (the call orders makes to users: signed with SigV4, as
+  orders signs it, since the route requires IAM authorisation; the emulator checks nothing);
 - RPC ``GetProduct``: a direct ``Invoke`` of the catalog's RPC function with the envelope;
 
 each beside a no-op function reached the same way in the same run (the floor: the no-op behind
@@ -32,11 +33,14 @@ from typing import Any
 
 import pytest
 import urllib3
+from botocore.credentials import Credentials
 
 from lambdamesh.deploy.packaging import PACKAGE_NAME
+from lambdamesh.emulator.clients import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.settings import REGION
 from lambdamesh_localstack.interpreters import find_interpreter
+from lambdamesh_toolkit.aws.signing import RequestSigner, SigV4Signer
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import SERVICES, DeployedSystem, deploy_system
 from tests.e2e.lambda_support import create_function, unique_name
@@ -158,15 +162,18 @@ def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def _request(method: str, url: str, body: Any = None, expected: int = 200) -> None:
+def _request(
+    method: str,
+    url: str,
+    body: Any = None,
+    expected: int = 200,
+    signer: RequestSigner | None = None,
+) -> None:
     payload = None if body is None else json.dumps(body).encode()
-    response = _http.request(
-        method,
-        url,
-        body=payload,
-        headers={"Content-Type": "application/json"},
-        timeout=_TIMEOUT,
-    )
+    headers = {"Content-Type": "application/json"}
+    if signer is not None:
+        headers = signer.sign(method, url, headers, payload)
+    response = _http.request(method, url, body=payload, headers=headers, timeout=_TIMEOUT)
     assert response.status == expected, response.data[:300]
 
 
@@ -204,6 +211,10 @@ def test_latency_of_sync_calls_beside_the_floor(
         }
     ).encode()
     rpc_function = system["catalog"].functions["Rpc"]
+    # The users lookup is internal (IAM): signed as orders signs it, with the emulator's keys.
+    signer = SigV4Signer(
+        region=REGION, credentials=Credentials(TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY)
+    )
     print(f"\nsync calls, {SAMPLES} samples each after {WARMUP} warm-up, interleaved with floor")
     _compare(
         "POST /orders (API Gateway)",
@@ -214,7 +225,7 @@ def test_latency_of_sync_calls_beside_the_floor(
     )
     _compare(
         "GET /users/{id} (API Gateway)",
-        lambda: _request("GET", system["users"].url(f"users/{user_id}")),
+        lambda: _request("GET", system["users"].url(f"users/{user_id}"), signer=signer),
         "no-op (API Gateway)",
         lambda: _request("GET", floor.url),
         HTTP_TARGET,

@@ -7,6 +7,13 @@ they are. On SNS, SQS, DynamoDB, SES and Lambda, no statement allows a wildcard 
 resource (one exception, below, with its reason), every resource is named through a parameter,
 a resource of the template or a stack output, and every SQS event source takes its queue from a
 parameter that deploy fills from the messaging stack.
+
+One route is internal: ``GET /users/{user_id}`` requires IAM authorisation (``AWS_IAM``, declared
+in the API's document as a ``sigv4`` scheme with ``x-amazon-apigateway-authtype: awsSigv4``), and
+exactly one statement may invoke it: the orders role's ``UsersLookup``, on that method of the
+users API alone, whose id deploy fills from the users stack. (``execute-api`` is not among the
+checked services above: an invoke grant names its stage and path parameter with ``*``, so it is
+checked here to the letter instead.)
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from lambdamesh.deploy.services import MESSAGING, SHARED, discover_apps
 from lambdamesh.deploy.template import (
     EVENT_SOURCE_ACTIONS,
     QUEUE_ARN_SUFFIX,
+    REST_API,
     declared_parameters,
     has_rest_api,
     prepare_template,
@@ -73,6 +81,24 @@ IGNORED_LINT_RULES: dict[str, str] = {
     ),
 }
 """cfn-lint rules (informational ones included) whose findings are accepted, and why."""
+
+IAM_AUTH_TYPE_KEY = "x-amazon-apigateway-authtype"
+IAM_AUTH_TYPE = "awsSigv4"
+"""The value of :data:`IAM_AUTH_TYPE_KEY` in a security scheme that makes a method ``AWS_IAM``."""
+INTERNAL_ROUTES = {("users", "GET", "/users/{user_id}")}
+"""(app, method, path) of every route that requires IAM authorisation."""
+USERS_LOOKUP_GRANT = {
+    "Sid": "UsersLookup",
+    "Effect": "Allow",
+    "Action": ["execute-api:Invoke"],
+    "Resource": [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+            "${UsersRestAPIId}/*/GET/users/*"
+        }
+    ],
+}
+"""The one statement allowed to invoke an internal route: the users lookup, by orders."""
 
 PSEUDO_PARAMETER = "AWS::"
 SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -372,6 +398,76 @@ def test_deploy_fills_every_parameter_of_every_app_from_the_stacks_before_it(
         api_url = f"https://{name}.example/api" if has_rest_api(template) else None
         outputs = {key: f"{name}:{key}" for key in template.get("Outputs", {})}
         deployed[name] = DeployedStack(name, outputs, api_url)
+
+
+def api_document(template: Template) -> dict[str, Any]:
+    """The OpenAPI/Swagger document of the template's REST API (empty without one)."""
+    properties = template.get("Resources", {}).get(REST_API, {}).get("Properties", {})
+    document: dict[str, Any] = properties.get("DefinitionBody", properties.get("Body", {}))
+    return document
+
+
+def iam_routes(template: Template) -> set[tuple[str, str]]:
+    """(method, path) of every route of the template's API that requires IAM authorisation."""
+    document = api_document(template)
+    schemes = document.get("securityDefinitions", {}) or document.get("components", {}).get(
+        "securitySchemes", {}
+    )
+    iam = {
+        name for name, scheme in schemes.items() if scheme.get(IAM_AUTH_TYPE_KEY) == IAM_AUTH_TYPE
+    }
+    return {
+        (method.upper(), path)
+        for path, operations in document.get("paths", {}).items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict)
+        for requirement in operation.get("security", document.get("security", []))
+        if set(requirement) & iam
+    }
+
+
+def test_only_the_users_lookup_requires_iam_in_the_templates_deploy_sends(
+    templates: dict[str, Template],
+) -> None:
+    # GIVEN every app's template as deploy sends it
+    # WHEN the methods of their APIs that require IAM authorisation are collected
+    found = {(name, method, path) for name in APPS for method, path in iam_routes(templates[name])}
+    # THEN the users lookup is the one internal route (API Gateway makes it AWS_IAM); sign-up and
+    # every other route stay public
+    assert found == INTERNAL_ROUTES
+    assert ("POST", "/users") not in iam_routes(templates["users"])
+
+
+def test_exactly_the_orders_role_may_invoke_the_users_lookup(
+    templates: dict[str, Template],
+) -> None:
+    # GIVEN every statement of every template that grants an API Gateway action
+    grants = [
+        (name, where, statement)
+        for name in TEMPLATES
+        for where, statement in statements(templates[name])
+        if any(
+            action == "*" or _service(action) in {"execute-api", "apigateway"}
+            for action in _as_list(statement.get("Action", []))
+        )
+    ]
+    # THEN there is one: orders' UsersLookup, execute-api:Invoke on the lookup's method alone
+    assert [(name, where) for name, where, _ in grants] == [
+        ("orders", "OrdersAccessPolicy/UsersLookup")
+    ]
+    assert grants[0][2] == USERS_LOOKUP_GRANT
+    # AND its policy is the orders functions' role's, the only role it is attached to
+    policy = templates["orders"]["Resources"]["OrdersAccessPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "DefaultRole"}]
+    # AND no resource policy on the users API lets anyone else in
+    assert "x-amazon-apigateway-policy" not in api_document(templates["users"])
+    assert "Policy" not in templates["users"]["Resources"][REST_API]["Properties"]
+    # AND the API it names is the users stack's, filled in by deploy's wiring
+    users = DeployedStack("users", {"RestAPIId": "users-api-id"}, "https://users.example/api")
+    declared = declared_parameters(templates["orders"])
+    assert resolve_parameters(
+        "orders", {"UsersRestAPIId": declared["UsersRestAPIId"]}, {"users": users}
+    ) == {"UsersRestAPIId": "users-api-id"}
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ def settings_module(service: str) -> ModuleType:
     """A service's ``chalicelib/settings.py``, imported on its own (it needs only the toolkit)."""
     path = FUNCTIONS / service / "chalicelib" / "settings.py"
     spec = importlib.util.spec_from_file_location(f"{service}_settings_under_test", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -11,7 +11,7 @@ RUN := $(VENV)/bin
 EMULATOR_PYTHON := .lambdamesh/emulator/venv/bin/python
 SERVICES := users catalog reviews orders payments inventory notifications
 
-.PHONY: help setup demo up down status test browser lint typecheck unit e2e bench parity fuzz chaos lock clean
+.PHONY: help setup demo up down status test browser lint typecheck unit e2e bench parity fuzz chaos load lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ fuzz: setup ## every API route fuzzed from its OpenAPI document (LAMBDAMESH_FUZZ
 
 chaos: setup ## 1 000 orders while faults are on, then every invariant checked (LAMBDAMESH_CHAOS_ORDERS)
 	@$(RUN)/lambdamesh chaos --orders $${LAMBDAMESH_CHAOS_ORDERS:-1000}
+
+load: setup ## 16 clients place orders right after every function went cold, then warm: figures printed
+	@$(RUN)/lambdamesh load
 
 bench: setup ## benchmarks with figures and ratios against a floor measured in the same run
 	@$(RUN)/pytest tests/benchmarks -s -p no:randomly --timeout 1800

@@ -6,7 +6,7 @@ commands' work lives in their packages: the emulator's in :mod:`lambdamesh.emula
 the others in :mod:`lambdamesh.deploy.command`, :mod:`lambdamesh.dlq.command`,
 :mod:`lambdamesh.openapi_command`, :mod:`lambdamesh.trace.command`,
 :mod:`lambdamesh.dashboard.command`, :mod:`lambdamesh.topology.command`,
-:mod:`lambdamesh.demo` and :mod:`lambdamesh.chaos.command`.
+:mod:`lambdamesh.demo`, :mod:`lambdamesh.chaos.command` and :mod:`lambdamesh.load.command`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from lambdamesh.dashboard import command as dashboard_command
 from lambdamesh.deploy import command as deploy_command
 from lambdamesh.dlq import command as dlq_command
 from lambdamesh.emulator import commands as emulator_commands
+from lambdamesh.load import command as load_command
 from lambdamesh.orders import command as orders_command
 from lambdamesh.topology import command as topology_command
 from lambdamesh.trace import command as trace_command
@@ -40,6 +41,7 @@ COMMANDS: list[Command] = [
             openapi_command,
             demo,
             chaos_command,
+            load_command,
         )
     ),
 ]

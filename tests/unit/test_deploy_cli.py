@@ -128,3 +128,41 @@ def test_deploy_to_aws_with_an_unknown_profile_is_a_one_line_error(
     assert len(err) == 1
     assert "no-such-profile" in err[0]
     assert "AWS_PROFILE" in err[0]
+
+
+def test_a_dry_run_on_aws_without_credentials_prints_the_plan_and_says_so(
+    empty_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a project with one app, a region, and no credentials anywhere
+    apps = _project_with_app(empty_project)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    # WHEN deploy runs with --aws --dry-run
+    code = cli.main(["deploy", "--aws", "--dry-run", "--apps-dir", str(apps)])
+    # THEN it says why there are no change sets, and prints the plan
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "no AWS credentials found: the plan alone" in out
+    assert "lambdamesh-greeter (greeter)" in out
+    assert out.rstrip().endswith("nothing was deployed")
+
+
+def test_a_dry_run_on_aws_with_an_unknown_profile_is_a_one_line_error(
+    empty_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a profile that does not exist
+    apps = _project_with_app(empty_project)
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    # WHEN deploy runs with --aws --dry-run  THEN one line says what to do
+    assert cli.main(["deploy", "--aws", "--dry-run", "--apps-dir", str(apps)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "no-such-profile" in err
+    assert len(err.strip().splitlines()) == 1

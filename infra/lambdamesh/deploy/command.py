@@ -10,7 +10,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdamesh.arguments import add_endpoint, add_port
@@ -24,6 +23,7 @@ from lambdamesh.deploy.template import UnknownQueueError
 from lambdamesh.deploy.wiring import UnresolvedParameterError
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
+from lambdamesh_toolkit.aws import clients
 
 NAME = "deploy"
 SUMMARY = "package every Chalice app and deploy it as a CloudFormation stack"
@@ -196,12 +196,12 @@ def _change_set_target(args: argparse.Namespace, progress: Progress) -> Target |
         return None
     try:
         target = Target.aws()
-        credentials = boto3.Session().get_credentials()
+        credentials = clients.has_credentials()
     except ValueError as error:
         return str(error)
     except BotoCoreError as error:
         return f"{error}: check AWS_PROFILE and ~/.aws/config"
-    if credentials is None:
+    if not credentials:
         progress("==> no AWS credentials found: the plan alone (with credentials, the change sets)")
         return None
     return target

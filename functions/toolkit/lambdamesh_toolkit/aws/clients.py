@@ -182,6 +182,19 @@ def default_region() -> str | None:
     return region or boto3.session.Session().region_name
 
 
+def has_credentials() -> bool:
+    """Whether the usual credential chain (environment, profile, SSO, role) finds credentials.
+
+    Raises
+    ------
+    botocore.exceptions.BotoCoreError
+        When the configuration itself is broken (e.g. ``AWS_PROFILE`` names no profile).
+    """
+    import boto3
+
+    return boto3.session.Session().get_credentials() is not None
+
+
 def dynamodb(profile: ClientProfile = REQUEST) -> DynamoDBClient:
     """The shared DynamoDB client of ``profile``."""
     shared: DynamoDBClient = shared_client("dynamodb", profile)

@@ -91,6 +91,72 @@ def wait_for_state(lambda_client: Any, function_name: str) -> dict[str, Any]:
     return wait_until(settled)
 
 
+def create_proxy_api(
+    lambda_client: Any,
+    apigateway: Any,
+    function_name: str,
+    *,
+    stage: str,
+    name: str | None = None,
+) -> str:
+    """A REST API whose ``/{proxy+}`` resource, any method, is a Lambda proxy integration.
+
+    The resource's ``ANY`` method (no authorisation) is an ``AWS_PROXY`` integration of
+    ``function_name``, API Gateway may invoke the function (``AddPermission``, as on AWS), and
+    the API is deployed to ``stage``.
+
+    Parameters
+    ----------
+    lambda_client, apigateway
+        Clients of the same endpoint and region.
+    function_name
+        The function every request goes to.
+    stage
+        The stage deployed.
+    name
+        The API's name; a unique one when not given.
+
+    Returns
+    -------
+    str
+        The API's id (its stage's URL on the emulator: :func:`stage_url`).
+    """
+    function_arn = lambda_client.get_function(FunctionName=function_name)["Configuration"][
+        "FunctionArn"
+    ]
+    region = lambda_client.meta.region_name
+    api_id: str = apigateway.create_rest_api(name=name or unique_name("api"))["id"]
+    root_id = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    resource_id = apigateway.create_resource(
+        restApiId=api_id, parentId=root_id, pathPart="{proxy+}"
+    )["id"]
+    apigateway.put_method(
+        restApiId=api_id, resourceId=resource_id, httpMethod="ANY", authorizationType="NONE"
+    )
+    apigateway.put_integration(
+        restApiId=api_id,
+        resourceId=resource_id,
+        httpMethod="ANY",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+    )
+    lambda_client.add_permission(
+        FunctionName=function_name,
+        StatementId=f"apigateway-{api_id}",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+    )
+    apigateway.create_deployment(restApiId=api_id, stageName=stage)
+    return api_id
+
+
+def stage_url(endpoint_url: str, api_id: str, stage: str) -> str:
+    """The base URL of a REST API's stage on the emulator, ending in ``/`` (the path form: the
+    host form needs DNS that is not there offline)."""
+    return f"{endpoint_url}/_aws/execute-api/{api_id}/{stage}/"
+
+
 def invoke(lambda_client: Any, function_name: str, event: Any = None) -> tuple[Any, str | None]:
     """Invoke synchronously; return the decoded payload and ``FunctionError`` (or ``None``)."""
     response = lambda_client.invoke(

@@ -22,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.lambda_support import create_function, unique_name
+from tests.e2e.lambda_support import create_function, create_proxy_api, unique_name
 
-REGION = "us-east-1"
 STAGE = "stage"
 
 # Answers with the proxy event it was given, as the response body.
@@ -120,24 +119,9 @@ class ProxyApi:
 def proxy_api(emulator: Any) -> Iterator[ProxyApi]:
     lambda_client, apigateway = emulator.client("lambda"), emulator.client("apigateway")
     function = create_function(lambda_client, EVENT_ECHO)
-    function_arn = lambda_client.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
-    api_id = apigateway.create_rest_api(name=unique_name("parity-api"))["id"]
-    root_id = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
-    resource_id = apigateway.create_resource(
-        restApiId=api_id, parentId=root_id, pathPart="{proxy+}"
-    )["id"]
-    apigateway.put_method(
-        restApiId=api_id, resourceId=resource_id, httpMethod="ANY", authorizationType="NONE"
+    api_id = create_proxy_api(
+        lambda_client, apigateway, function, stage=STAGE, name=unique_name("parity-api")
     )
-    apigateway.put_integration(
-        restApiId=api_id,
-        resourceId=resource_id,
-        httpMethod="ANY",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
-    )
-    apigateway.create_deployment(restApiId=api_id, stageName=STAGE)
     yield ProxyApi(emulator.endpoint_url, api_id)
     apigateway.delete_rest_api(restApiId=api_id)
     lambda_client.delete_function(FunctionName=function)

@@ -137,6 +137,13 @@ class ReceivedRequest:
     body: bytes
 
 
+class BurstServer(ThreadingHTTPServer):
+    """A threading HTTP server whose listen backlog holds a burst of clients connecting at once
+    (``socketserver``'s default of 5 drops the rest, which then time out connecting)."""
+
+    request_queue_size = 64
+
+
 class ScriptedServer:
     """An HTTP server on 127.0.0.1 answering a script, recording what it received."""
 
@@ -178,7 +185,7 @@ class ScriptedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = BurstServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/dev"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)

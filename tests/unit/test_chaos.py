@@ -62,6 +62,7 @@ from lambdamesh.chaos.switches import (
     variables_for,
 )
 from lambdamesh_toolkit.faults import FAULTS_VARIABLE, FaultPlan
+from tests.support.shop_requests import Answer, script
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda.client import LambdaClient
@@ -836,26 +837,6 @@ def test_the_same_seed_fills_the_same_baskets() -> None:
     ]
 
 
-Answer = tuple[int, Any, dict[str, str]] | Exception
-
-
-@dataclass
-class ScriptedOrders:
-    """Stands for ``Shop.request``: answers from a script, and records every request."""
-
-    answers: list[Answer]
-    requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
-
-    def __call__(
-        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, Any, dict[str, str]]:
-        self.requests.append((method, url, body, dict(headers or {})))
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
 CREATED: Answer = (201, {"id": "order-1", "status": "placed"}, {})
 UNAVAILABLE: Answer = (
     503,
@@ -875,12 +856,6 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
     monkeypatch.setattr("lambdamesh.chaos.shoppers.time.sleep", slept.append)
     return slept
-
-
-def script(monkeypatch: pytest.MonkeyPatch, shop: Shop, *answers: Answer) -> ScriptedOrders:
-    scripted = ScriptedOrders(list(answers))
-    monkeypatch.setattr(shop, "request", scripted)
-    return scripted
 
 
 def test_a_503_is_retried_under_the_same_idempotency_key_after_retry_after(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -36,6 +35,7 @@ from lambdamesh.load.coldstart import GENERATION_VARIABLE, make_cold, next_gener
 from lambdamesh.load.report import LoadReport, report_document, report_lines
 from lambdamesh.load.runner import LoadPlan, decision_time, wait_until_decided
 from lambdamesh.load.stats import Decision, Latency, PhaseFigures, percentile, summarise
+from tests.support.shop_requests import Answer, script
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda.client import LambdaClient
@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 RUN = "load-0123abcd"
 T0 = 1_796_292_000.0
 """The first POST of a phase (epoch seconds)."""
-
-Answer = tuple[int, Any, dict[str, str]]
-
 
 # --- percentiles and a phase's figures ---------------------------------------------------------
 
@@ -250,34 +247,9 @@ def test_the_report_document_is_one_json_document_with_every_figure() -> None:
 # --- the clients --------------------------------------------------------------------------------
 
 
-class ScriptedOrders:
-    """Stands for ``Shop.request``: answers from a script (thread-safe), records every request."""
-
-    def __init__(self, *answers: Answer | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[tuple[str, str, Any, dict[str, str]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(
-        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> Answer:
-        with self._lock:
-            self.requests.append((method, url, body, dict(headers or {})))
-            answer = self.answers.pop(0) if self.answers else (201, {"id": "o-x"}, {})
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
 @pytest.fixture
 def shop() -> Shop:
     return Shop("http://users", "http://catalog", "http://orders", RUN, clients=3)
-
-
-def script(monkeypatch: pytest.MonkeyPatch, shop: Shop, *answers: Answer | Exception) -> Any:
-    scripted = ScriptedOrders(*answers)
-    monkeypatch.setattr(shop, "request", scripted)
-    return scripted
 
 
 def test_an_order_is_posted_once_with_its_key_and_timed(
@@ -315,7 +287,7 @@ def test_an_order_is_posted_once_with_its_key_and_timed(
     ],
 )
 def test_a_refused_or_unanswered_order_is_not_retried_and_keeps_its_outcome(
-    monkeypatch: pytest.MonkeyPatch, shop: Shop, answer: Answer | Exception, outcome: str
+    monkeypatch: pytest.MonkeyPatch, shop: Shop, answer: Answer, outcome: str
 ) -> None:
     # GIVEN the orders API refusing, or no answer at all
     orders = script(monkeypatch, shop, answer)
@@ -331,7 +303,7 @@ def test_every_client_places_its_orders_in_turn_all_clients_at_once(
     monkeypatch: pytest.MonkeyPatch, shop: Shop
 ) -> None:
     # GIVEN three clients with two orders each, and an API accepting everything
-    orders = script(monkeypatch, shop)
+    orders = script(monkeypatch, shop, otherwise=(201, {"id": "o-x"}, {}))
     clients = [ClientPlan(f"u-{n}", ((("p-1", 1),), (("p-2", 2), ("p-3", 1)))) for n in range(3)]
     # WHEN the burst is placed
     results = place_burst(shop, clients, "cold")

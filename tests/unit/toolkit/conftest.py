@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -24,10 +24,14 @@ from moto import mock_aws
 
 from lambdamesh_toolkit import resilience
 from lambdamesh_toolkit.correlation import use_correlation_id
+from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.resilience import (
     BREAKER_TABLE_ATTRIBUTES,
     BREAKER_TABLE_KEY_SCHEMA,
     BREAKER_TABLE_TTL_ATTRIBUTE,
+    CircuitBreaker,
+    RetryPolicy,
+    dynamodb_breaker_store,
 )
 from tests.support import circuit_breaker
 from tests.unit.toolkit.consumer_world import World, make_world
@@ -119,6 +123,43 @@ def breaker_table(aws_credentials: None) -> Iterator[str]:
 def new_dynamodb_client() -> DynamoDBClient:
     """A separate client, as a separate warm container would have."""
     return boto3.client("dynamodb", region_name="us-east-1")
+
+
+def shared_circuit_client(
+    url: str,
+    circuit_name: str,
+    table: str,
+    *,
+    failure_threshold: int,
+    recovery_timeout_s: int = 10,
+    attempts: int = 1,
+    read_timeout_s: float = 3.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ServiceHttpClient:
+    """A client as one warm container holds it: its own boto3 client and breaker cache (read
+    through on every call), the circuit's state in the shared breaker ``table``."""
+    breaker = CircuitBreaker(
+        circuit_name,
+        dynamodb_breaker_store(table, dynamodb_client=new_dynamodb_client()),
+        failure_threshold=failure_threshold,
+        recovery_timeout_s=recovery_timeout_s,
+        local_cache_max_age_s=0,
+    )
+    return ServiceHttpClient(
+        url,
+        circuit_name,
+        read_timeout_s=read_timeout_s,
+        retry=RetryPolicy(max_attempts=attempts, sleep=sleep),
+        breaker=breaker,
+    )
+
+
+def stored_circuit_state(table: str, circuit_name: str) -> str | None:
+    """The circuit's state in the shared breaker table (``None``: never written, so closed)."""
+    item = new_dynamodb_client().get_item(
+        TableName=table, Key={"id": {"S": circuit_name}}, ConsistentRead=True
+    )
+    return item["Item"]["state"]["S"] if "Item" in item else None
 
 
 @dataclass

@@ -7,18 +7,14 @@ import pytest
 from lambdamesh_toolkit.config import ConfigurationError
 from lambdamesh_toolkit.errors import DependencyUnavailable
 from lambdamesh_toolkit.http_client import ServiceHttpClient
-from lambdamesh_toolkit.resilience import (
-    AttemptFailed,
-    CircuitBreaker,
-    RetryPolicy,
-    dynamodb_breaker_store,
-)
+from lambdamesh_toolkit.resilience import AttemptFailed, CircuitBreaker
 from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.toolkit.conftest import (
     FakeClock,
     ScriptedAnswer,
     ScriptedServer,
-    new_dynamodb_client,
+    shared_circuit_client,
+    stored_circuit_state,
 )
 
 RECOVERY_S = 10
@@ -26,23 +22,10 @@ THRESHOLD = 3
 
 
 def warm_container(server: ScriptedServer, circuit_name: str, table: str) -> ServiceHttpClient:
-    """A client as one warm container holds it: own boto3 client, own breaker cache."""
-    breaker = CircuitBreaker(
-        circuit_name,
-        dynamodb_breaker_store(table, dynamodb_client=new_dynamodb_client()),
-        failure_threshold=THRESHOLD,
-        recovery_timeout_s=RECOVERY_S,
-        success_threshold=1,
-        local_cache_max_age_s=0,
+    """A client as one warm container holds it, one attempt per call."""
+    return shared_circuit_client(
+        server.url, circuit_name, table, failure_threshold=THRESHOLD, recovery_timeout_s=RECOVERY_S
     )
-    return ServiceHttpClient(
-        server.url, circuit_name, retry=RetryPolicy(max_attempts=1), breaker=breaker
-    )
-
-
-def stored_state(table: str, circuit_name: str) -> str | None:
-    item = new_dynamodb_client().get_item(TableName=table, Key={"id": {"S": circuit_name}})
-    return item["Item"]["state"]["S"] if "Item" in item else None
 
 
 def test_opens_after_threshold_and_other_container_refuses_without_calling(
@@ -60,7 +43,7 @@ def test_opens_after_threshold_and_other_container_refuses_without_calling(
 
     # THEN the circuit is OPEN in the shared table, and container B is refused at once,
     # without any request reaching the dependency
-    assert stored_state(breaker_table, circuit_name) == "OPEN"
+    assert stored_circuit_state(breaker_table, circuit_name) == "OPEN"
     with pytest.raises(DependencyUnavailable, match="circuit open") as refused:
         container_b.get("/users/u-1")
     assert len(http_server.received) == THRESHOLD
@@ -95,7 +78,7 @@ def test_half_opens_after_recovery_timeout_and_a_good_probe_closes_it_for_everyo
     # THEN container B's probe went through and closed the circuit in the shared table,
     # and container A calls the dependency again
     assert probe.status == 200
-    assert stored_state(breaker_table, circuit_name) == "CLOSED"
+    assert stored_circuit_state(breaker_table, circuit_name) == "CLOSED"
     assert container_a.get("/users/u-1").status == 200
     assert len(http_server.received) == THRESHOLD + 2
 
@@ -116,7 +99,7 @@ def test_failed_probe_reopens_the_circuit(
         container.get("/x")
 
     # THEN the circuit is open again and the next call is refused without a request
-    assert stored_state(breaker_table, circuit_name) == "OPEN"
+    assert stored_circuit_state(breaker_table, circuit_name) == "OPEN"
     with pytest.raises(DependencyUnavailable, match="circuit open"):
         container.get("/x")
     assert len(http_server.received) == THRESHOLD + 1
@@ -134,7 +117,7 @@ def test_client_errors_never_trip_the_circuit(
 
     # THEN every 404 came back as a result and the circuit stayed closed
     assert [result.status for result in results] == [404] * (THRESHOLD * 3)
-    assert stored_state(breaker_table, circuit_name) is None
+    assert stored_circuit_state(breaker_table, circuit_name) is None
 
 
 def test_in_memory_store_shares_state_between_breakers_given_it(

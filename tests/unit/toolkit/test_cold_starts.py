@@ -22,10 +22,15 @@ from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductRe
 from lambdamesh_toolkit.deadline import begin_deadline, use_deadline
 from lambdamesh_toolkit.errors import DependencyUnavailable
 from lambdamesh_toolkit.http_client import HttpResult, ServiceHttpClient
-from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy, dynamodb_breaker_store
+from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcClient
 from tests.support.circuit_breaker import InMemoryCircuitStore
-from tests.unit.toolkit.conftest import ScriptedAnswer, ScriptedServer, new_dynamodb_client
+from tests.unit.toolkit.conftest import (
+    ScriptedAnswer,
+    ScriptedServer,
+    shared_circuit_client,
+    stored_circuit_state,
+)
 
 THRESHOLD = 3
 """Consecutive counted failures that open a circuit in these tests."""
@@ -56,30 +61,16 @@ class TimingOutLambda:
 def container(
     url: str, name: str, table: str, sleeps: list[float], *, attempts: int = 3
 ) -> ServiceHttpClient:
-    """A client as one warm container holds it: its own DynamoDB client, the shared table."""
-    breaker = CircuitBreaker(
-        name,
-        dynamodb_breaker_store(table, dynamodb_client=new_dynamodb_client()),
-        failure_threshold=THRESHOLD,
-        recovery_timeout_s=10,
-        local_cache_max_age_s=0,
-    )
-    return ServiceHttpClient(
+    """A client as one warm container holds it, with the attempt timeout of these tests."""
+    return shared_circuit_client(
         url,
         name,
-        connect_timeout_s=0.5,
+        table,
+        failure_threshold=THRESHOLD,
+        attempts=attempts,
         read_timeout_s=ATTEMPT_TIMEOUT_S,
-        retry=RetryPolicy(max_attempts=attempts, sleep=sleeps.append),
-        breaker=breaker,
+        sleep=sleeps.append,
     )
-
-
-def stored_state(table: str, name: str) -> str | None:
-    """The circuit's state in the shared table (``None``: never written, i.e. closed)."""
-    item = new_dynamodb_client().get_item(
-        TableName=table, Key={"id": {"S": name}}, ConsistentRead=True
-    )
-    return item["Item"]["state"]["S"] if "Item" in item else None
 
 
 def as_a_request(client: ServiceHttpClient, *, budget_s: float) -> HttpResult:
@@ -114,7 +105,7 @@ def test_a_cold_burst_of_slow_but_successful_calls_leaves_the_circuit_closed(
     # THEN every call was answered, none retried, and the circuit was never opened
     assert statuses == [200] * burst * 2
     assert len(http_server.received) == burst * 2
-    assert stored_state(breaker_table, circuit_name) is None
+    assert stored_circuit_state(breaker_table, circuit_name) is None
 
 
 def test_timeouts_the_callers_own_deadline_cut_short_leave_the_circuit_closed(
@@ -136,7 +127,7 @@ def test_timeouts_the_callers_own_deadline_cut_short_leave_the_circuit_closed(
     # THEN each timed out, yet the circuit stayed closed: the callers were late, and the
     # dependency had never had its own timeout to answer in
     assert len(http_server.received) == late
-    assert stored_state(breaker_table, circuit_name) is None
+    assert stored_circuit_state(breaker_table, circuit_name) is None
     # AND a caller with its whole budget is answered, once the start is over
     assert as_a_request(client, budget_s=BUDGET_S).status == 200
 
@@ -156,7 +147,7 @@ def test_attempts_never_made_for_lack_of_time_leave_the_circuit_closed(
 
     # THEN nothing was sent, and the dependency's circuit knows nothing against it
     assert http_server.received == []
-    assert stored_state(breaker_table, circuit_name) is None
+    assert stored_circuit_state(breaker_table, circuit_name) is None
 
 
 def test_a_dependency_that_hangs_past_its_whole_timeout_still_opens_the_circuit(
@@ -178,7 +169,7 @@ def test_a_dependency_that_hangs_past_its_whole_timeout_still_opens_the_circuit(
 
     # THEN the circuit opened after the threshold's requests, in the shared table
     assert len(http_server.received) == THRESHOLD
-    assert stored_state(breaker_table, circuit_name) == "OPEN"
+    assert stored_circuit_state(breaker_table, circuit_name) == "OPEN"
 
 
 def test_a_timeout_counts_again_after_inconclusive_ones_without_starting_over(
@@ -197,7 +188,7 @@ def test_a_timeout_counts_again_after_inconclusive_ones_without_starting_over(
             as_a_request(client, budget_s=0.1)
 
     # THEN the late ones neither counted nor reset the count: the circuit is open
-    assert stored_state(breaker_table, circuit_name) == "OPEN"
+    assert stored_circuit_state(breaker_table, circuit_name) == "OPEN"
 
 
 def test_an_rpc_timeout_counts_only_when_the_call_had_its_whole_timeout(

@@ -455,8 +455,8 @@ class CircuitBreaker:
             At once, without calling ``attempt``, while the circuit is open
             (``retry_after_s`` = time left until a probe is allowed).
         Exception
-            Whatever ``attempt`` raised; an :class:`AttemptFailed` that ``blames_dependency`` is
-        counted, any other passes through uncounted.
+            Whatever ``attempt`` raised; an :class:`AttemptFailed` that
+            ``blames_dependency`` is counted, anything else passes through uncounted.
         """
         from aws_lambda_powertools.utilities.circuit_breaker import (
             CircuitBreakerOpenError,

@@ -55,6 +55,28 @@ def add_endpoint(parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGr
     )
 
 
+def add_target(
+    parser: argparse.ArgumentParser,
+    *,
+    aws_help: str = "use real AWS",
+    prefix_help: str = "the prefix deploy used (default: lambdamesh)",
+) -> argparse._MutuallyExclusiveGroup:
+    """Where a command finds the deployed system: ``--endpoint URL`` or ``--aws`` (one of
+    them), ``--port`` of the embedded emulator otherwise, and ``--stack-prefix``.
+
+    Returns
+    -------
+    argparse._MutuallyExclusiveGroup
+        The ``--endpoint`` / ``--aws`` group, for a command with another source to add to it.
+    """
+    where = parser.add_mutually_exclusive_group()
+    add_endpoint(where)
+    where.add_argument("--aws", action="store_true", help=aws_help)
+    add_port(parser)
+    parser.add_argument("--stack-prefix", default="lambdamesh", help=prefix_help)
+    return where
+
+
 def positive(text: str) -> int:
     """An ``argparse`` type: a whole number of at least 1.
 

@@ -56,19 +56,25 @@ def create_function(
     timeout: int = 10,
     extra_files: dict[str, str] | None = None,
     environment: dict[str, str] | None = None,
+    logging_config: dict[str, str] | None = None,
+    role: str = ROLE_ARN,
     wait_active: bool = True,
 ) -> str:
-    """Create a Python function whose ``app.py`` is ``source``; wait until it leaves Pending."""
+    """Create a Python function whose ``app.py`` is ``source``; wait until it leaves Pending.
+
+    ``logging_config`` is Lambda's ``LoggingConfig`` (``LogFormat``, ``ApplicationLogLevel``).
+    """
     function_name = name or unique_name("fn")
     files = {"app.py": source, **(extra_files or {})}
     lambda_client.create_function(
         FunctionName=function_name,
         Runtime=runtime,
-        Role=ROLE_ARN,
+        Role=role,
         Handler=handler,
         Code={"ZipFile": zip_package(files)},
         Timeout=timeout,
         Environment={"Variables": environment or {}},
+        **({"LoggingConfig": logging_config} if logging_config else {}),
     )
     if wait_active:
         wait_for_state(lambda_client, function_name)

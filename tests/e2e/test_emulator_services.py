@@ -11,7 +11,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.lambda_support import create_function, unique_name, wait_until
+from tests.e2e.lambda_support import (
+    create_function,
+    create_proxy_api,
+    stage_url,
+    unique_name,
+    wait_until,
+)
 from tests.support.sqs import queue_arn, subscribe_raw
 
 REGION = "us-east-1"
@@ -51,26 +57,9 @@ def test_api_gateway_rest_proxy_integration_answers_over_http(emulator: Any) -> 
                     "body": json.dumps(body)}
         """,
     )
-    function_arn = lambda_client.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
-    api_id = apigateway.create_rest_api(name=unique_name("api"))["id"]
-    root_id = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
-    resource_id = apigateway.create_resource(
-        restApiId=api_id, parentId=root_id, pathPart="{proxy+}"
-    )["id"]
-    apigateway.put_method(
-        restApiId=api_id, resourceId=resource_id, httpMethod="ANY", authorizationType="NONE"
-    )
-    apigateway.put_integration(
-        restApiId=api_id,
-        resourceId=resource_id,
-        httpMethod="ANY",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
-    )
-    apigateway.create_deployment(restApiId=api_id, stageName="test")
+    api_id = create_proxy_api(lambda_client, apigateway, name, stage="test")
     # WHEN the stage is called over plain HTTP
-    url = f"{emulator.endpoint_url}/_aws/execute-api/{api_id}/test/orders/7?verbose=1"
+    url = f"{stage_url(emulator.endpoint_url, api_id, 'test')}orders/7?verbose=1"
     request = urllib.request.Request(url, data=b"{}", method="POST")  # noqa: S310 - loopback
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         status, served_by, body = response.status, response.headers["X-Served-By"], response.read()

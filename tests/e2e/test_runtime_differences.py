@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENDPOINT_ENV
-from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke, unique_name, zip_package
+from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get(ENDPOINT_ENV)), reason="pins the embedded runtime's own behaviour"
@@ -166,23 +166,13 @@ def test_functions_reach_the_hosts_loopback(
 
 def test_iam_is_not_enforced(emulator: Any, lambda_client: Any) -> None:
     # GIVEN a function whose role exists nowhere, calling SQS
-    name = unique_name("fn")
-    lambda_client.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=ROLE_ARN.replace("lambda-role", "no-such-role"),
-        Handler="app.handler",
-        Code={
-            "ZipFile": zip_package(
-                {
-                    "app.py": "import boto3\n\n"
-                    "def handler(event, context):\n"
-                    "    return len(boto3.client('sqs').list_queues().get('QueueUrls', []))\n"
-                }
-            )
-        },
+    name = create_function(
+        lambda_client,
+        "import boto3\n\n"
+        "def handler(event, context):\n"
+        "    return len(boto3.client('sqs').list_queues().get('QueueUrls', []))\n",
+        role=ROLE_ARN.replace("lambda-role", "no-such-role"),
     )
-    lambda_client.get_waiter("function_active_v2").wait(FunctionName=name)
     # WHEN it is invoked
     payload, error = invoke(lambda_client, name)
     # THEN the call succeeds (on AWS: AccessDenied, or no function without a valid role)

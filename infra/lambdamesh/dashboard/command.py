@@ -20,7 +20,7 @@ from typing import Any
 
 import urllib3
 
-from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.arguments import add_target
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, err, say
 from lambdamesh.dashboard.data import Deployment, order_history, recent_orders, system_status
 from lambdamesh.dashboard.server import DashboardServer, NotLoopbackError, Providers
@@ -60,15 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"the page's port (default: {DEFAULT_LISTEN_PORT}; 0 for any free one)",
     )
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
-    where = parser.add_mutually_exclusive_group()
-    add_endpoint(where)
-    where.add_argument("--aws", action="store_true", help="show the system deployed on AWS")
-    add_port(parser)
-    parser.add_argument(
-        "--stack-prefix",
-        default="lambdamesh",
-        help="the prefix deploy used (default: lambdamesh)",
-    )
+    add_target(parser, aws_help="show the system deployed on AWS")
 
 
 def build_providers(target: Target, records: Path, prefix: str) -> Providers:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import add_endpoint, add_port, positive
+from lambdamesh.arguments import add_target, positive
 from lambdamesh.deploy.command import select_target
 from lambdamesh.deploy.services import MESSAGING
 from lambdamesh.deploy.target import Target
@@ -68,14 +68,9 @@ DEFAULT_SHOW_MAX = 10
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    add_endpoint(where)
-    where.add_argument("--aws", action="store_true", help="use real AWS")
-    add_port(parser)
-    parser.add_argument(
-        "--stack-prefix",
-        default="lambdamesh",
-        help="the prefix deploy used: queues <prefix>-*-dlq, stack <prefix>-messaging "
+    add_target(
+        parser,
+        prefix_help="the prefix deploy used: queues <prefix>-*-dlq, stack <prefix>-messaging "
         "(default: lambdamesh)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document, for scripts")

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.arguments import add_target
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, err, say
 from lambdamesh.deploy.command import select_target
 from lambdamesh.deploy.stacks import StackError, existing_stack_outputs
@@ -53,14 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rebuild.add_argument(
         "--apply", action="store_true", help="write the rebuilt orders over the live read model"
     )
-    where = rebuild.add_mutually_exclusive_group()
-    add_endpoint(where)
-    where.add_argument("--aws", action="store_true", help="use real AWS")
-    add_port(rebuild)
-    rebuild.add_argument(
-        "--stack-prefix",
-        default="lambdamesh",
-        help="the prefix deploy used: stack <prefix>-orders (default: lambdamesh)",
+    add_target(
+        rebuild, prefix_help="the prefix deploy used: stack <prefix>-orders (default: lambdamesh)"
     )
     rebuild.add_argument("--json", action="store_true", help="print the report as JSON")
 

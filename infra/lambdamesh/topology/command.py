@@ -16,7 +16,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import add_endpoint, add_port
+from lambdamesh.arguments import add_target
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, err, say
 from lambdamesh.deploy.command import build_options, select_target
 from lambdamesh.deploy.dry_run import prepare_all
@@ -76,20 +76,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rewrite docs/topology.mmd, docs/topology.svg and docs/topology.md's mermaid block",
     )
-    where = parser.add_mutually_exclusive_group()
-    add_endpoint(where)
-    where.add_argument("--aws", action="store_true", help="read what is deployed on real AWS")
+    where = add_target(
+        parser,
+        aws_help="read what is deployed on real AWS",
+        prefix_help="the prefix deploy used: stacks <prefix>-<service> (default: lambdamesh)",
+    )
     where.add_argument(
         "--from-templates",
         action="store_true",
         help="draw what `lambdamesh deploy` would create, from the templates its dry run "
         "prepares (no target, no credentials)",
-    )
-    add_port(parser)
-    parser.add_argument(
-        "--stack-prefix",
-        default="lambdamesh",
-        help="the prefix deploy used: stacks <prefix>-<service> (default: lambdamesh)",
     )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdamesh.arguments import add_endpoint, add_port, positive
+from lambdamesh.arguments import add_target, positive
 from lambdamesh.command import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, err, say
 from lambdamesh.deploy.command import select_target
 from lambdamesh.deploy.records import load_services
@@ -98,14 +98,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look into the dead-letter queues (they are read without being consumed)",
     )
-    where = parser.add_mutually_exclusive_group()
-    add_endpoint(where)
-    where.add_argument("--aws", action="store_true", help="use real AWS")
-    add_port(parser)
-    parser.add_argument(
-        "--stack-prefix",
-        default="lambdamesh",
-        help="the prefix deploy used: functions <prefix>-*, queues <prefix>-*-dlq "
+    add_target(
+        parser,
+        prefix_help="the prefix deploy used: functions <prefix>-*, queues <prefix>-*-dlq "
         "(default: lambdamesh)",
     )
 

@@ -20,13 +20,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.lambda_support import (
-    ROLE_ARN,
     create_function,
     invoke,
-    unique_name,
     wait_for_state,
     wait_until,
-    zip_package,
 )
 
 PRINTER = """
@@ -166,25 +163,14 @@ def test_json_log_format_and_application_log_level_behave_as_configured(
     lambda_client: Any,
 ) -> None:
     # GIVEN a function with Lambda's logging configuration: JSON, application level DEBUG
-    name = unique_name("fn")
-    lambda_client.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=ROLE_ARN,
-        Handler="app.handler",
-        Code={
-            "ZipFile": zip_package(
-                {
-                    "app.py": "import logging\n\n"
-                    "def handler(event, context):\n"
-                    "    logging.getLogger('shop').debug('checking %s', 'stock')\n"
-                    "    return context.aws_request_id\n"
-                }
-            )
-        },
-        LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG"},
+    name = create_function(
+        lambda_client,
+        "import logging\n\n"
+        "def handler(event, context):\n"
+        "    logging.getLogger('shop').debug('checking %s', 'stock')\n"
+        "    return context.aws_request_id\n",
+        logging_config={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG"},
     )
-    wait_for_state(lambda_client, name)
     # WHEN it logs at DEBUG
     request_id, tail = _tail(lambda_client, name)
     # THEN the line is one JSON object with Lambda's fields
@@ -304,25 +290,14 @@ def test_an_invocation_past_the_timeout_is_sandbox_timedout(lambda_client: Any) 
 
 def test_the_application_log_level_drops_lower_levels(lambda_client: Any) -> None:
     # GIVEN a JSON-logging function at application level WARN that logs at INFO and WARNING
-    name = unique_name("fn")
-    lambda_client.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=ROLE_ARN,
-        Handler="app.handler",
-        Code={
-            "ZipFile": zip_package(
-                {
-                    "app.py": "import logging\n\n"
-                    "def handler(event, context):\n"
-                    "    logging.getLogger().info('routine')\n"
-                    "    logging.getLogger().warning('unusual')\n"
-                }
-            )
-        },
-        LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"},
+    name = create_function(
+        lambda_client,
+        "import logging\n\n"
+        "def handler(event, context):\n"
+        "    logging.getLogger().info('routine')\n"
+        "    logging.getLogger().warning('unusual')\n",
+        logging_config={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"},
     )
-    wait_for_state(lambda_client, name)
     # WHEN it is invoked
     _, tail = _tail(lambda_client, name)
     # THEN only the warning reached the log

@@ -421,7 +421,14 @@ def test_a_users_service_that_hangs_opens_the_shared_breaker_and_orders_fail_fas
     set_environment(
         lambda_client,
         function_name,
-        {**original, "USERS_API_URL": f"http://127.0.0.1:{black_hole.port}/api"},
+        {
+            **original,
+            "USERS_API_URL": f"http://127.0.0.1:{black_hole.port}/api",
+            # The same rule at a third of the wait: whole 1.5 s attempts, each counted.
+            "USERS_API_READ_TIMEOUT_S": "1.5",
+            "CATALOG_RPC_TIMEOUT_S": "1.5",
+            "REQUEST_DEADLINE_S": "3.5",
+        },
     )
     try:
         # WHEN orders are placed until one is refused without reaching the users API

@@ -100,7 +100,7 @@ def build_providers(target: Target, records: Path, prefix: str) -> Providers:
         findings = gather(target, records, settings)
         return json_document(correlation_id, build_forest(findings.hops))
 
-    @functools.cache
+    @functools.lru_cache(maxsize=1)  # the current time bucket's picture only
     def picture(_: int) -> Any:
         from lambdamesh.topology.deployed import read_deployed
         from lambdamesh.topology.mermaid import render_mermaid

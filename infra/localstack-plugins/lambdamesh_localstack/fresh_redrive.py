@@ -18,18 +18,12 @@ when it is not there the move task is left as LocalStack wrote it, with a warnin
 
 from __future__ import annotations
 
-import importlib.metadata
-import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-LOG = logging.getLogger(__name__)
-
-EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
-"""The ``localstack-core`` release whose move task this module wraps."""
+from lambdamesh_localstack.lazy_patching import wrap_once, written_for_installed_release
 
 #: What a fresh message has not got yet: its receives and where it was dead-lettered from.
 DROPPED_ATTRIBUTES: Final = frozenset(
@@ -42,8 +36,6 @@ DROPPED_ATTRIBUTES: Final = frozenset(
         "MessageGroupId",
     }
 )
-
-_applied = threading.Lock()
 
 
 def fresh_message(
@@ -103,27 +95,13 @@ def fresh_delivery(
 
 def apply_fresh_redrive() -> None:
     """Make LocalStack's move task deliver fresh messages (idempotent)."""
-    installed = importlib.metadata.version("localstack-core")
-    if installed != EXPECTED_LOCALSTACK_VERSION:
-        LOG.warning(
-            "fresh redrive written for localstack-core %s, %s installed: left as it is",
-            EXPECTED_LOCALSTACK_VERSION,
-            installed,
-        )
+    if not written_for_installed_release("fresh redrive"):
         return
     from localstack.services.sqs.provider import (  # type: ignore[import-not-found,unused-ignore]
         MessageMoveTaskManager,
     )
 
-    with _applied:
-        current = getattr(MessageMoveTaskManager, "_get_queue_by_arn", None)
-        if not callable(current):
-            LOG.warning("MessageMoveTaskManager._get_queue_by_arn not found: left as it is")
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        # Patched on the class: a method replaced at run time (the point of the hook).
-        setattr(MessageMoveTaskManager, "_get_queue_by_arn", fresh_delivery(current))  # noqa: B010
+    wrap_once(MessageMoveTaskManager, "_get_queue_by_arn", fresh_delivery, "redrives")
 
 
 try:

@@ -42,13 +42,16 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Final
 
-from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
+from lambdamesh_localstack.lazy_patching import (
+    patch_when_imported,
+    wrap_once,
+    written_for_installed_release,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -74,7 +77,6 @@ REQUEST_SOURCES: Final = (
     ("stageVariables.", "stage_variables"),
 )
 
-_applied = threading.Lock()
 
 Render = Callable[[str, Mapping[str, Any]], str]
 """Renders a template against its variables (``context``, ``stageVariables``, ``input``)."""
@@ -380,22 +382,14 @@ def patch_exception_handler(module: ModuleType) -> None:
         member = GatewayResponseCode.__members__.get(response_type)
         return "" if member is None else str(member.value)
 
-    with _applied:
-        handler = getattr(module, "GatewayExceptionHandler", None)
-        current = getattr(handler, "create_exception_response", None)
-        if handler is None or not callable(current):
-            LOG.warning(
-                "GatewayExceptionHandler.create_exception_response not found: left as it is"
-            )
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        # Patched on the class: a method replaced at run time (the point of the hook).
-        setattr(  # noqa: B010
-            handler,
-            "create_exception_response",
-            answering_as_configured(current, render=render, default_status=default_status),
-        )
+    wrap_once(
+        getattr(module, "GatewayExceptionHandler", None),
+        "create_exception_response",
+        lambda create: answering_as_configured(
+            create, render=render, default_status=default_status
+        ),
+        "gateway responses",
+    )
 
 
 def patch_openapi_import(module: ModuleType) -> None:
@@ -427,21 +421,17 @@ def patch_openapi_import(module: ModuleType) -> None:
                 default_response=False,
             )
 
-    with _applied:
-        current = getattr(module, "import_api_from_openapi_spec", None)
-        if not callable(current):
-            LOG.warning("%s.import_api_from_openapi_spec not found: left as it is", module.__name__)
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        # The provider calls the name from its module's globals: replaced there.
-        setattr(  # noqa: B010
-            module,
-            "import_api_from_openapi_spec",
-            importing_gateway_responses(
-                current, store=store, known_types=frozenset(map(str, DEFAULT_GATEWAY_RESPONSES))
-            ),
-        )
+    # The provider calls the name from its module's globals: replaced there.
+    wrap_once(
+        module,
+        "import_api_from_openapi_spec",
+        lambda import_api: importing_gateway_responses(
+            import_api,
+            store=store,
+            known_types=frozenset(map(str, DEFAULT_GATEWAY_RESPONSES)),
+        ),
+        "gateway responses",
+    )
 
 
 def apply_gateway_responses() -> None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
 
 LOG = logging.getLogger(__name__)
 
@@ -46,3 +47,38 @@ def patch_when_imported(patches: dict[str, Callable[[ModuleType], None]], what: 
         return
     for module_name, patch in patches.items():
         wrapt.register_post_import_hook(patch, module_name)
+
+
+_wrapping = threading.Lock()
+
+
+def wrap_once(
+    owner: object | None,
+    name: str,
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+    what: str,
+    *,
+    own: bool = False,
+) -> None:
+    """Replace attribute ``name`` of ``owner`` (a class or a module) with ``wrap(current)``.
+
+    Idempotent: an attribute already wrapped (it has ``__wrapped__``, as ``functools.wraps``
+    sets) is left as it is. When ``owner`` is missing, or has no callable ``name``, LocalStack is
+    left as it is, with a warning naming ``what`` the patch was for. With ``own``, only the
+    class's own attribute counts (not one it inherits).
+    """
+    with _wrapping:
+        if owner is None:
+            current = None
+        elif own:
+            current = vars(owner).get(name)
+        else:
+            current = getattr(owner, name, None)
+        if not callable(current):
+            owner_name = getattr(owner, "__name__", repr(owner))
+            LOG.warning("%s.%s not found: %s left as LocalStack has it", owner_name, name, what)
+            return
+        if hasattr(current, "__wrapped__"):
+            return
+        # Replaced at run time on the class or module: the point of the hook.
+        setattr(owner, name, wrap(current))

@@ -28,23 +28,21 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
-import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Final
 
-from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
-
-LOG = logging.getLogger(__name__)
+from lambdamesh_localstack.lazy_patching import (
+    patch_when_imported,
+    wrap_once,
+    written_for_installed_release,
+)
 
 SYNC_LIMIT_BYTES: Final = 6 * 1024 * 1024
 ASYNC_LIMIT_BYTES: Final = 256 * 1024
 PROVIDER_MODULE: Final = "localstack.services.lambda_.provider"
 API_GATEWAY_BODY_LIMIT_BYTES: Final = 10 * 1024 * 1024
 PARSER_MODULE: Final = "localstack.services.apigateway.next_gen.execute_api.handlers.parse"
-
-_applied = threading.Lock()
 
 
 def payload_problem(payload: bytes, invocation_type: str | None) -> str | None:
@@ -99,16 +97,12 @@ def patch_provider(module: ModuleType) -> None:
         RequestTooLargeException,
     )
 
-    with _applied:
-        provider = getattr(module, "LambdaProvider", None)
-        current = getattr(provider, "invoke", None)
-        if provider is None or not callable(current):
-            LOG.warning("LambdaProvider.invoke not found: payload limits left as they are")
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        # Patched on the class: a method replaced at run time (the point of the hook).
-        setattr(provider, "invoke", limited(current, RequestTooLargeException))  # noqa: B010
+    wrap_once(
+        getattr(module, "LambdaProvider", None),
+        "invoke",
+        lambda invoke: limited(invoke, RequestTooLargeException),
+        "payload limits",
+    )
 
 
 def patch_request_parser(module: ModuleType) -> None:
@@ -117,15 +111,13 @@ def patch_request_parser(module: ModuleType) -> None:
         RequestTooLargeError,
     )
 
-    with _applied:
-        parser = getattr(module, "InvocationRequestParser", None)
-        current = vars(parser).get("__call__") if isinstance(parser, type) else None
-        if parser is None or current is None:
-            LOG.warning("InvocationRequestParser not found: API Gateway's body limit left out")
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        setattr(parser, "__call__", body_limited(current, RequestTooLargeError))  # noqa: B010
+    wrap_once(
+        getattr(module, "InvocationRequestParser", None),
+        "__call__",
+        lambda parse: body_limited(parse, RequestTooLargeError),
+        "API Gateway's body limit",
+        own=True,
+    )
 
 
 def apply_payload_limits() -> None:

@@ -18,18 +18,17 @@ module is imported, so ``headers`` takes each header's last value.
 from __future__ import annotations
 
 import functools
-import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Final
 
-from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
-
-LOG = logging.getLogger(__name__)
+from lambdamesh_localstack.lazy_patching import (
+    patch_when_imported,
+    wrap_once,
+    written_for_installed_release,
+)
 
 INTEGRATION_MODULE: Final = "localstack.services.apigateway.next_gen.execute_api.integrations.aws"
-_applied = threading.Lock()
 
 
 def last_values(multi_value_headers: Mapping[str, Sequence[str]]) -> dict[str, str]:
@@ -53,18 +52,12 @@ def with_last_header_values(create: Callable[..., Any]) -> Callable[..., Any]:
 
 def patch_integration(module: ModuleType) -> None:
     """Patch the module's ``RestApiAwsProxyIntegration`` (idempotent)."""
-    with _applied:
-        integration = getattr(module, "RestApiAwsProxyIntegration", None)
-        current = getattr(integration, "create_lambda_input_event", None)
-        if integration is None or not callable(current):
-            LOG.warning(
-                "RestApiAwsProxyIntegration not found: proxy event headers left as they are"
-            )
-            return
-        if hasattr(current, "__wrapped__"):
-            return
-        # Patched on the class: a method replaced at run time (the point of the hook).
-        setattr(integration, "create_lambda_input_event", with_last_header_values(current))  # noqa: B010
+    wrap_once(
+        getattr(module, "RestApiAwsProxyIntegration", None),
+        "create_lambda_input_event",
+        with_last_header_values,
+        "proxy event headers",
+    )
 
 
 def apply_proxy_event_headers() -> None:

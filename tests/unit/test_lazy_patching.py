@@ -1,0 +1,60 @@
+"""A LocalStack method is wrapped once, and left as it is (with a warning) when it is missing."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lambdamesh_localstack.lazy_patching import wrap_once
+
+
+def _counting(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapped(*args: Any) -> Any:
+        return ("wrapped", method(*args))
+
+    return wrapped
+
+
+def test_a_method_is_wrapped_once_however_often_the_patch_runs() -> None:
+    # GIVEN a class with a method
+    class Provider:
+        def invoke(self) -> Any:
+            return "invoked"
+
+    # WHEN it is wrapped twice
+    wrap_once(Provider, "invoke", _counting, "test patch")
+    wrap_once(Provider, "invoke", _counting, "test patch")
+    # THEN the wrapper runs once around the original
+    assert Provider().invoke() == ("wrapped", "invoked")
+
+
+def test_an_inherited_method_is_left_alone_when_only_the_classs_own_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a class inheriting the method it would wrap
+    class Base:
+        def __call__(self) -> str:
+            return "base"
+
+    class Parser(Base):
+        pass
+
+    # WHEN only its own attribute may be wrapped
+    with caplog.at_level(logging.WARNING):
+        wrap_once(Parser, "__call__", _counting, "body limit", own=True)
+    # THEN nothing changes and the warning says what was left out
+    assert Parser()() == "base"
+    assert "Parser.__call__ not found: body limit left as LocalStack has it" in caplog.text
+
+
+def test_a_missing_owner_leaves_everything_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN / WHEN the class to patch is not there
+    with caplog.at_level(logging.WARNING):
+        wrap_once(None, "invoke", _counting, "payload limits")
+    # THEN a warning names the patch
+    assert "payload limits left as LocalStack has it" in caplog.text

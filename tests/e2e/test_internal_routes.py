@@ -26,7 +26,7 @@ from tests.e2e.test_sync_journey import (
     call,
     log_lines_with,
     new_user,
-    order_body,
+    place_order,
 )
 
 LOOKUP = ("/users/{user_id}", "GET")
@@ -92,12 +92,7 @@ def test_orders_signs_its_lookup_and_the_signature_reaches_users_unlogged(
     user = new_user(deployed)
     correlation_id = f"signed-{uuid.uuid4()}"
     # WHEN an order is placed for them (orders looks the user up over HTTP)
-    placed = call(
-        "POST",
-        deployed["orders"].url("orders"),
-        order_body(user["id"], (MUG, 1)),
-        headers={CORRELATION_HEADER: correlation_id},
-    )
+    placed = place_order(deployed, user["id"], (MUG, 1), correlation_id=correlation_id)
     assert placed.status == 201, placed.body
 
     # THEN the users function served the lookup of a request that carried a SigV4 signature

@@ -89,6 +89,18 @@ def order_body(user_id: str, *items: tuple[str, int]) -> dict[str, Any]:
     }
 
 
+def place_order(
+    system: DeployedSystem, user_id: str, *items: tuple[str, int], correlation_id: str
+) -> Answer:
+    """``POST /orders`` of ``items`` for ``user_id`` under the client's ``correlation_id``."""
+    return call(
+        "POST",
+        system["orders"].url("orders"),
+        order_body(user_id, *items),
+        headers={CORRELATION_HEADER: correlation_id},
+    )
+
+
 def catalog_product(system: DeployedSystem, product_id: str) -> dict[str, Any]:
     answer = call("GET", system["catalog"].url(f"products/{product_id}"))
     assert answer.status == 200, answer.body
@@ -124,12 +136,7 @@ def test_an_order_is_priced_from_the_catalog_and_keeps_the_callers_correlation_i
     mug, kettle = catalog_product(deployed, MUG), catalog_product(deployed, KETTLE)
     correlation_id = f"journey-{uuid.uuid4()}"
     # WHEN the user orders them (orders asks users over HTTP and the catalog by RPC)
-    placed = call(
-        "POST",
-        deployed["orders"].url("orders"),
-        order_body(user["id"], (MUG, 2), (KETTLE, 1)),
-        headers={CORRELATION_HEADER: correlation_id},
-    )
+    placed = place_order(deployed, user["id"], (MUG, 2), (KETTLE, 1), correlation_id=correlation_id)
     # THEN the order is created, each line priced from the catalog, the total their sum
     assert placed.status == 201, placed.body
     assert placed.headers[CORRELATION_HEADER] == correlation_id
@@ -310,12 +317,7 @@ def test_the_callers_correlation_id_reaches_the_logs_of_orders_users_and_catalog
     user = new_user(deployed)
     correlation_id = f"trace-{uuid.uuid4()}"
     # WHEN an order is placed with it
-    placed = call(
-        "POST",
-        deployed["orders"].url("orders"),
-        order_body(user["id"], (MUG, 1)),
-        headers={CORRELATION_HEADER: correlation_id},
-    )
+    placed = place_order(deployed, user["id"], (MUG, 1), correlation_id=correlation_id)
     assert placed.status == 201, placed.body
     # THEN the log lines of orders, of users (HTTP) and of the catalog's RPC function carry it
     functions = {

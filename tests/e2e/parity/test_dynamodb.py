@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -193,14 +194,24 @@ def test_a_malformed_shard_iterator_is_a_validation_error(emulator: Any) -> None
     assert raised.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
-    emulator: Any, dynamodb: DynamoDBClient
-) -> None:
-    # GIVEN a table with a NEW_AND_OLD_IMAGES stream mapped to a function that records
-    # every stream record it receives into a sink table
+@dataclass(frozen=True)
+class RecordedStream:
+    """A table's stream mapped to :data:`RECORDER`, which puts each record it gets in ``sink``."""
+
+    source: str
+    sink: str
+    stream_arn: str
+
+
+@contextmanager
+def recorded_stream(
+    emulator: Any, dynamodb: DynamoDBClient, view_type: StreamViewTypeType, **settings: Any
+) -> Iterator[RecordedStream]:
+    """A stream of ``view_type`` mapped (with ``settings``) to the recording function, from its
+    oldest record; everything removed afterwards."""
     lambda_client: LambdaClient = emulator.client("lambda")
-    source = _create_table(dynamodb, "orders", stream_view_type="NEW_AND_OLD_IMAGES")
-    sink = _create_table(dynamodb, "received")
+    source = _create_table(dynamodb, "source", stream_view_type=view_type)
+    sink = _create_table(dynamodb, "recorded")
     stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
     function = create_function(
         lambda_client,
@@ -212,24 +223,11 @@ def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
         FunctionName=function,
         EventSourceArn=stream_arn,
         StartingPosition="TRIM_HORIZON",
-        BatchSize=10,
-        MaximumRetryAttempts=2,
+        **settings,
     )["UUID"]
     try:
         _wait_until_mapping_enabled(lambda_client, mapping)
-
-        # WHEN an item is inserted into the source table
-        dynamodb.put_item(TableName=source, Item={"pk": {"S": "order-42"}, "total": {"N": "1999"}})
-
-        # THEN the function receives the INSERT record with the new image and no old image
-        record = _wait_for_recorded(dynamodb, sink, "order-42#INSERT")
-        assert record["eventName"] == "INSERT"
-        assert record["eventSource"] == "aws:dynamodb"
-        assert record["eventSourceARN"] == stream_arn
-        assert record["dynamodb"]["Keys"] == {"pk": {"S": "order-42"}}
-        assert record["dynamodb"]["NewImage"] == {"pk": {"S": "order-42"}, "total": {"N": "1999"}}
-        assert "OldImage" not in record["dynamodb"]
-        assert record["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        yield RecordedStream(source, sink, stream_arn)
     finally:
         lambda_client.delete_event_source_mapping(UUID=mapping)
         lambda_client.delete_function(FunctionName=function)
@@ -237,23 +235,37 @@ def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
             dynamodb.delete_table(TableName=name)
 
 
+def test_stream_insert_reaches_lambda_through_an_event_source_mapping(
+    emulator: Any, dynamodb: DynamoDBClient
+) -> None:
+    # GIVEN a table with a NEW_AND_OLD_IMAGES stream mapped to a function that records
+    # every stream record it receives into a sink table
+    with recorded_stream(
+        emulator, dynamodb, "NEW_AND_OLD_IMAGES", BatchSize=10, MaximumRetryAttempts=2
+    ) as stream:
+        # WHEN an item is inserted into the source table
+        dynamodb.put_item(
+            TableName=stream.source, Item={"pk": {"S": "order-42"}, "total": {"N": "1999"}}
+        )
+        # THEN the function receives the INSERT record with the new image and no old image
+        record = _wait_for_recorded(dynamodb, stream.sink, "order-42#INSERT")
+        assert record["eventName"] == "INSERT"
+        assert record["eventSource"] == "aws:dynamodb"
+        assert record["eventSourceARN"] == stream.stream_arn
+        assert record["dynamodb"]["Keys"] == {"pk": {"S": "order-42"}}
+        assert record["dynamodb"]["NewImage"] == {"pk": {"S": "order-42"}, "total": {"N": "1999"}}
+        assert "OldImage" not in record["dynamodb"]
+        assert record["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
 def test_a_stream_record_reaches_lambda_in_aws_json_shape_for_every_attribute_type(
     emulator: Any, dynamodb: DynamoDBClient
 ) -> None:
     # GIVEN a NEW_IMAGE stream mapped to the recording function
-    lambda_client: LambdaClient = emulator.client("lambda")
-    source = _create_table(dynamodb, "types", stream_view_type="NEW_IMAGE")
-    sink = _create_table(dynamodb, "typed")
-    stream_arn = dynamodb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
-    function = create_function(lambda_client, RECORDER, environment={"SINK_TABLE": sink})
-    mapping = lambda_client.create_event_source_mapping(
-        FunctionName=function, EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON"
-    )["UUID"]
-    try:
-        _wait_until_mapping_enabled(lambda_client, mapping)
+    with recorded_stream(emulator, dynamodb, "NEW_IMAGE") as stream:
         # WHEN an item holding every attribute type is put
         dynamodb.put_item(
-            TableName=source,
+            TableName=stream.source,
             Item={
                 "pk": {"S": "typed-1"},
                 "s": {"S": "text ü"},
@@ -268,12 +280,7 @@ def test_a_stream_record_reaches_lambda_in_aws_json_shape_for_every_attribute_ty
                 "bool": {"BOOL": False},
             },
         )
-        record = _wait_for_recorded(dynamodb, sink, "typed-1#INSERT")
-    finally:
-        lambda_client.delete_event_source_mapping(UUID=mapping)
-        lambda_client.delete_function(FunctionName=function)
-        for name in (source, sink):
-            dynamodb.delete_table(TableName=name)
+        record = _wait_for_recorded(dynamodb, stream.sink, "typed-1#INSERT")
     # THEN the record is the JSON Lambda documents: binary values base64-encoded once, numbers
     # as strings, the record's own fields with their types
     assert record["dynamodb"]["NewImage"] == {

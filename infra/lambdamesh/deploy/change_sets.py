@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from lambdamesh.deploy.dry_run import PreparedStack, prepare_all
+from lambdamesh.deploy.dry_run import ExistingStack, PreparedStack, prepare_all
 from lambdamesh.deploy.runner import DeployOptions
 from lambdamesh.deploy.stacks import (
     CAPABILITIES,
@@ -92,7 +92,7 @@ class StackChanges:
     changes: list[ResourceChange] = field(default_factory=list)
 
 
-def existing_stacks(target: Target, cfn: CloudFormationClient) -> Any:
+def existing_stacks(target: Target, cfn: CloudFormationClient) -> ExistingStack:
     """The :data:`~lambdamesh.deploy.dry_run.ExistingStack` reader of ``target``: a stack
     that is there, settled, with its real outputs (and its API's URL)."""
 

@@ -257,12 +257,13 @@ def _format_status(status: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _deployed_services(args: argparse.Namespace, status: dict[str, Any]) -> dict[str, Any]:
-    """What ``lambdamesh deploy`` recorded for this emulator: API URLs and function names."""
-    if args.endpoint:
+def _deployed_services(args: argparse.Namespace, run_dir: Path | None) -> dict[str, Any]:
+    """What ``lambdamesh deploy`` recorded for this emulator: API URLs and function names
+    (the embedded emulator's records are in its ``run_dir``)."""
+    if args.endpoint or run_dir is None:
         target = Target.localstack(args.endpoint)
         return load_services(deploy_command.records_dir(ProjectPaths.discover(), target))
-    return load_services(Path(status["run_dir"]))
+    return load_services(run_dir)
 
 
 def _run_status(args: argparse.Namespace) -> int:
@@ -272,7 +273,8 @@ def _run_status(args: argparse.Namespace) -> int:
         if args.endpoint
         else EmbeddedLocalStack(args.port).status()
     )
-    status["deployed"] = _deployed_services(args, status)
+    run_dir = status.get("run_dir")
+    status["deployed"] = _deployed_services(args, Path(run_dir) if run_dir else None)
     if status["running"] and status.get("healthy"):
         endpoint = status["endpoint"]
         try:
@@ -308,7 +310,9 @@ def _configure_env(parser: argparse.ArgumentParser) -> None:
     add_endpoint(parser)
 
 
-def _service_settings(args: argparse.Namespace, endpoint: str, run_dir: Path) -> dict[str, str]:
+def _service_settings(
+    args: argparse.Namespace, endpoint: str, run_dir: Path | None
+) -> dict[str, str]:
     """The environment of ``args.service``'s deployed API function (first function otherwise).
 
     Raises
@@ -316,7 +320,7 @@ def _service_settings(args: argparse.Namespace, endpoint: str, run_dir: Path) ->
     LookupError
         With a message to print when the service is not deployed there.
     """
-    records = _deployed_services(args, {"run_dir": str(run_dir)})
+    records = _deployed_services(args, run_dir)
     record = records.get(args.service)
     if record is None:
         known = ", ".join(sorted(records)) or "none: run `lambdamesh deploy` first"
@@ -359,7 +363,7 @@ def _run_env(args: argparse.Namespace) -> int:
     lines = shell_exports(endpoint)
     if args.service:
         try:
-            settings = _service_settings(args, endpoint, embedded.home if embedded else Path())
+            settings = _service_settings(args, endpoint, embedded.home if embedded else None)
         except (LookupError, BotoCoreError, ClientError) as error:
             err(f"error: {error}")
             return EXIT_FAILURE

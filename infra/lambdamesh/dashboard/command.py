@@ -90,14 +90,9 @@ def build_providers(target: Target, records: Path, prefix: str) -> Providers:
         from lambdamesh.trace.rendering import json_document
         from lambdamesh.trace.tree import build_forest
 
-        settings = argparse.Namespace(
-            correlation_id=correlation_id,
-            stack_prefix=prefix,
-            since=24 * 60,
-            wait=0.0,
-            no_dead_letters=False,
+        findings = gather(
+            target, records, correlation_id, stack_prefix=prefix, since_minutes=24 * 60
         )
-        findings = gather(target, records, settings)
         return json_document(correlation_id, build_forest(findings.hops))
 
     @functools.lru_cache(maxsize=1)  # the current time bucket's picture only

@@ -135,7 +135,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     target, records = chosen
     try:
-        findings = gather(target, records, args)
+        findings = gather(
+            target,
+            records,
+            args.correlation_id,
+            stack_prefix=args.stack_prefix,
+            since_minutes=args.since,
+            wait_s=args.wait,
+            dead_letters=not args.no_dead_letters,
+        )
     except NothingDeployedError as error:
         err(f"error: {error}")
         return EXIT_FAILURE
@@ -155,8 +163,18 @@ class NothingDeployedError(LookupError):
     """No deployed function is known for the target."""
 
 
-def gather(target: Target, records: Path, args: argparse.Namespace) -> Findings:
-    """Read the hop records and the dead letters that carry the correlation id.
+def gather(
+    target: Target,
+    records: Path,
+    correlation_id: str,
+    *,
+    stack_prefix: str = "lambdamesh",
+    since_minutes: int,
+    wait_s: float = 0.0,
+    dead_letters: bool = True,
+) -> Findings:
+    """Read the hop records (of the last ``since_minutes``, waiting up to ``wait_s`` for the
+    first) and, with ``dead_letters``, the dead letters that carry ``correlation_id``.
 
     Raises
     ------
@@ -169,24 +187,24 @@ def gather(target: Target, records: Path, args: argparse.Namespace) -> Findings:
     functions = {
         service: record.get("functions") or {} for service, record in load_services(records).items()
     }
-    groups = log_groups(functions) or log_groups_by_prefix(logs, args.stack_prefix)
+    groups = log_groups(functions) or log_groups_by_prefix(logs, stack_prefix)
     if not groups:
         raise NothingDeployedError(
-            f"no function of {args.stack_prefix}-* is deployed on {target.label}: deploy with "
+            f"no function of {stack_prefix}-* is deployed on {target.label}: deploy with "
             "`lambdamesh deploy`; `lambdamesh status` shows what is there"
         )
-    since_ms = int((time.time() - args.since * 60) * 1000)
+    since_ms = int((time.time() - since_minutes * 60) * 1000)
     lines = wait_for_lines(
-        lambda: lines_for(logs, groups, args.correlation_id, since_ms=since_ms),
-        wait_s=max(0.0, args.wait),
+        lambda: lines_for(logs, groups, correlation_id, since_ms=since_ms),
+        wait_s=max(0.0, wait_s),
     )
     hops = hops_in(lines)
-    if not args.no_dead_letters:
+    if dead_letters:
         sqs: SQSClient = target.client("sqs")
         cfn: CloudFormationClient = target.client("cloudformation")
         dynamodb: DynamoDBClient = target.client("dynamodb")
-        _, find_failures = failure_finder(cfn, dynamodb, f"{args.stack_prefix}-{MESSAGING}")
-        hops += dead_letter_hops(sqs, args.stack_prefix, args.correlation_id, find_failures)
+        _, find_failures = failure_finder(cfn, dynamodb, f"{stack_prefix}-{MESSAGING}")
+        hops += dead_letter_hops(sqs, stack_prefix, correlation_id, find_failures)
     return Findings(len(lines), hops)
 
 

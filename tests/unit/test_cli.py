@@ -14,17 +14,6 @@ from lambdamesh.emulator.settings import ALLOW_NON_LOOPBACK_FLAG
 
 
 @pytest.fixture
-def empty_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with nothing installed or running, selected by LAMBDAMESH_HOME."""
-    requirements = tmp_path / "infra" / "emulator" / "requirements.txt"
-    requirements.parent.mkdir(parents=True)
-    requirements.write_text("localstack-core==4.14.0\n")
-    monkeypatch.setenv("LAMBDAMESH_HOME", str(tmp_path))
-    monkeypatch.delenv("LAMBDAMESH_ENDPOINT", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
 def closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port: int = server.getsockname()[1]

@@ -10,17 +10,6 @@ import pytest
 from lambdamesh import cli
 
 
-@pytest.fixture
-def empty_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with nothing running, selected by LAMBDAMESH_HOME."""
-    requirements = tmp_path / "infra" / "emulator" / "requirements.txt"
-    requirements.parent.mkdir(parents=True)
-    requirements.write_text("localstack-core==4.14.0\n")
-    monkeypatch.setenv("LAMBDAMESH_HOME", str(tmp_path))
-    monkeypatch.delenv("LAMBDAMESH_ENDPOINT", raising=False)
-    return tmp_path
-
-
 def _closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port: int = server.getsockname()[1]

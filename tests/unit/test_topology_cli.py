@@ -34,18 +34,7 @@ def lambdamesh(*arguments: str) -> int:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project root with nothing running, selected by LAMBDAMESH_HOME."""
-    requirements = tmp_path / "infra" / "emulator" / "requirements.txt"
-    requirements.parent.mkdir(parents=True)
-    requirements.write_text("localstack-core==4.14.0\n")
-    monkeypatch.setenv("LAMBDAMESH_HOME", str(tmp_path))
-    monkeypatch.delenv("LAMBDAMESH_ENDPOINT", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def aws(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def aws(empty_project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``--aws`` answered by moto."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
@@ -74,7 +63,7 @@ def test_help_says_what_is_drawn_and_shows_examples(capsys: pytest.CaptureFixtur
 
 
 def test_without_a_running_emulator_it_says_how_to_start_one(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    empty_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN no embedded LocalStack on the port
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -146,10 +135,10 @@ def test_output_writes_the_svg_to_a_file_and_says_so(
 
 
 def test_write_docs_rewrites_the_pictures_and_the_page_block(
-    shop: Any, project: Path, capsys: pytest.CaptureFixture[str]
+    shop: Any, empty_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a project whose docs/topology.md has its block between words written by hand
-    page = project / "docs" / "topology.md"
+    page = empty_project / "docs" / "topology.md"
     page.parent.mkdir()
     page.write_text(f"# Topology\n\nby hand\n\n{BEGIN}\nstale\n{END}\n\nalso by hand\n")
     # WHEN the docs are written from the deployed shop
@@ -157,9 +146,9 @@ def test_write_docs_rewrites_the_pictures_and_the_page_block(
     # THEN both pictures are written with one hash, the block holds the mermaid, the hand-written
     # words are kept, and each file is named
     out = capsys.readouterr().out
-    mermaid = (project / "docs" / "topology.mmd").read_text()
+    mermaid = (empty_project / "docs" / "topology.mmd").read_text()
     assert code == 0
-    digest = svg_hash((project / "docs" / "topology.svg").read_text())
+    digest = svg_hash((empty_project / "docs" / "topology.svg").read_text())
     assert digest is not None
     assert mermaid.splitlines()[0].endswith(digest)
     assert page.read_text() == (
@@ -178,7 +167,7 @@ def test_write_docs_and_output_are_one_or_the_other(capsys: pytest.CaptureFixtur
 
 
 def test_from_templates_in_a_project_without_them_names_what_is_missing(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    empty_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a project without its topology templates  WHEN drawn from the templates
     code = lambdamesh("--from-templates")

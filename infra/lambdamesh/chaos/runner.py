@@ -104,13 +104,7 @@ def run_chaos(
         inventory["StockTableName"],
         inventory["ReservationsTableName"],
     )
-    shop = Shop(
-        users_url=report.api_base_url("users"),
-        catalog_url=report.api_base_url("catalog"),
-        orders_url=report.api_base_url("orders"),
-        run_id=run_id,
-        clients=plan.clients,
-    )
+    shop = Shop.of(report, run_id, plan.clients)
     lambda_client = target.client("lambda")
     functions = discover_functions(
         lambda_client, [(s.service, s.functions) for s in report.services]

@@ -20,6 +20,8 @@ from typing import Any
 
 import urllib3
 
+from lambdamesh.deploy import DeployReport
+
 MAX_RETRY_WAIT_S = 5.0
 """The longest a shopper waits before retrying, whatever ``Retry-After`` says."""
 GIVE_UP_AFTER_S = 180.0
@@ -101,6 +103,17 @@ class Shop:
     run_id: str
     clients: int = 8
     http: urllib3.PoolManager = field(init=False)
+
+    @classmethod
+    def of(cls, report: DeployReport, run_id: str, clients: int) -> Shop:
+        """The shop of the system ``report`` describes, for ``clients`` clients."""
+        return cls(
+            users_url=report.api_base_url("users"),
+            catalog_url=report.api_base_url("catalog"),
+            orders_url=report.api_base_url("orders"),
+            run_id=run_id,
+            clients=clients,
+        )
 
     def __post_init__(self) -> None:
         self.http = urllib3.PoolManager(

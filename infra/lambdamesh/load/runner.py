@@ -90,13 +90,7 @@ def run_load(
     stock_table = existing_stack_outputs(
         target.client("cloudformation"), report.service("inventory").stack
     )["StockTableName"]
-    shop = Shop(
-        users_url=report.api_base_url("users"),
-        catalog_url=report.api_base_url("catalog"),
-        orders_url=report.api_base_url("orders"),
-        run_id=run_id,
-        clients=plan.clients,
-    )
+    shop = Shop.of(report, run_id, plan.clients)
     say("==> waiting for the system to be quiet")
     observation.wait_until_quiet(sqs, prefix, timeout_s=QUIET_TIMEOUT_S, progress=say)
     say(f"==> signing up {plan.clients} users, restocking every product")

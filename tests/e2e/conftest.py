@@ -1,5 +1,9 @@
 """Fixtures of the end-to-end tests: every service deployed once per session.
 
+When the session ends, the embedded emulator's permission audit (``/_lambdamesh/permissions``)
+must hold no call that a role of the deployed system made and that role does not allow: every
+test that ran exercised the system's roles, and AWS would have refused what they were missing.
+
 ``deployed`` runs ``lambdamesh deploy``'s own code path (:func:`deploy_all`) against the
 ``emulator``, with the default stack prefix, and hands tests the API URLs, function names
 and stack outputs of every service. Packages are cached where the CLI caches them, so a
@@ -8,11 +12,14 @@ session after the first one skips ``chalice package`` for unchanged apps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import urllib3
 
 from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
 from lambdamesh.deploy.stacks import existing_stack_outputs
@@ -121,8 +128,51 @@ def deploy_system(emulator: RunningEmulator, state_dir: Path) -> DeployedSystem:
     return DeployedSystem(report, services, shared, messaging, options.cache_dir)
 
 
+PERMISSIONS_PATH = "/_lambdamesh/permissions"
+MISSING_TABLE = "lambdamesh-no-such-table"
+"""What tests point a consumer at to make it fail: no role grants it, and the calls on it that
+the audit denies are the fault they mean, not a missing grant."""
+
+
+def permission_decisions(emulator: RunningEmulator) -> list[dict[str, Any]] | None:
+    """The emulator's permission audit (``None`` when it has none: another LocalStack)."""
+    answer = urllib3.PoolManager(retries=False).request(
+        "GET", emulator.endpoint_url + PERMISSIONS_PATH, timeout=10
+    )
+    if answer.status != 200:
+        return None
+    decisions: list[dict[str, Any]] = json.loads(answer.data)["decisions"]
+    return decisions
+
+
+def denied_to_the_system(
+    decisions: list[dict[str, Any]], system: DeployedSystem
+) -> list[dict[str, Any]]:
+    """The denied decisions of the roles of the system's stacks (CloudFormation names a role
+    ``<stack>-<logical id>-<suffix>``), but those on :data:`MISSING_TABLE`."""
+    stacks = tuple(f"{service.stack}-" for service in system.services.values())
+    return [
+        d
+        for d in decisions
+        if not d["allowed"]
+        and d["role"].startswith(stacks)
+        and not str(d["resource"]).endswith(f":table/{MISSING_TABLE}")
+    ]
+
+
 @pytest.fixture(scope="session")
-def deployed(emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory) -> DeployedSystem:
-    """Every service deployed once for the session (default stack names)."""
+def deployed(
+    emulator: RunningEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DeployedSystem]:
+    """Every service deployed once for the session (default stack names); at the end, no call
+    of its functions (nor of Lambda with their roles) that their roles do not allow."""
     state_dir = (emulator.home / "deployments") if emulator.home else tmp_path_factory.mktemp("dep")
-    return deploy_system(emulator, state_dir)
+    system = deploy_system(emulator, state_dir)
+    yield system
+    decisions = permission_decisions(emulator)
+    if decisions is not None:
+        denied = denied_to_the_system(decisions, system)
+        assert denied == [], "calls the roles do not allow (AWS would refuse them):\n" + "\n".join(
+            f"  {d['session']} ({d['role']}): {d['action']} on {d['resource']} x{d['count']}"
+            for d in denied
+        )

@@ -335,25 +335,71 @@ def test_every_sqs_event_source_takes_its_queue_from_a_parameter(
     assert found == []
 
 
+def _functions(template: Template) -> dict[str, dict[str, Any]]:
+    """The template's functions (logical id → properties)."""
+    return {
+        logical_id: resource.get("Properties", {})
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def _role_of(properties: Mapping[str, Any]) -> str:
+    role = properties.get("Role", {})
+    assert isinstance(role, dict), f"a role not of the template: {role}"
+    assert "Fn::GetAtt" in role, f"a role not of the template: {role}"
+    return str(role["Fn::GetAtt"][0])
+
+
 @pytest.mark.parametrize("name", APPS)
-def test_the_functions_role_polls_exactly_the_queues_its_functions_consume(
+def test_every_function_assumes_a_role_of_its_own_that_only_lambda_may_assume(
     templates: dict[str, Template], name: str
 ) -> None:
-    # GIVEN the app's SQS event sources and the statements granting the poller's actions
+    # GIVEN the app's functions and the roles of its template
     template = templates[name]
-    consumed = sorted(
-        {_parameter_of(template, queue) or "?" for _, queue in sqs_event_sources(template)}
-    )
-    polled = [
-        sorted(
-            _parameter_of(template, resource) or "?" for resource in _as_list(statement["Resource"])
+    functions = _functions(template)
+    roles = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    # WHEN the role each function assumes is read
+    assumed = [_role_of(properties) for properties in functions.values()]
+    # THEN each function has its own, no role is left over, and Lambda alone may assume them
+    assert sorted(assumed) == sorted(roles)
+    assert len(set(assumed)) == len(functions)
+    for role in roles.values():
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert trust["Action"] == "sts:AssumeRole"
+
+
+def _role_statements(template: Template, role: str) -> list[dict[str, Any]]:
+    """The statements of the role's inline policies."""
+    return [statement for where, statement in statements(template) if where.startswith(f"{role}/")]
+
+
+@pytest.mark.parametrize("name", APPS)
+def test_each_functions_role_polls_exactly_the_queues_it_consumes(
+    templates: dict[str, Template], name: str
+) -> None:
+    template = templates[name]
+    for function, properties in _functions(template).items():
+        # GIVEN a function's SQS event sources and the statements of its role granting the
+        # poller's actions
+        consumed = sorted(
+            _parameter_of(template, event["Properties"]["Queue"]) or "?"
+            for event in properties.get("Events", {}).values()
+            if event.get("Type") == "SQS"
         )
-        for _, statement in statements(template)
-        if set(_as_list(statement.get("Action"))) & EVENT_SOURCE_ACTIONS
-        and set(_as_list(statement.get("Action"))) <= EVENT_SOURCE_ACTIONS
-    ]
-    # THEN an app without queues has no such grant, and a consumer's is on its queues only
-    assert polled == ([consumed] if consumed else [])
+        polled = [
+            sorted(_parameter_of(template, queue) or "?" for queue in _as_list(s["Resource"]))
+            for s in _role_statements(template, _role_of(properties))
+            if set(_as_list(s.get("Action"))) & EVENT_SOURCE_ACTIONS
+            and set(_as_list(s.get("Action"))) <= EVENT_SOURCE_ACTIONS
+        ]
+        # THEN a function without queues has no such grant, and a consumer's is on its queues
+        assert polled == ([consumed] if consumed else []), function
 
 
 def test_every_queue_of_the_messaging_stack_is_consumed_by_exactly_one_function(
@@ -451,14 +497,18 @@ def test_exactly_the_orders_role_may_invoke_the_users_lookup(
             for action in _as_list(statement.get("Action", []))
         )
     ]
-    # THEN there is one: orders' UsersLookup, execute-api:Invoke on the lookup's method alone
+    # THEN there is one: UsersLookup, execute-api:Invoke on the lookup's method alone, in the
+    # role of orders' API handler, which no other function assumes
     assert [(name, where) for name, where, _ in grants] == [
-        ("orders", "OrdersAccessPolicy/UsersLookup")
+        ("orders", "APIHandlerRole/APIHandlerAccess/UsersLookup")
     ]
     assert grants[0][2] == USERS_LOOKUP_GRANT
-    # AND its policy is the orders functions' role's, the only role it is attached to
-    policy = templates["orders"]["Resources"]["OrdersAccessPolicy"]["Properties"]
-    assert policy["Roles"] == [{"Ref": "DefaultRole"}]
+    assumed_by = [
+        function
+        for function, properties in _functions(templates["orders"]).items()
+        if _role_of(properties) == "APIHandlerRole"
+    ]
+    assert assumed_by == ["APIHandler"]
     # AND no resource policy on the users API lets anyone else in
     assert "x-amazon-apigateway-policy" not in api_document(templates["users"])
     assert "Policy" not in templates["users"]["Resources"][REST_API]["Properties"]

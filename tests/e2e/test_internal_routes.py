@@ -1,12 +1,12 @@
 """The internal route on the deployed system: ``GET /users/{user_id}`` requires IAM authorisation
 and orders signs its calls; ``POST /users`` stays public.
 
-What the emulator does not do is pinned here too, so that a change is noticed: LocalStack 4.14.0
-imports the route's ``sigv4`` security scheme as ``authorizationType`` ``NONE`` (it makes
-authorizers only from ``x-amazon-apigateway-authorizer``, which IAM authorisation has not got),
-and LocalStack community checks no signature at all, so an unsigned lookup is answered. Orders'
-signature is made and sent all the same, and reaches the users function: the path to AWS is
-exercised up to the check.
+The emulator imports the route as ``AWS_IAM`` and checks a request to it as API Gateway does
+(``lambdamesh_localstack/iam_authorization.py``): unsigned, it meets
+``MISSING_AUTHENTICATION_TOKEN`` (which deploy's gateway responses make the ``404`` of a route that
+does not exist, as on AWS); badly signed, or signed by a role without ``execute-api:Invoke`` on
+it, a ``403``. Roles here are made in the emulator's IAM and assumed through its STS, as Lambda
+assumes a function's.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import json
 import uuid
 from typing import Any
 
-import pytest
+from botocore.credentials import Credentials
 
+from lambdamesh_toolkit.aws.signing import SigV4Signer
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem
 from tests.e2e.lambda_support import wait_until
@@ -67,15 +68,6 @@ def test_sign_up_stays_public(deployed: DeployedSystem, emulator: RunningEmulato
     assert method_of(emulator, api_id, *SIGN_UP)["authorizationType"] == "NONE"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "LocalStack 4.14.0 imports an OpenAPI security scheme as an authorizer only when it "
-        "has x-amazon-apigateway-authorizer; IAM authorisation (x-amazon-apigateway-authtype: "
-        "awsSigv4) has none, so the method comes out NONE. AWS imports it as AWS_IAM. "
-        "tests/e2e/test_iam_least_privilege.py checks what deploy sends."
-    ),
-)
 def test_the_user_lookup_requires_aws_iam(
     deployed: DeployedSystem, emulator: RunningEmulator
 ) -> None:
@@ -107,7 +99,7 @@ def test_orders_signs_its_lookup_and_the_signature_reaches_users_unlogged(
     assert all(SIGV4_PREFIX not in json.dumps(line) for line in lines)
 
 
-def test_the_emulator_answers_an_unsigned_lookup_since_it_checks_no_signature(
+def test_an_unsigned_lookup_is_answered_as_a_route_that_does_not_exist_and_never_served(
     deployed: DeployedSystem, emulator: RunningEmulator
 ) -> None:
     # GIVEN a registered user, and a client that does not sign
@@ -119,13 +111,92 @@ def test_the_emulator_answers_an_unsigned_lookup_since_it_checks_no_signature(
         deployed["users"].url(f"users/{user['id']}"),
         headers={CORRELATION_HEADER: correlation_id},
     )
-    # THEN the emulator lets it through (on AWS, API Gateway refuses it before the function)
+    # THEN API Gateway refuses it before the function: MISSING_AUTHENTICATION_TOKEN, as for a
+    # route that does not exist (AWS answers both alike), in the services' error shape
+    assert answer.status == 404, answer.body
+    assert answer.body["error"]["code"] == "not_found"
+    assert user["email"] not in json.dumps(answer.body)
+    # AND the users function never saw it
+    assert lookup_hops(emulator, deployed, correlation_id) is None
+
+
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def assumed_credentials(emulator: RunningEmulator, grants: list[str]) -> Credentials:
+    """Credentials of a new role allowed ``execute-api:Invoke`` on ``grants`` (none: nothing)."""
+    iam = emulator.client("iam")
+    name = f"lookup-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
+    if grants:
+        statement = {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": grants}
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName="invoke",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        )
+    issued = emulator.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName=name)
+    credentials = issued["Credentials"]
+    return Credentials(
+        credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+    )
+
+
+def signed_lookup(url: str, credentials: Credentials, **changed: str) -> Any:
+    """A lookup signed with ``credentials``, then with the ``changed`` headers replaced."""
+    headers = {"Content-Type": "application/json", CORRELATION_HEADER: f"signed-{uuid.uuid4()}"}
+    signed = SigV4Signer(region="us-east-1", credentials=credentials).sign(
+        "GET", url, headers, None
+    )
+    return call("GET", url, headers={**signed, **changed})
+
+
+def test_a_lookup_signed_by_a_role_allowed_to_invoke_it_is_answered(
+    deployed: DeployedSystem, emulator: RunningEmulator
+) -> None:
+    # GIVEN a user, and a role allowed to invoke GET /users/* of the users API (orders' grant)
+    user = new_user(deployed)
+    api_id = deployed["users"].outputs["RestAPIId"]
+    credentials = assumed_credentials(
+        emulator, [f"arn:aws:execute-api:us-east-1:000000000000:{api_id}/*/GET/users/*"]
+    )
+    # WHEN a lookup signed with its credentials is sent  THEN the user is answered
+    answer = signed_lookup(deployed["users"].url(f"users/{user['id']}"), credentials)
     assert answer.status == 200, answer.body
     assert answer.body["id"] == user["id"]
 
-    # AND the users function saw it unsigned
-    def served() -> list[dict[str, Any]] | None:
-        return lookup_hops(emulator, deployed, correlation_id)
 
-    [hop] = wait_until(served, timeout_s=30.0, interval_s=0.5)
-    assert hop["signed"] is False
+def test_a_lookup_by_a_role_without_the_grant_or_with_a_broken_signature_is_forbidden(
+    deployed: DeployedSystem, emulator: RunningEmulator
+) -> None:
+    # GIVEN a user, a role allowed only another API's lookups, and one allowed this one's
+    user = new_user(deployed)
+    url = deployed["users"].url(f"users/{user['id']}")
+    api_id = deployed["users"].outputs["RestAPIId"]
+    elsewhere = assumed_credentials(
+        emulator, ["arn:aws:execute-api:us-east-1:000000000000:other/*/GET/users/*"]
+    )
+    allowed = assumed_credentials(
+        emulator, [f"arn:aws:execute-api:us-east-1:000000000000:{api_id}/*/GET/users/*"]
+    )
+    # WHEN the first signs a lookup, and the second signs one whose correlation id is then
+    # changed, or whose signature is not SigV4
+    answers = [
+        signed_lookup(url, elsewhere),
+        signed_lookup(url, allowed, **{CORRELATION_HEADER: "changed-after-signing"}),
+        signed_lookup(url, allowed, Authorization="Bearer not-a-signature"),
+    ]
+    # THEN each is refused with 403 in the services' error shape, the user not given away
+    for answer in answers:
+        assert answer.status == 403, answer.body
+        assert answer.body["error"]["code"] == "forbidden"
+        assert user["email"] not in json.dumps(answer.body)

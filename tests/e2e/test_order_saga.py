@@ -27,7 +27,7 @@ import urllib3
 from lambdamesh.chaos.observation import restock
 from tests.conftest import RunningEmulator
 from tests.e2e.cli_support import LAMBDAMESH, run_lambdamesh
-from tests.e2e.conftest import DeployedSystem
+from tests.e2e.conftest import MISSING_TABLE, DeployedSystem
 from tests.e2e.lambda_support import wait_until
 from tests.e2e.test_sync_journey import call, catalog_product, new_user, order_body, set_environment
 from tests.support.sqs import queue_arn
@@ -503,7 +503,7 @@ def test_an_order_dead_lettered_by_inventory_is_confirmed_after_the_fix_and_a_re
     set_environment(
         lambda_client,
         function_name,
-        {**original, "STOCK_TABLE": "lambdamesh-no-such-table", **QUICK_RETRIES},
+        {**original, "STOCK_TABLE": MISSING_TABLE, **QUICK_RETRIES},
     )
     placed_id = ""
     try:
@@ -589,7 +589,7 @@ def test_a_redriven_message_that_fails_again_returns_to_its_dlq_after_the_same_t
     set_environment(
         lambda_client,
         function_name,
-        {**original, "ORDER_EVENTS_TABLE": "lambdamesh-no-such-table", **QUICK_RETRIES},
+        {**original, "ORDER_EVENTS_TABLE": MISSING_TABLE, **QUICK_RETRIES},
     )
     try:
         saga.sqs.send_message(

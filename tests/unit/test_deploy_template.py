@@ -1,5 +1,5 @@
 """Transformations of Chalice's SAM template: CodeUri, partial batch responses, queues named
-by parameters, the poller's permissions scoped to them, functions."""
+by parameters, one role per function granting what it declares and its own queues, functions."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from lambdamesh.deploy.services import ServiceApp
 from lambdamesh.deploy.template import (
     EVENT_SOURCE_ACTIONS,
     REPORT_BATCH_ITEM_FAILURES,
+    RoleError,
     UnknownQueueError,
     add_partial_batch_responses,
     function_logical_ids,
     has_rest_api,
+    one_role_per_function,
     parameterise_queues,
     prepare_template,
     queue_output_key,
     rewrite_code_uris,
-    scope_event_source_permissions,
+    role_id,
 )
 
 APP_SOURCE = """\
@@ -175,26 +177,33 @@ def test_prepare_template_applies_every_transformation(template: dict[str, Any])
     # GIVEN Chalice's template  WHEN prepared for deploy
     prepared = prepare_template(template, "b", "k.zip", queue_outputs=QUEUE_OUTPUTS)
     # THEN CodeUris are in S3, the SQS source reports item failures and takes its queue from a
-    # parameter, and the role polls only that queue
+    # parameter, and only the consumer's own role polls, that queue alone
     assert prepared["Resources"]["Rpc"]["Properties"]["CodeUri"] == "s3://b/k.zip"
     (event,) = _sqs_events(prepared)
     assert event["Properties"]["FunctionResponseTypes"] == [REPORT_BATCH_ITEM_FAILURES]
     assert event["Properties"]["Queue"] == {"Ref": QUEUE_PARAMETER}
-    assert _poller_statement(prepared)["Resource"] == [{"Ref": QUEUE_PARAMETER}]
+    assert _statements(prepared, "OnOrderPlaced") == [
+        {
+            "Sid": "EventSourceQueues",
+            "Effect": "Allow",
+            "Action": sorted(EVENT_SOURCE_ACTIONS),
+            "Resource": [{"Ref": QUEUE_PARAMETER}],
+        }
+    ]
+    assert _statements(prepared, "Rpc") == _statements(prepared, "APIHandler") == []
     assert has_rest_api(prepared)
     assert function_logical_ids(prepared) == ["APIHandler", "OnOrderPlaced", "Rpc"]
 
 
-def _poller_statement(template: dict[str, Any]) -> dict[str, Any]:
-    """The statement of Chalice's ``DefaultRole`` granting the SQS poller's actions."""
-    found: list[dict[str, Any]] = [
+def _statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The statements of the inline policies of the role ``function`` assumes."""
+    properties = template["Resources"][function]["Properties"]
+    role = properties["Role"]["Fn::GetAtt"][0]
+    return [
         statement
-        for policy in template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+        for policy in template["Resources"][role]["Properties"].get("Policies", [])
         for statement in policy["PolicyDocument"]["Statement"]
-        if set(statement["Action"]) == EVENT_SOURCE_ACTIONS
     ]
-    (statement,) = found
-    return statement
 
 
 def test_an_sqs_event_source_takes_its_queue_from_the_messaging_stacks_output(
@@ -287,69 +296,120 @@ def test_every_queue_of_the_messaging_template_maps_to_the_output_of_its_arn() -
         assert queue_output_key(name) == arn_outputs[logical_id], name
 
 
-def test_the_generated_roles_sqs_grant_is_scoped_to_the_queues_its_functions_consume(
+def test_chalices_shared_role_grants_every_queue_and_is_replaced_by_one_role_per_function(
     template: dict[str, Any],
 ) -> None:
-    # GIVEN Chalice's template, whose role may poll every queue, with its queue parameterised
-    assert _poller_statement(template)["Resource"] == "*"
-    parameterised = parameterise_queues(template, QUEUE_OUTPUTS)
-    # WHEN the event source permissions are scoped, twice
-    scoped = scope_event_source_permissions(parameterised)
-    # THEN the role polls the consumed queue only, its other grants are untouched, and a second
-    # pass changes nothing
-    assert _poller_statement(scoped)["Resource"] == [{"Ref": QUEUE_PARAMETER}]
-    others = [
-        statement
-        for policy in scoped["Resources"]["DefaultRole"]["Properties"]["Policies"]
-        for statement in policy["PolicyDocument"]["Statement"]
-        if statement is not _poller_statement(scoped)
+    # GIVEN Chalice's template: one role for every function, polling every queue
+    shared = template["Resources"]["DefaultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert {"Effect": "Allow", "Action": sorted(EVENT_SOURCE_ACTIONS), "Resource": "*"} in [
+        {**statement, "Action": sorted(statement["Action"])} for statement in shared["Statement"]
     ]
-    assert [statement["Action"][0] for statement in others] == ["logs:CreateLogGroup"]
-    assert scope_event_source_permissions(scoped) == scoped
-    assert _poller_statement(parameterised)["Resource"] == "*"
+    # WHEN each function is given its own role
+    resources = one_role_per_function(parameterise_queues(template, QUEUE_OUTPUTS))["Resources"]
+    # THEN the shared role is gone, each function assumes a role of its own, trusted by Lambda
+    # alone, and each role's log policy names its function's log group only
+    assert "DefaultRole" not in resources
+    for function in ("APIHandler", "OnOrderPlaced", "Rpc"):
+        role = resources[role_id(function)]
+        assert resources[function]["Properties"]["Role"] == {
+            "Fn::GetAtt": [role_id(function), "Arn"]
+        }
+        [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        logs = resources[f"{function}Logs"]["Properties"]
+        assert logs["Roles"] == [{"Ref": role_id(function)}]
+        [statement] = logs["PolicyDocument"]["Statement"]
+        assert [r["Fn::Sub"] for r in statement["Resource"]] == [
+            "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+            f"/aws/lambda/${{{function}}}",
+            "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+            f"/aws/lambda/${{{function}}}:*",
+        ]
 
 
-def _role(*statements: dict[str, Any]) -> dict[str, Any]:
+def _function(**properties: Any) -> dict[str, Any]:
     return {
-        "Type": "AWS::IAM::Role",
-        "Properties": {
-            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": list(statements)}}]
-        },
+        "Type": "AWS::Serverless::Function",
+        "Properties": {"Role": {"Fn::GetAtt": ["DefaultRole", "Arn"]}, **properties},
     }
 
 
-def _consumer(role: str, *queues: str) -> dict[str, Any]:
-    events = {
+def _sqs_sources(*queues: str) -> dict[str, Any]:
+    return {
         f"Source{index}": {"Type": "SQS", "Properties": {"Queue": {"Ref": queue}}}
         for index, queue in enumerate(queues)
     }
-    return {
-        "Type": "AWS::Serverless::Function",
-        "Properties": {"Role": {"Fn::GetAtt": [role, "Arn"]}, "Events": events},
-    }
 
 
-def test_each_role_polls_the_queues_of_its_own_functions_and_other_grants_stay() -> None:
-    # GIVEN two roles granting the poller's actions on *: one assumed by two consumers (three
-    # sources, two queues), one by a function without sources; and a wider SQS grant on *
-    poll = {"Effect": "Allow", "Action": sorted(EVENT_SOURCE_ACTIONS), "Resource": "*"}
-    send = {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "*"}
+SEND = {"Sid": "Send", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": ["q"]}
+READ = {"Sid": "Read", "Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": ["t"]}
+
+
+def test_each_role_holds_its_functions_declared_statements_and_polls_its_own_queues() -> None:
+    # GIVEN two consumers (one with two sources on two queues, one source repeated), each
+    # declaring its statements in SAM's Policies, and a function declaring nothing
     template: dict[str, Any] = {
         "Resources": {
-            "ConsumerRole": _role(poll, send),
-            "OtherRole": _role(dict(poll)),
-            "First": _consumer("ConsumerRole", "AQueueArn", "BQueueArn"),
-            "Second": _consumer("ConsumerRole", "AQueueArn"),
-            "Api": _consumer("OtherRole"),
+            "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "First": _function(
+                Events=_sqs_sources("AQueueArn", "BQueueArn", "AQueueArn"),
+                Policies=[{"Version": "2012-10-17", "Statement": [SEND]}],
+            ),
+            "Second": _function(
+                Events=_sqs_sources("AQueueArn"),
+                Policies=[{"Statement": READ}, {"Statement": [SEND]}],
+            ),
+            "Quiet": _function(),
         }
     }
-    # WHEN the event source permissions are scoped
-    resources = scope_event_source_permissions(template)["Resources"]
-    # THEN the consumers' role polls their two queues, once each, in order; the other grants
-    # and the role without sources are left to the test over the templates to judge
-    consumer, kept = resources["ConsumerRole"]["Properties"]["Policies"][0]["PolicyDocument"][
-        "Statement"
+    # WHEN each function is given its own role, twice over the same input
+    prepared = one_role_per_function(template)
+    # THEN each role holds its function's statements then the poller's grant on its own queues
+    # (each once, in order), the Policies are gone from the functions, and the input is as it was
+    poll = {"Sid": "EventSourceQueues", "Effect": "Allow", "Action": sorted(EVENT_SOURCE_ACTIONS)}
+    assert _statements(prepared, "First") == [
+        SEND,
+        {**poll, "Resource": [{"Ref": "AQueueArn"}, {"Ref": "BQueueArn"}]},
     ]
-    assert consumer["Resource"] == [{"Ref": "AQueueArn"}, {"Ref": "BQueueArn"}]
-    assert kept == send
-    assert resources["OtherRole"] == template["Resources"]["OtherRole"]
+    assert _statements(prepared, "Second") == [
+        READ,
+        SEND,
+        {**poll, "Resource": [{"Ref": "AQueueArn"}]},
+    ]
+    assert _statements(prepared, "Quiet") == []
+    assert "Policies" not in prepared["Resources"]["First"]["Properties"]
+    assert one_role_per_function(template) == prepared
+    assert "Policies" in template["Resources"]["First"]["Properties"]
+
+
+def test_a_grant_left_on_chalices_shared_role_is_refused_naming_it() -> None:
+    # GIVEN a policy still attached to Chalice's role, which no function will assume
+    template: dict[str, Any] = {
+        "Resources": {
+            "DefaultRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "Api": _function(),
+            "AppAccess": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {"Roles": [{"Ref": "DefaultRole"}], "PolicyDocument": {}},
+            },
+        }
+    }
+    # WHEN each function is given its own role  THEN deploy stops, naming the policy
+    with pytest.raises(RoleError, match=r"AppAccess still refer to DefaultRole"):
+        one_role_per_function(template)
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [["AWSLambdaSQSQueueExecutionRole"], [{"SQSPollerPolicy": {"QueueName": "q"}}]],
+    ids=["managed policy", "SAM policy template"],
+)
+def test_a_managed_policy_or_policy_template_in_a_functions_policies_is_refused(
+    policies: list[Any],
+) -> None:
+    # GIVEN a function asking for a managed policy or a SAM policy template (both grant on
+    # resources the function does not name)
+    template = {"Resources": {"Api": _function(Policies=policies)}}
+    # WHEN it is given its own role  THEN deploy stops, naming the function
+    with pytest.raises(RoleError, match=r"^Api: its Policies may hold policy documents only"):
+        one_role_per_function(template)

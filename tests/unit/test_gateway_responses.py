@@ -52,6 +52,8 @@ OWN_STATUS = {
     "UNSUPPORTED_MEDIA_TYPE": "415",
     "THROTTLED": "429",
     "ACCESS_DENIED": "403",
+    "INVALID_SIGNATURE": "403",
+    "EXPIRED_TOKEN": "403",
     "INTEGRATION_FAILURE": "504",
     "INTEGRATION_TIMEOUT": "504",
     "DEFAULT_4XX": "",
@@ -160,7 +162,8 @@ def test_deploy_gives_every_rest_api_the_gateway_responses_and_nothing_to_other_
     assert _document(prepared["api"])["paths"] == _document(templates["api"])["paths"]
     assert EXTENSION not in _document(templates["api"])
     # AND the app without routes gets no API of any kind
-    assert prepared["worker"]["Resources"].keys() == templates["worker"]["Resources"].keys()
+    kinds = {resource["Type"] for resource in prepared["worker"]["Resources"].values()}
+    assert not any(kind.startswith(("AWS::ApiGateway", "AWS::Serverless::Api")) for kind in kinds)
     assert EXTENSION not in json.dumps(prepared["worker"])
 
 
@@ -260,7 +263,8 @@ def test_the_apis_own_response_or_the_default_of_its_status_class_is_the_one_ans
     # WHEN each kind of answer looks its response up
     # THEN a configured type gets its own, an unconfigured 4xx/5xx the default of its class
     assert configured_response("THROTTLED", "429", configured) is configured["THROTTLED"]
-    assert configured_response("ACCESS_DENIED", "403", configured) is configured["DEFAULT_4XX"]
+    assert configured_response("ACCESS_DENIED", "403", configured) is configured["ACCESS_DENIED"]
+    assert configured_response("QUOTA_EXCEEDED", "429", configured) is configured["DEFAULT_4XX"]
     assert (
         configured_response("INTEGRATION_TIMEOUT", "504", configured) is configured["DEFAULT_5XX"]
     )

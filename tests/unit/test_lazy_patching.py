@@ -33,6 +33,21 @@ def test_a_method_is_wrapped_once_however_often_the_patch_runs() -> None:
     assert Provider().invoke() == ("wrapped", "invoked")
 
 
+def test_patches_for_different_purposes_stack_and_each_is_applied_once() -> None:
+    # GIVEN a function of a module that two patches wrap (as the OpenAPI import is)
+    class Module:
+        @staticmethod
+        def import_api() -> Any:
+            return "imported"
+
+    # WHEN each patch runs twice, in turns
+    for _ in range(2):
+        wrap_once(Module, "import_api", _counting, "gateway responses")
+        wrap_once(Module, "import_api", _counting, "IAM authorisation")
+    # THEN each wraps it once, the second around the first
+    assert Module.import_api() == ("wrapped", ("wrapped", "imported"))
+
+
 def test_an_inherited_method_is_left_alone_when_only_the_classs_own_counts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

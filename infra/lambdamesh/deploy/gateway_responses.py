@@ -78,6 +78,11 @@ GATEWAY_ANSWERS: Final[Mapping[str, GatewayAnswer]] = MappingProxyType(
         "UNSUPPORTED_MEDIA_TYPE": GatewayAnswer("unsupported_media_type", 415),
         "REQUEST_TOO_LARGE": GatewayAnswer("payload_too_large", 413),
         "THROTTLED": GatewayAnswer("throttled", 429),
+        # An IAM-authorised route: a signature that is malformed, wrong or expired, or a signer
+        # whose policies do not allow execute-api:Invoke on it.
+        "INVALID_SIGNATURE": GatewayAnswer("forbidden", 403),
+        "EXPIRED_TOKEN": GatewayAnswer("forbidden", 403),
+        "ACCESS_DENIED": GatewayAnswer("forbidden", 403),
         # Every other 4xx (bad request body or parameters, access denied, quota, ...).
         "DEFAULT_4XX": GatewayAnswer("bad_request", None),
         # Every 5xx: 502 when the function crashes or answers nonsense, 504 on timeout, ...
@@ -124,7 +129,7 @@ def gateway_responses() -> dict[str, dict[str, Any]]:
     """The value of :data:`EXTENSION`: every answer of :data:`GATEWAY_ANSWERS` (a new dict).
 
     >>> sorted(gateway_responses())  # doctest: +NORMALIZE_WHITESPACE
-    ['DEFAULT_4XX', 'DEFAULT_5XX', 'MISSING_AUTHENTICATION_TOKEN', 'REQUEST_TOO_LARGE',
-     'THROTTLED', 'UNSUPPORTED_MEDIA_TYPE']
+    ['ACCESS_DENIED', 'DEFAULT_4XX', 'DEFAULT_5XX', 'EXPIRED_TOKEN', 'INVALID_SIGNATURE',
+     'MISSING_AUTHENTICATION_TOKEN', 'REQUEST_TOO_LARGE', 'THROTTLED', 'UNSUPPORTED_MEDIA_TYPE']
     """
     return {kind: gateway_response(answer) for kind, answer in GATEWAY_ANSWERS.items()}

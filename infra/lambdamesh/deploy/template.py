@@ -217,69 +217,174 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _role_of(function: dict[str, Any]) -> str | None:
-    """The logical id of the template's role a function assumes (``Fn::GetAtt`` of its ARN)."""
-    role = function.get("Role")
-    if not isinstance(role, dict) or "Fn::GetAtt" not in role:
-        return None
-    target = role["Fn::GetAtt"]
-    if isinstance(target, list) and len(target) == 2:
-        logical_id, attribute = target
-    else:
-        logical_id, _, attribute = str(target).partition(".")
-    return str(logical_id) if attribute == "Arn" else None
+CHALICE_ROLE = "DefaultRole"
+"""Chalice's generated role, which every function of an app would share; deploy replaces it."""
+
+ROLE_SUFFIX = "Role"
+LOGS_SUFFIX = "Logs"
+LAMBDA_TRUST_POLICY: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 
 
-def _event_source_queues(template: Template) -> dict[str, list[Any]]:
-    """Role logical id → the ``Queue`` of every SQS event source of its functions, in order."""
-    queues: dict[str, list[Any]] = {}
-    for _, properties in _functions(template):
-        role = _role_of(properties)
-        if role is None:
-            continue
-        for event in properties.get("Events", {}).values():
-            queue = event.get("Properties", {}).get("Queue")
-            if event.get("Type") == "SQS" and queue is not None:
-                known = queues.setdefault(role, [])
-                if queue not in known:
-                    known.append(copy.deepcopy(queue))
+class RoleError(ValueError):
+    """A function's grants cannot be given to a role of its own."""
+
+
+def role_id(function: str) -> str:
+    """The logical id of the role :func:`one_role_per_function` gives ``function``."""
+    return f"{function}{ROLE_SUFFIX}"
+
+
+def _event_source_queues(properties: dict[str, Any]) -> list[Any]:
+    """The ``Queue`` of every SQS event source of a function, each once, in order."""
+    queues: list[Any] = []
+    for event in properties.get("Events", {}).values():
+        queue = event.get("Properties", {}).get("Queue")
+        if event.get("Type") == "SQS" and queue is not None and queue not in queues:
+            queues.append(copy.deepcopy(queue))
     return queues
 
 
-def _is_unscoped_event_source_grant(statement: Any) -> bool:
-    if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-        return False
-    actions = _as_list(statement.get("Action", []))
-    return (
-        bool(actions)
-        and set(actions) <= EVENT_SOURCE_ACTIONS
-        and _as_list(statement.get("Resource")) == ["*"]
+def _declared_statements(function: str, properties: dict[str, Any]) -> list[Any]:
+    """The statements of the policy documents in a function's SAM ``Policies``."""
+    statements: list[Any] = []
+    for policy in _as_list(properties.get("Policies", [])):
+        if not isinstance(policy, dict) or "Statement" not in policy:
+            raise RoleError(
+                f"{function}: its Policies may hold policy documents only (a statement list), "
+                f"not {policy!r}: a managed policy or SAM policy template would grant more "
+                f"than the function calls"
+            )
+        statements.extend(copy.deepcopy(_as_list(policy["Statement"])))
+    return statements
+
+
+def _logs_policy(function: str) -> dict[str, Any]:
+    """Its own log group, and nothing else, for a function's role.
+
+    A policy of its own, not one of the role's: the log group's name is the function's, and a
+    role that named its function would make the two depend on each other.
+    """
+    log_group = (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/"
+        f"${{{function}}}"
     )
+    return {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": f"{function}{LOGS_SUFFIX}",
+            "Roles": [{"Ref": role_id(function)}],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "OwnLogGroup",
+                        "Effect": "Allow",
+                        "Action": list(LOG_ACTIONS),
+                        "Resource": [{"Fn::Sub": log_group}, {"Fn::Sub": f"{log_group}:*"}],
+                    }
+                ],
+            },
+        },
+    }
 
 
-def scope_event_source_permissions(template: Template) -> Template:
-    """Allow the SQS poller's actions on the queues a role's functions consume, not on ``*``.
+def _references(value: Any, logical_id: str) -> bool:
+    """Whether ``value`` refers to ``logical_id`` (``Ref``, ``Fn::GetAtt`` or ``Fn::Sub``)."""
+    if isinstance(value, dict):
+        if value.get("Ref") == logical_id:
+            return True
+        target = value.get("Fn::GetAtt")
+        if target is not None:
+            name = target[0] if isinstance(target, list) else str(target).split(".")[0]
+            if name == logical_id:
+                return True
+        pattern = value.get("Fn::Sub")
+        if pattern is not None:
+            text = pattern[0] if isinstance(pattern, list) else pattern
+            if re.search(rf"\$\{{{re.escape(logical_id)}[}}.]", str(text)):
+                return True
+        return any(_references(item, logical_id) for item in value.values())
+    if isinstance(value, list):
+        return any(_references(item, logical_id) for item in value)
+    return False
 
-    Chalice's generated role (``DefaultRole``) allows ``sqs:ReceiveMessage``,
-    ``sqs:DeleteMessage`` and ``sqs:GetQueueAttributes`` (:data:`EVENT_SOURCE_ACTIONS`) on
-    every resource as soon as the app has an ``on_sqs_message`` handler. A statement of a role
-    of the template allowing only those actions on ``*`` is given, instead, the ``Queue`` of
-    every SQS event source of the functions assuming that role; a role whose functions consume
-    no queue keeps its statements.
+
+def one_role_per_function(template: Template) -> Template:
+    """Give every function a role of its own, granting what that function calls and no more.
+
+    Chalice gives all of an app's functions one role (``DefaultRole``), so each function could
+    do what any of them does, and lets Lambda's SQS poller read every queue. Instead, function
+    ``F`` assumes ``FRole`` (:func:`role_id`), whose one inline policy, ``FAccess``, holds:
+
+    - the statements of the policy documents in ``F``'s SAM ``Policies`` (the app's
+      ``resources.json`` says there what each function calls; SAM itself would ignore them,
+      ``F`` having a ``Role``), which are removed from ``F``;
+    - for a function with SQS event sources, what Lambda's poller needs
+      (:data:`EVENT_SOURCE_ACTIONS`) on those queues alone.
+
+    Its log group alone is granted by a policy of its own, ``FLogs``. Being inline, the grants
+    exist as soon as the role does: before ``F`` and its event source mappings, which AWS
+    checks against the role when it creates them. ``DefaultRole`` goes once no function
+    assumes it.
+
+    Raises
+    ------
+    RoleError
+        When something other than a function still refers to ``DefaultRole`` (a grant nobody
+        assigned to a function), when a function's ``Policies`` hold something other than
+        policy documents, or when ``FRole`` or ``FLogs`` is a resource of the template already.
     """
     result = copy.deepcopy(template)
-    queues = _event_source_queues(result)
-    for logical_id, resource in _resources(result).items():
-        if resource.get("Type") != IAM_ROLE or not queues.get(logical_id):
-            continue
-        for policy in resource.get("Properties", {}).get("Policies", []):
-            document = policy.get("PolicyDocument", {})
-            document["Statement"] = [
-                {**statement, "Resource": copy.deepcopy(queues[logical_id])}
-                if _is_unscoped_event_source_grant(statement)
-                else statement
-                for statement in _as_list(document.get("Statement", []))
+    resources = _resources(result)
+    for function, properties in list(_functions(result)):
+        statements = _declared_statements(function, properties)
+        properties.pop("Policies", None)
+        queues = _event_source_queues(properties)
+        if queues:
+            statements.append(
+                {
+                    "Sid": "EventSourceQueues",
+                    "Effect": "Allow",
+                    "Action": sorted(EVENT_SOURCE_ACTIONS),
+                    "Resource": queues,
+                }
+            )
+        role: dict[str, Any] = {"AssumeRolePolicyDocument": copy.deepcopy(LAMBDA_TRUST_POLICY)}
+        if statements:
+            role["Policies"] = [
+                {
+                    "PolicyName": f"{function}Access",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
             ]
+        for added in (role_id(function), f"{function}{LOGS_SUFFIX}"):
+            if added in resources:
+                raise RoleError(f"{function}: the template has a resource {added} already")
+        resources[role_id(function)] = {"Type": IAM_ROLE, "Properties": role}
+        resources[f"{function}{LOGS_SUFFIX}"] = _logs_policy(function)
+        properties["Role"] = {"Fn::GetAtt": [role_id(function), "Arn"]}
+    resources.pop(CHALICE_ROLE, None)
+    referring = sorted(
+        logical_id
+        for logical_id, resource in resources.items()
+        if _references(resource, CHALICE_ROLE)
+    )
+    if referring:
+        raise RoleError(
+            f"{', '.join(referring)} still refer to {CHALICE_ROLE}, which no function assumes "
+            f"any more: give each grant to the function that needs it, in that function's "
+            f"Policies in resources.json"
+        )
     return result
 
 
@@ -342,7 +447,7 @@ def prepare_template(
         When an SQS event source names a queue the messaging stack does not offer.
     """
     prepared = add_partial_batch_responses(rewrite_code_uris(template, bucket, key))
-    prepared = scope_event_source_permissions(parameterise_queues(prepared, queue_outputs))
+    prepared = one_role_per_function(parameterise_queues(prepared, queue_outputs))
     if has_rest_api(prepared):
         prepared = add_gateway_responses(prepared)
     return prepared

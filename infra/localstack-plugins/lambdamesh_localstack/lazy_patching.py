@@ -51,6 +51,9 @@ def patch_when_imported(patches: dict[str, Callable[[ModuleType], None]], what: 
 
 _wrapping = threading.Lock()
 
+APPLIED_PATCHES: Final = "_lambdamesh_patches"
+"""Attribute of a wrapper: the ``what`` of every patch wrapped into it, its own included."""
+
 
 def wrap_once(
     owner: object | None,
@@ -62,8 +65,9 @@ def wrap_once(
 ) -> None:
     """Replace attribute ``name`` of ``owner`` (a class or a module) with ``wrap(current)``.
 
-    Idempotent: an attribute already wrapped (it has ``__wrapped__``, as ``functools.wraps``
-    sets) is left as it is. When ``owner`` is missing, or has no callable ``name``, LocalStack is
+    Idempotent: an attribute already wrapped for ``what`` is left as it is (the wrapper records
+    the patches it carries in :data:`APPLIED_PATCHES`), while patches for other purposes stack.
+    When ``owner`` is missing, or has no callable ``name``, LocalStack is
     left as it is, with a warning naming ``what`` the patch was for. With ``own``, only the
     class's own attribute counts (not one it inherits).
     """
@@ -78,7 +82,10 @@ def wrap_once(
             owner_name = getattr(owner, "__name__", repr(owner))
             LOG.warning("%s.%s not found: %s left as LocalStack has it", owner_name, name, what)
             return
-        if hasattr(current, "__wrapped__"):
+        applied: frozenset[str] = getattr(current, APPLIED_PATCHES, frozenset())
+        if what in applied:
             return
+        wrapped = wrap(current)
+        setattr(wrapped, APPLIED_PATCHES, applied | {what})
         # Replaced at run time on the class or module: the point of the hook.
-        setattr(owner, name, wrap(current))
+        setattr(owner, name, wrapped)

@@ -329,12 +329,8 @@ def test_the_template_feeds_the_consumer_its_queue_with_scoped_grants() -> None:
         fragment["Parameters"]
     )
     # AND its backoff and dead-lettering are allowed on those two queues only
-    statements = {
-        statement["Sid"]: statement
-        for statement in resources["InventoryEventsPolicy"]["Properties"]["PolicyDocument"][
-            "Statement"
-        ]
-    }
+    [policy] = resources["HandleInventoryEvents"]["Properties"]["Policies"]
+    statements = {statement.get("Sid"): statement for statement in policy["Statement"]}
     assert statements["RetryBackoff"]["Resource"] == [{"Ref": "CatalogInventoryQueueArn"}]
     assert statements["DeadLetterAtOnce"]["Resource"] == [
         {"Ref": "CatalogInventoryDeadLetterQueueArn"}

@@ -539,15 +539,10 @@ def test_the_template_streams_the_stock_table_into_the_publisher_with_scoped_gra
     assert settings["MaximumRetryAttempts"] == 10
     dlq = {"Ref": "InventoryStockChangesDeadLetterQueueArn"}
     assert settings["DestinationConfig"] == {"OnFailure": {"Destination": dlq}}
-    # AND its mapping is made once the role may read the stream (AWS checks when it is made)
-    assert function["DependsOn"] == ["InventoryAccessPolicy"]
-    # AND the grants it needs name exactly its stream, its topic and its dead-letter queue
-    statements = {
-        statement["Sid"]: statement
-        for statement in resources["InventoryAccessPolicy"]["Properties"]["PolicyDocument"][
-            "Statement"
-        ]
-    }
+    # AND the grants it needs, its own (deploy makes them its role's, which exists before the
+    # mapping AWS checks against it), name exactly its stream, its topic and its dead-letter queue
+    [policy] = function["Properties"]["Policies"]
+    statements = {statement["Sid"]: statement for statement in policy["Statement"]}
     assert statements["ReadStockStream"]["Resource"] == [settings["Stream"]]
     assert sorted(statements["ReadStockStream"]["Action"]) == [
         "dynamodb:DescribeStream",

@@ -41,6 +41,8 @@ from localstack.services.apigateway.next_gen.execute_api.integrations.aws import
 from localstack.services.apigateway.resource_providers.aws_apigateway_stage import (
     ApiGatewayStageProvider,
 )
+from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
+from localstack.services.apigateway.next_gen.execute_api import gateway_response, handlers
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 for owner, name in (
@@ -58,9 +60,14 @@ for owner, name in (
     (GatewayExceptionHandler, "create_exception_response"),
     (RestApiAwsProxyIntegration, "create_lambda_input_event"),
     (ApiGatewayStageProvider, "create"),
+    (ResourceProviderExecutor, "deploy_loop"),
+    (handlers.preprocess_request, "append"),
+    (gateway_response, "MissingAuthTokenError"),
+    (gateway_response, "InvalidSignatureError"),
+    (gateway_response, "AccessDeniedError"),
 ):
     if not callable(getattr(owner, name, None)):
-        missing.append(f"{owner.__name__}.{name}")
+        missing.append(f"{getattr(owner, '__name__', type(owner).__name__)}.{name}")
 print(", ".join(missing))
 """
 

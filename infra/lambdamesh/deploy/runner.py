@@ -18,6 +18,8 @@ from lambdamesh.deploy.packaging import PackagedApp, PackagingError, package_app
 from lambdamesh.deploy.records import ServiceRecord, save_services
 from lambdamesh.deploy.services import MESSAGING, SHARED, ServiceApp, discover_apps
 from lambdamesh.deploy.stacks import (
+    EMULATOR_POLL_INTERVAL_S,
+    POLL_INTERVAL_S,
     StackError,
     StackRequest,
     StackResult,
@@ -221,7 +223,7 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
     try:
         for service, template_file in options.topology():
             topology_report, topology_stack = _deploy_topology(
-                cfn, service, template_file, deployed, options, progress
+                cfn, service, template_file, deployed, options, progress, poll_interval(target)
             )
             report.services.append(topology_report)
             deployed[service] = topology_stack
@@ -243,6 +245,11 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
         records_file,
         round(time.monotonic() - started, 3),
     )
+
+
+def poll_interval(target: Target) -> float:
+    """How often a stack is read while it settles: briefly on an emulator, as before on AWS."""
+    return EMULATOR_POLL_INTERVAL_S if target.is_localstack else POLL_INTERVAL_S
 
 
 def topology_parameters(
@@ -277,6 +284,7 @@ def _deploy_topology(
     deployed: dict[str, DeployedStack],
     options: DeployOptions,
     progress: Progress,
+    poll_interval_s: float,
 ) -> tuple[ServiceReport, DeployedStack]:
     started = time.monotonic()
     template: dict[str, Any] = json.loads(template_file.read_text())
@@ -284,7 +292,7 @@ def _deploy_topology(
     name = options.stack_name(service)
     progress(f"==> {service}: stack {name}")
     request = StackRequest(name, template, parameters, stack_fingerprint(template, parameters))
-    result = apply_stack(cfn, request, progress=progress)
+    result = apply_stack(cfn, request, progress=progress, poll_interval_s=poll_interval_s)
     progress(f"    {result.action}")
     report = ServiceReport(
         service,
@@ -386,6 +394,7 @@ def _deploy_app(
             StackRequest(name, template, parameters, fingerprint),
             progress=progress,
             upload_template=lambda body: _upload_template(target, s3, bucket, app.name, body),
+            poll_interval_s=poll_interval(target),
         )
     if result.action != "skipped" and SEED_OUTPUT in result.outputs:
         _seed(target, result.outputs[SEED_OUTPUT], progress)

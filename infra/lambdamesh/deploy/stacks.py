@@ -26,6 +26,9 @@ MAX_TEMPLATE_BODY_BYTES = 51_200
 """CloudFormation's limit for an inline template; larger ones go through S3."""
 
 POLL_INTERVAL_S = 0.5
+"""How often a stack is read while it settles, on AWS (where a stack takes minutes)."""
+EMULATOR_POLL_INTERVAL_S = 0.1
+"""The same on an emulator, where a stack settles in 0.3-3 s: a longer pause is mostly wait."""
 DEFAULT_TIMEOUT_S = 900.0
 
 _NO_UPDATES = "No updates are to be performed"
@@ -148,6 +151,7 @@ def apply_stack(
     progress: Progress,
     upload_template: Callable[[str], str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    poll_interval_s: float = POLL_INTERVAL_S,
 ) -> StackResult:
     """Create or update a stack and wait until it settles.
 
@@ -163,6 +167,8 @@ def apply_stack(
         Stores a template body too large to send inline and returns its URL.
     timeout_s
         Give up waiting after this long.
+    poll_interval_s
+        The pause between two reads of the stack and its events while it settles.
 
     Raises
     ------
@@ -176,7 +182,7 @@ def apply_stack(
         # A stack whose creation rolled back cannot be updated; AWS's advice is to delete it.
         progress(f"    {request.name} is {existing['StackStatus']}; deleting it to start over")
         cfn.delete_stack(StackName=request.name)
-        _wait(cfn, existing["StackId"], time.time() - 1, progress, timeout_s)
+        _wait(cfn, existing["StackId"], time.time() - 1, progress, timeout_s, poll_interval_s)
         existing = None
     arguments: dict[str, Any] = {
         "StackName": request.name,
@@ -201,12 +207,17 @@ def apply_stack(
             # CloudFormation found nothing to change: the stack already is what was asked.
             return StackResult(request.name, "unchanged", stack_outputs(existing))
         action = "updated"
-    final = _wait(cfn, stack_id, started, progress, timeout_s)
+    final = _wait(cfn, stack_id, started, progress, timeout_s, poll_interval_s)
     return StackResult(request.name, action, stack_outputs(final) if final else {})
 
 
 def _wait(
-    cfn: CloudFormationClient, stack_id: str, since: float, progress: Progress, timeout_s: float
+    cfn: CloudFormationClient,
+    stack_id: str,
+    since: float,
+    progress: Progress,
+    timeout_s: float,
+    poll_interval_s: float,
 ) -> StackTypeDef | None:
     # Polled by hand instead of botocore's stack_create_complete waiter: that one sleeps 30 s
     # between polls (an emulated stack settles in ~3 s) and cannot report progress.
@@ -220,7 +231,7 @@ def _wait(
             break
         if time.monotonic() > deadline:
             raise StackError(f"{stack_id}: still {status} after {timeout_s:.0f} s")
-        time.sleep(POLL_INTERVAL_S)
+        time.sleep(poll_interval_s)
     if status == "DELETE_COMPLETE":
         return None
     if "ROLLBACK" in status or status.endswith("_FAILED"):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,9 +230,10 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
             report.services.append(topology_report)
             deployed[service] = topology_stack
         bucket = deployed[SHARED].outputs[BUCKET_OUTPUT]
+        packages = package_all(apps, options.cache_dir, target.region, progress)
         for app in apps:
             service_report, stack = _deploy_app(
-                target, cfn, s3, bucket, app, deployed, options, progress
+                target, cfn, s3, bucket, app, packages[app.name], deployed, options, progress
             )
             report.services.append(service_report)
             deployed[app.name] = stack
@@ -245,6 +248,27 @@ def deploy_all(target: Target, options: DeployOptions, progress: Progress = prin
         records_file,
         round(time.monotonic() - started, 3),
     )
+
+
+def package_all(
+    apps: Sequence[ServiceApp], cache_dir: Path, region: str, progress: Progress
+) -> dict[str, PackagedApp]:
+    """Package every app (or take it from the cache), as many at once as there are CPUs.
+
+    ``chalice package`` runs in a process of its own, so threads are enough to run them side
+    by side; a fresh checkout's seven packages take half the time on two cores.
+
+    Raises
+    ------
+    PackagingError
+        For the first app, in deploy order, that does not package.
+    """
+    workers = max(1, min(len(apps), os.cpu_count() or 1))
+    if apps:
+        progress(f"==> packaging {len(apps)} app(s), {workers} at a time (cached when unchanged)")
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="package") as pool:
+        futures = {app.name: pool.submit(package_app, app, cache_dir, region) for app in apps}
+    return {name: future.result() for name, future in futures.items()}
 
 
 def poll_interval(target: Target) -> float:
@@ -336,8 +360,10 @@ def prepare_app_stack(
     bucket: str,
     cache_dir: Path,
     region: str,
+    packaged: PackagedApp | None = None,
 ) -> PreparedAppStack:
-    """Package ``app``, prepare its template and wire its parameters from ``deployed``.
+    """Package ``app`` (unless ``packaged`` already), prepare its template and wire its
+    parameters from ``deployed``.
 
     The one way an app's stack is made, by a deploy and by a dry run (whose ``deployed`` stacks
     name their outputs instead of holding them).
@@ -348,7 +374,7 @@ def prepare_app_stack(
         When the app does not package, names a queue the messaging stack lacks, or needs a
         parameter no stack before it provides.
     """
-    packaged = package_app(app, cache_dir, region)
+    packaged = packaged or package_app(app, cache_dir, region)
     key = package_key(app.name, packaged.package_file)
     messaging = deployed.get(MESSAGING)
     template = prepare_template(
@@ -367,6 +393,7 @@ def _deploy_app(
     s3: S3Client,
     bucket: str,
     app: ServiceApp,
+    packaged: PackagedApp,
     deployed: dict[str, DeployedStack],
     options: DeployOptions,
     progress: Progress,
@@ -374,7 +401,9 @@ def _deploy_app(
     started = time.monotonic()
     name = options.stack_name(app.name)
     progress(f"==> {app.name}: stack {name}")
-    prepared = prepare_app_stack(app, deployed, bucket, options.cache_dir, target.region)
+    prepared = prepare_app_stack(
+        app, deployed, bucket, options.cache_dir, target.region, packaged=packaged
+    )
     packaged, key = prepared.packaged, prepared.key
     template, parameters = prepared.template, prepared.parameters
     progress(

@@ -209,3 +209,27 @@ def test_the_consumer_names_its_service_in_what_it_records(world: World) -> None
     # THEN its failure names the consuming service and the source queue
     failure = world.failure(message_id_of(event, "[]"))
     assert (failure.service, failure.queue) == (SERVICE, world.standard.arn.rsplit(":", 1)[-1])
+
+
+@pytest.mark.parametrize(("receive", "visibility"), [(4, 8), (5, 0)])
+def test_a_transient_failure_on_its_last_receive_is_not_hidden_for_another_backoff(
+    world: World, receive: int, visibility: int
+) -> None:
+    # GIVEN a queue whose DLQ takes a message after 5 receives, and a user whose mail keeps
+    # failing for now, at its fourth or its fifth receive
+    with_dead_letter_queue(world, world.standard)
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-later"))
+    event = world.receive(world.standard)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(receive)
+
+    def on_user(envelope: EventEnvelope, data: UserCreated) -> None:
+        raise TimeoutError("the mail service did not answer")
+
+    consumer = world.consumer({("user.created", 1): on_user}, retry_backoff_base_s=1)
+    # WHEN it fails
+    response = consumer.process(event, None)
+    # THEN it is retried: the fourth receive after its 8 s backoff, while the fifth, after
+    # which SQS moves it to the DLQ at the next receive, is visible again at once instead of
+    # after 16 s
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]
+    assert world.spy.visibility == {event["Records"][0]["receiptHandle"]: visibility}

@@ -386,6 +386,9 @@ class EventConsumer:
                 message_id=failure.message_id,
             )
             moved_to = self._dead_letter_hop(record, failure) if _is_permanent(exc) else None
+            if moved_to is None and self._is_last_receive(record, failure.attempts):
+                # SQS moves it to the DLQ at its next receive: no backoff to wait out first.
+                delay_s = 0
             self.logger.warning(
                 "event record failed",
                 extra={
@@ -449,6 +452,15 @@ class EventConsumer:
         if moved_to is None:
             self.logger.warning("the queue has no dead-letter queue; the record is retried")
         return moved_to
+
+    def _is_last_receive(self, record: SQSRecord, attempts: int) -> bool:
+        """Whether this was the record's last receive before SQS dead-letters it."""
+        try:
+            limit = self._dead_letterer.max_receive_count(record.event_source_arn)
+        except Exception:
+            self.logger.exception("could not read the queue's redrive policy")
+            return False
+        return limit is not None and attempts >= limit
 
     def _record(self, failure: RecordFailure) -> None:
         try:

@@ -76,7 +76,7 @@ class DeadLetterer:
 
     def __init__(self, client: SQSClient | None = None) -> None:
         self._client = client
-        self._dead_letter_urls: dict[str, str | None] = {}
+        self._policies: dict[str, _RedrivePolicy] = {}
 
     def send(self, letter: DeadLetter) -> str | None:
         """Put ``letter`` in its DLQ; the new message's id, or ``None`` without a DLQ.
@@ -103,23 +103,47 @@ class DeadLetterer:
         answer = client.send_message(**request)
         return answer["MessageId"]
 
+    def max_receive_count(self, queue_arn: str) -> int | None:
+        """The queue's ``maxReceiveCount`` (read once), or ``None`` without a dead-letter queue.
+
+        Raises
+        ------
+        botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            When SQS refuses or cannot be reached.
+        """
+        return self._policy(self._sqs(), queue_arn).max_receive_count
+
     def _dead_letter_url(self, client: SQSClient, queue_arn: str) -> str | None:
-        if queue_arn not in self._dead_letter_urls:
-            self._dead_letter_urls[queue_arn] = _find_dead_letter_url(client, queue_arn)
-        return self._dead_letter_urls[queue_arn]
+        return self._policy(client, queue_arn).dead_letter_url
+
+    def _policy(self, client: SQSClient, queue_arn: str) -> _RedrivePolicy:
+        if queue_arn not in self._policies:
+            self._policies[queue_arn] = _read_redrive_policy(client, queue_arn)
+        return self._policies[queue_arn]
 
     def _sqs(self) -> SQSClient:
         return self._client or clients.sqs(clients.CONSUMER)
 
 
-def _find_dead_letter_url(client: SQSClient, queue_arn: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _RedrivePolicy:
+    """What a queue's ``RedrivePolicy`` says: its DLQ's URL and ``maxReceiveCount``."""
+
+    dead_letter_url: str | None = None
+    max_receive_count: int | None = None
+
+
+def _read_redrive_policy(client: SQSClient, queue_arn: str) -> _RedrivePolicy:
     answer = client.get_queue_attributes(
         QueueUrl=queue_url(client, queue_arn), AttributeNames=["RedrivePolicy"]
     )
     policy = answer.get("Attributes", {}).get("RedrivePolicy")
     if not policy:
-        return None
-    return queue_url(client, str(json.loads(policy)["deadLetterTargetArn"]))
+        return _RedrivePolicy()
+    parsed = json.loads(policy)
+    return _RedrivePolicy(
+        queue_url(client, str(parsed["deadLetterTargetArn"])), int(parsed["maxReceiveCount"])
+    )
 
 
 def sqs_attributes(

@@ -3,7 +3,9 @@
 The consumer sets a failed record's visibility timeout to a short exponential backoff instead
 of leaving it to the queue's visibility timeout (which must exceed six function timeouts), so a
 poison message reaches its DLQ after ``maxReceiveCount`` receives within seconds, and a
-transient fault is retried soon.
+transient fault is retried soon. After its last allowed receive a record is not hidden at all:
+SQS moves it to the DLQ at the next receive (the consumer reads ``maxReceiveCount`` from the
+queue's ``RedrivePolicy``), 1 + 2 + 4 + 8 = 15 s after its first failure rather than 31 s.
 
 >>> [backoff_delay_s(attempts, 1.0) for attempts in (1, 2, 3, 4, 5)]
 [1, 2, 4, 8, 16]

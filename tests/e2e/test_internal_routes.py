@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
+from lambdamesh.deploy.template import LAMBDA_TRUST_POLICY
 from lambdamesh_toolkit.aws.signing import SigV4Signer
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import DeployedSystem
@@ -120,23 +121,13 @@ def test_an_unsigned_lookup_is_answered_as_a_route_that_does_not_exist_and_never
     assert lookup_hops(emulator, deployed, correlation_id) is None
 
 
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-
 def assumed_credentials(emulator: RunningEmulator, grants: list[str]) -> Credentials:
     """Credentials of a new role allowed ``execute-api:Invoke`` on ``grants`` (none: nothing)."""
     iam = emulator.client("iam")
     name = f"lookup-{uuid.uuid4().hex[:8]}"
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))[
+        "Role"
+    ]
     if grants:
         statement = {"Effect": "Allow", "Action": ["execute-api:Invoke"], "Resource": grants}
         iam.put_role_policy(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from lambdamesh.deploy.template import LAMBDA_TRUST_POLICY
 from tests.conftest import RunningEmulator
 from tests.e2e.conftest import (
     PERMISSIONS_PATH,
@@ -24,17 +25,6 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
 from tests.e2e.test_sync_journey import MUG, call, new_user, order_body
-
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 
 GET_AND_PUT = """\
 import os
@@ -72,7 +62,9 @@ def test_a_call_the_functions_role_does_not_allow_is_recorded_as_denied(
         BillingMode="PAY_PER_REQUEST",
     )["TableDescription"]["TableArn"]
     role_name = unique_name("audit-role")
-    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]
+    role = iam.create_role(
+        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY)
+    )["Role"]
     iam.put_role_policy(
         RoleName=role_name,
         PolicyName="read",

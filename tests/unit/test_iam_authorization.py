@@ -15,6 +15,7 @@ import pytest
 from botocore.credentials import Credentials
 from moto import mock_aws
 
+from lambdamesh.deploy.template import LAMBDA_TRUST_POLICY
 from lambdamesh_localstack import iam_authorization
 from lambdamesh_localstack.iam_authorization import (
     RefusalError,
@@ -129,17 +130,8 @@ def caller() -> Iterator[Credentials]:
     """Credentials of a role allowed to invoke ``GET /users/*`` of API abc123, as a function's."""
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = iam.create_role(RoleName="OrdersRole", AssumeRolePolicyDocument=json.dumps(trust))
+        trust = json.dumps(LAMBDA_TRUST_POLICY)
+        role = iam.create_role(RoleName="OrdersRole", AssumeRolePolicyDocument=trust)
         grant = {
             "Version": "2012-10-17",
             "Statement": [

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdamesh.deploy.template import LAMBDA_TRUST_POLICY
 from lambdamesh_localstack import permission_audit
 from lambdamesh_localstack.permission_audit import (
     DECISIONS,
@@ -135,13 +136,7 @@ def role_session() -> Iterator[tuple[str, Any]]:
     """A role allowed to send to one queue, assumed as LocalStack assumes a function's role."""
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
-        trust = _document(
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        )
+        trust = json.dumps(LAMBDA_TRUST_POLICY)
         role = iam.create_role(RoleName="ConsumeRole", AssumeRolePolicyDocument=trust)["Role"]
         iam.put_role_policy(
             RoleName="ConsumeRole",

@@ -57,8 +57,15 @@ browser: ## Debian's chromium for the dashboard's browser test (installed when m
 		echo "==> installing chromium (Debian) for the dashboard's browser test"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-test: setup lint typecheck browser ## ruff, mypy --strict, unit and e2e tests
-	@$(RUN)/pytest
+test: setup browser ## ruff, mypy --strict, unit tests (side by side) and e2e tests
+	@$(MAKE) --no-print-directory -j2 lint typecheck unit
+	@$(RUN)/pytest tests/e2e
+
+unit: setup ## the unit tests alone (no network, moto in process), one worker per CPU
+	@$(RUN)/pytest tests/unit -n auto
+
+e2e: setup browser ## the end-to-end tests alone, on the embedded LocalStack (or LAMBDAMESH_ENDPOINT)
+	@$(RUN)/pytest tests/e2e
 
 parity: setup ## the parity suite alone (AWS's documented behaviour), on LAMBDAMESH_ENDPOINT if set
 	@$(RUN)/pytest tests/e2e/parity -m parity

@@ -46,3 +46,9 @@ def test_status_lists_topics_queues_and_flags_a_dead_letter_queue_holding_messag
     flagged = [line for line in text.splitlines() if line.strip().startswith(DLQ)]
     assert flagged, text
     assert flagged[0].endswith("← lambdamesh dlq show notifications-users")
+    # AND the emulator's permission audit is summed up: calls checked, the deployed system's
+    # seeding at least, and as many denials listed in the text as the JSON holds
+    permissions = document["permissions"]
+    assert permissions["checked"] > 0
+    assert "  IAM (calls signed by a role, checked against it" in text
+    assert text.count("    denied  ") == min(len(permissions["denied"]), 10)

@@ -45,6 +45,11 @@ from lambdamesh.messaging_status import (
     format_messaging,
     read_messaging,
 )
+from lambdamesh.permissions_status import (
+    PermissionSummary,
+    format_permissions,
+    read_permissions,
+)
 
 # --- install -----------------------------------------------------------------
 
@@ -254,6 +259,9 @@ def _format_status(status: dict[str, Any]) -> list[str]:
                 [QueueDepth(**queue) for queue in messaging["dead_letter_queues"]],
             )
         )
+    permissions = status.get("permissions")
+    if permissions is not None:
+        lines += format_permissions(PermissionSummary(**permissions))
     return lines
 
 
@@ -287,6 +295,9 @@ def _run_status(args: argparse.Namespace) -> int:
             err(f"could not read the topics and queues: {error}")
         else:
             status["messaging"] = dataclasses.asdict(messaging)
+        permissions = read_permissions(endpoint)
+        if permissions is not None:
+            status["permissions"] = dataclasses.asdict(permissions)
     if args.json:
         say(json.dumps(status, sort_keys=True))
     else:

@@ -33,6 +33,7 @@ from lambdamesh_toolkit.events.consuming import EventConsumer
 from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.logging import get_logger
 from tests.support.event_bookkeeping import InMemoryFailureStore, InMemoryIdempotencyStore
+from tests.support.fake_aws import use_fake_aws
 
 RECORDS = 10_000
 MOTO_RECORDS = 1_000
@@ -114,13 +115,7 @@ def json_floor(event: dict[str, Any]) -> None:
 
 @pytest.fixture
 def moto_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_aws(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for table in ("lambdamesh-event-idempotency", "lambdamesh-event-failures"):

@@ -62,6 +62,7 @@ from lambdamesh.chaos.switches import (
     variables_for,
 )
 from lambdamesh_toolkit.faults import FAULTS_VARIABLE, FaultPlan
+from tests.support.fake_aws import use_fake_aws
 from tests.support.shop_requests import Answer, script
 
 if TYPE_CHECKING:
@@ -1079,8 +1080,7 @@ def test_every_poison_kind_breaks_a_rule_consumers_check() -> None:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SNSClient, SQSClient]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    use_fake_aws(monkeypatch)
     with mock_aws():
         sns: SNSClient = boto3.client("sns", region_name="us-east-1")
         sqs: SQSClient = boto3.client("sqs", region_name="us-east-1")

@@ -11,6 +11,7 @@ from moto import mock_aws
 from lambdamesh.deploy.runner import DeployError, DeployOptions, deploy_all, topology_parameters
 from lambdamesh.deploy.target import Target
 from lambdamesh.deploy.wiring import DeployedStack, UnresolvedParameterError, resolve_parameters
+from tests.support.fake_aws import use_fake_aws
 from tests.unit.test_deploy_template import write_app
 
 TOPOLOGY_DIR = Path(__file__).parents[2] / "infra" / "topology"
@@ -109,10 +110,7 @@ def test_deploy_stops_before_an_apps_stack_when_its_queue_is_not_in_the_messagin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a messaging stack offering one queue, and an app consuming another
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch)
     messaging = tmp_path / "messaging.json"
     messaging.write_text(
         json.dumps(

@@ -20,14 +20,14 @@ from lambdamesh.deploy.stacks import (
     apply_stack,
     existing_stack_outputs,
 )
+from tests.support.fake_aws import use_fake_aws
 
 SHARED_TEMPLATE = Path(__file__).parents[2] / "infra" / "topology" / "shared.json"
 
 
 @pytest.fixture
 def cfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    use_fake_aws(monkeypatch)
     with mock_aws():
         yield boto3.client("cloudformation", region_name="us-east-1")
 

@@ -26,6 +26,7 @@ from lambdamesh.dlq.queues import (
     resolve_dead_letter_queue,
 )
 from lambdamesh_toolkit.events.bookkeeping import DynamoDbFailureStore, RecordFailure
+from tests.support.fake_aws import use_fake_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -42,8 +43,7 @@ ENVELOPE = {
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[SQSClient]:
     """moto's SQS with the orders' outcome queue, its DLQ and an unrelated queue."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    use_fake_aws(monkeypatch)
     with mock_aws():
         client: SQSClient = boto3.client("sqs", region_name="us-east-1")
         dlq = client.create_queue(QueueName="lambdamesh-orders-outcomes-dlq")["QueueUrl"]
@@ -128,8 +128,7 @@ def test_reading_dead_letters_leaves_them_in_the_queue_and_joins_their_failure(
 
 def test_failure_records_are_read_by_message_id(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a failures table with one record written the way consumers write it
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    use_fake_aws(monkeypatch)
     with mock_aws():
         dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name="us-east-1")
         dynamodb.create_table(

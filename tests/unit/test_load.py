@@ -35,6 +35,7 @@ from lambdamesh.load.coldstart import GENERATION_VARIABLE, make_cold, next_gener
 from lambdamesh.load.report import LoadReport, report_document, report_lines
 from lambdamesh.load.runner import LoadPlan, decision_time, wait_until_decided
 from lambdamesh.load.stats import Decision, Latency, PhaseFigures, percentile, summarise
+from tests.support.fake_aws import use_fake_aws
 from tests.support.shop_requests import Answer, script
 
 if TYPE_CHECKING:
@@ -342,13 +343,7 @@ def test_the_next_generation_is_one_more_than_any_function_carries() -> None:
 @pytest.fixture
 def lambda_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaClient]:
     """moto's Lambda with three functions (it stores them; it does not run them)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_fake_aws(monkeypatch)
     with mock_aws():
         role = boto3.client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")
         code = io.BytesIO()

@@ -21,6 +21,7 @@ from lambdamesh.deploy.runner import topology_parameters
 from lambdamesh.topology.deployed import NothingDeployedError, read_deployed
 from lambdamesh.topology.model import Edge, EdgeKind, NodeKind, Topology
 from lambdamesh.topology.templates import read_templates
+from tests.support.fake_aws import use_fake_aws
 from tests.support.topology_shop import PREFIX, REGION, deploy_shop, prepared_shop
 
 MESSAGING_JSON = Path(__file__).resolve().parents[2] / "infra" / "topology" / "messaging.json"
@@ -31,9 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..SNS..Subscri
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto, and a client factory on it (what ``Target.client`` is to the reader)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_fake_aws(monkeypatch, region=REGION)
     with mock_aws():
         yield lambda service: boto3.client(service, region_name=REGION)
 

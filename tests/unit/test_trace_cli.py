@@ -32,6 +32,7 @@ from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.hops import hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.trace_context import SpanContext
+from tests.support.fake_aws import use_fake_aws
 from tests.unit.trace_hops import CORRELATION_ID, TRACE, as_messages, confirmed_order
 
 if TYPE_CHECKING:
@@ -46,14 +47,7 @@ FUNCTIONS = {
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch)
     with mock_aws():
         yield
 

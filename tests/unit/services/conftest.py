@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope
 from tests.support.dynamodb_streams import forget_positions
+from tests.support.fake_aws import use_fake_aws
 from tests.support.sqs import subscribe_raw
 from tests.unit.services.service_loader import (
     LoadedService,
@@ -28,15 +29,7 @@ ServiceFactory = Callable[..., LoadedService]
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """An in-process AWS (moto) with fake credentials; nothing leaves the process."""
-    for variable, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(variable, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch, AWS_SESSION_TOKEN="testing")
     with mock_aws():
         yield
 

@@ -34,6 +34,7 @@ from lambdamesh_toolkit.resilience import (
     dynamodb_breaker_store,
 )
 from tests.support import circuit_breaker
+from tests.support.fake_aws import use_fake_aws
 from tests.unit.toolkit.consumer_world import World, make_world
 
 if TYPE_CHECKING:
@@ -92,14 +93,7 @@ def circuit_name() -> str:
 
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_fake_aws(monkeypatch)
 
 
 @pytest.fixture

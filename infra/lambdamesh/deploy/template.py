@@ -69,18 +69,33 @@ def rewrite_code_uris(template: Template, bucket: str, key: str) -> Template:
     return result
 
 
+def _getatt_resource(value: dict[str, Any]) -> str | None:
+    """The logical id an ``Fn::GetAtt`` names (list or ``Id.Attribute`` form), else ``None``."""
+    target = value.get("Fn::GetAtt")
+    if target is None:
+        return None
+    return str(target[0] if isinstance(target, list) else str(target).split(".")[0])
+
+
+def _sub_pattern(value: dict[str, Any]) -> str | None:
+    """The pattern of an ``Fn::Sub`` (string or ``[pattern, variables]`` form), else ``None``."""
+    pattern = value.get("Fn::Sub")
+    if pattern is None:
+        return None
+    return str(pattern[0] if isinstance(pattern, list) else pattern)
+
+
 def _is_sqs_arn(value: Any, template: Template) -> bool:
     """Whether an ``EventSourceArn`` names an SQS queue (literal ARN or the template's queue)."""
     if isinstance(value, str):
         return ":sqs:" in value
     if isinstance(value, dict):
-        if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            logical_id = target[0] if isinstance(target, list) else str(target).split(".")[0]
+        logical_id = _getatt_resource(value)
+        if logical_id is not None:
             return bool(_resources(template).get(logical_id, {}).get("Type") == SQS_QUEUE)
-        if "Fn::Sub" in value:
-            pattern = value["Fn::Sub"]
-            return ":sqs:" in (pattern[0] if isinstance(pattern, list) else str(pattern))
+        pattern = _sub_pattern(value)
+        if pattern is not None:
+            return ":sqs:" in pattern
     return False
 
 
@@ -301,18 +316,11 @@ def _logs_policy(function: str) -> dict[str, Any]:
 def _references(value: Any, logical_id: str) -> bool:
     """Whether ``value`` refers to ``logical_id`` (``Ref``, ``Fn::GetAtt`` or ``Fn::Sub``)."""
     if isinstance(value, dict):
-        if value.get("Ref") == logical_id:
+        if logical_id in (value.get("Ref"), _getatt_resource(value)):
             return True
-        target = value.get("Fn::GetAtt")
-        if target is not None:
-            name = target[0] if isinstance(target, list) else str(target).split(".")[0]
-            if name == logical_id:
-                return True
-        pattern = value.get("Fn::Sub")
-        if pattern is not None:
-            text = pattern[0] if isinstance(pattern, list) else pattern
-            if re.search(rf"\$\{{{re.escape(logical_id)}[}}.]", str(text)):
-                return True
+        pattern = _sub_pattern(value)
+        if pattern is not None and re.search(rf"\$\{{{re.escape(logical_id)}[}}.]", pattern):
+            return True
         return any(_references(item, logical_id) for item in value.values())
     if isinstance(value, list):
         return any(_references(item, logical_id) for item in value)

@@ -42,8 +42,10 @@ class PermissionSummary:
     denied: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_permissions(endpoint: str, *, timeout_s: float = 5.0) -> PermissionSummary | None:
-    """The audit of the emulator at ``endpoint``; ``None`` when it has none (or cannot answer)."""
+def read_decisions(endpoint: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]] | None:
+    """Every decision of the audit of the emulator at ``endpoint`` (``role``, ``session``,
+    ``action``, ``resource``, ``allowed``, ``count``); ``None`` when it has none (or cannot
+    answer)."""
     try:
         answer = urllib3.PoolManager(retries=False).request(
             "GET", endpoint.rstrip("/") + PATH, timeout=timeout_s
@@ -55,6 +57,14 @@ def read_permissions(endpoint: str, *, timeout_s: float = 5.0) -> PermissionSumm
     try:
         decisions: list[dict[str, Any]] = json.loads(answer.data)["decisions"]
     except (ValueError, KeyError, TypeError):
+        return None
+    return decisions
+
+
+def read_permissions(endpoint: str, *, timeout_s: float = 5.0) -> PermissionSummary | None:
+    """The audit of the emulator at ``endpoint`` in short; ``None`` when it has none."""
+    decisions = read_decisions(endpoint, timeout_s=timeout_s)
+    if decisions is None:
         return None
     return PermissionSummary(
         checked=sum(int(d.get("count", 0)) for d in decisions),

@@ -12,18 +12,17 @@ session after the first one skips ``chalice package`` for unchanged apps.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 
 from lambdamesh.deploy import DeployOptions, DeployReport, Target, deploy_all
 from lambdamesh.deploy.stacks import existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
+from lambdamesh.permissions_status import read_decisions
 from tests.conftest import RunningEmulator
 
 SERVICES = ("users", "catalog", "reviews", "orders", "payments", "inventory", "notifications")
@@ -136,27 +135,26 @@ the audit denies are the fault they mean, not a missing grant."""
 
 def permission_decisions(emulator: RunningEmulator) -> list[dict[str, Any]] | None:
     """The emulator's permission audit (``None`` when it has none: another LocalStack)."""
-    answer = urllib3.PoolManager(retries=False).request(
-        "GET", emulator.endpoint_url + PERMISSIONS_PATH, timeout=10
-    )
-    if answer.status != 200:
-        return None
-    decisions: list[dict[str, Any]] = json.loads(answer.data)["decisions"]
-    return decisions
+    return read_decisions(emulator.endpoint_url, timeout_s=10)
+
+
+def system_decisions(
+    decisions: list[dict[str, Any]], system: DeployedSystem
+) -> list[dict[str, Any]]:
+    """The decisions of the roles of the system's stacks (CloudFormation names a role
+    ``<stack>-<logical id>-<suffix>``)."""
+    stacks = tuple(f"{service.stack}-" for service in system.services.values())
+    return [d for d in decisions if d["role"].startswith(stacks)]
 
 
 def denied_to_the_system(
     decisions: list[dict[str, Any]], system: DeployedSystem
 ) -> list[dict[str, Any]]:
-    """The denied decisions of the roles of the system's stacks (CloudFormation names a role
-    ``<stack>-<logical id>-<suffix>``), but those on :data:`MISSING_TABLE`."""
-    stacks = tuple(f"{service.stack}-" for service in system.services.values())
+    """The denied decisions of the system's roles, but those on :data:`MISSING_TABLE`."""
     return [
         d
-        for d in decisions
-        if not d["allowed"]
-        and d["role"].startswith(stacks)
-        and not str(d["resource"]).endswith(f":table/{MISSING_TABLE}")
+        for d in system_decisions(decisions, system)
+        if not d["allowed"] and not str(d["resource"]).endswith(f":table/{MISSING_TABLE}")
     ]
 
 

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     DeployedSystem,
     denied_to_the_system,
     permission_decisions,
+    system_decisions,
 )
 from tests.e2e.lambda_support import create_function, invoke, unique_name, wait_until
 from tests.e2e.test_sync_journey import MUG, call, new_user, order_body
@@ -97,11 +98,6 @@ JOURNEY_SERVICES = ("users", "orders", "catalog", "payments", "inventory", "noti
 """The services whose functions a sign-up and an order make call AWS (catalog: its RPC)."""
 
 
-def _system_decisions(decisions: list[dict[str, Any]], system: DeployedSystem) -> list[Any]:
-    stacks = tuple(f"{service.stack}-" for service in system.services.values())
-    return [d for d in decisions if d["role"].startswith(stacks)]
-
-
 def test_a_journey_through_the_system_is_allowed_each_function_under_its_own_role(
     deployed: DeployedSystem, decisions_of: Any
 ) -> None:
@@ -118,7 +114,7 @@ def test_a_journey_through_the_system_is_allowed_each_function_under_its_own_rol
     wait_until(decided, timeout_s=60.0, interval_s=0.5)
 
     def every_service_seen() -> list[Any] | None:
-        decisions = _system_decisions(decisions_of(), deployed)
+        decisions = system_decisions(decisions_of(), deployed)
         roles = {d["role"] for d in decisions}
         seen = all(
             any(role.startswith(f"{deployed[service].stack}-") for role in roles)

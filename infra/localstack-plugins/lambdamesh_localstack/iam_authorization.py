@@ -47,7 +47,6 @@ from lambdamesh_localstack.permission_audit import (
     DECISIONS,
     Decision,
     Permission,
-    access_key,
     allowed,
     assumed_role,
     role_documents,
@@ -241,13 +240,13 @@ def authorize(
     if not authorization:
         raise RefusalError("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
     parts = signature_parts(authorization)
-    key = access_key(authorization)
-    if parts is None or key is None or parts["Credential"].split("/")[3:4] != [EXECUTE_API]:
+    scope = parts["Credential"].split("/") if parts is not None else []
+    if scope[3:4] != [EXECUTE_API]:
         raise RefusalError(
             "INVALID_SIGNATURE",
             "Authorization header requires a Signature Version 4 signature for execute-api",
         )
-    caller = assumed_role(key, account)
+    caller = assumed_role(scope[0], account)
     if caller is None:
         return  # the account's own credentials: nothing to verify them with, everything allowed
     if not signature_matches(

@@ -1,4 +1,5 @@
-"""The catalog service: ``GET /products``, ``GET /products/{product_id}``, RPC ``GetProduct``.
+"""The catalog service: ``GET /products``, ``GET /products/{product_id}``, RPC ``GetProduct``
+(one product: reviews) and ``GetProducts`` (an order's products in one read: orders).
 
 Three more functions besides the API: ``rpc`` serves the typed RPC other services invoke
 directly; ``handle_inventory_events`` consumes ``lambdamesh-catalog-inventory``
@@ -22,6 +23,8 @@ from lambdamesh_toolkit.config import load_settings
 from lambdamesh_toolkit.contracts.catalog import (
     GetProductRequest,
     GetProductResponse,
+    GetProductsRequest,
+    GetProductsResponse,
     Product,
     ProductList,
 )
@@ -71,6 +74,17 @@ def get_product_rpc(request: GetProductRequest) -> GetProductResponse:
     # One line per call, so the caller's correlation id can be followed into this service.
     logger.info("rpc GetProduct served", extra={"product_id": product.id})
     return GetProductResponse(product=product)
+
+
+@rpc.method("GetProducts", GetProductsRequest)
+def get_products_rpc(request: GetProductsRequest) -> GetProductsResponse:
+    """RPC ``GetProducts``: the products found (an unknown id is left out, not an error)."""
+    products = catalog().get_products(request.product_ids)
+    logger.info(
+        "rpc GetProducts served",
+        extra={"asked": len(request.product_ids), "found": len(products)},
+    )
+    return GetProductsResponse(products=products)
 
 
 @app.lambda_function(name="rpc")

@@ -1,21 +1,23 @@
 """The orders service: orders kept as events, the order saga, and read models of them.
 
 ``POST /orders`` checks the user with the user service (HTTP), prices the items from the
-catalog (RPC ``GetProduct``) and appends ``order.placed`` to the order's new event stream.
-With an ``Idempotency-Key`` header the same key and body always yield the same order: ``201``
-the first time, ``200`` with that order on every repeat; a different body under a used key is
-``422``, a repeat while the first request still runs is ``409``.
+catalog (RPC ``GetProducts``: one call for all its items) and appends ``order.placed`` to the
+order's new event stream. With an ``Idempotency-Key`` header the same key and body always
+yield the same order: ``201`` the first time, ``200`` with that order on every repeat; a
+different body under a used key is ``422``, a repeat while the first request still runs is
+``409``.
 
 ``handle_outcomes`` consumes ``lambdamesh-orders-outcomes`` (payment and inventory outcomes)
 and appends each to its order's stream, with ``order.confirmed`` or ``order.cancelled`` when
 it decides the order.
 
 Nothing here publishes while it writes: ``publish_order_events`` runs on the event store's
-DynamoDB stream and publishes every appended event to the orders FIFO topic, in order per
-order, at least once; ``project_orders`` keeps the read model ``GET /orders/{order_id}`` and
-``GET /users/{user_id}/orders`` answer from; ``GET /orders/{order_id}/events`` is the order's
-history; ``rebuild_projection`` (``lambdamesh orders rebuild``) rebuilds the read model from
-the events and reports how the live one differs.
+DynamoDB stream and publishes every appended event to the orders FIFO topic (but the records of
+the outcomes, which only orders reads), in order per order, at least once; ``project_orders``
+keeps the read model ``GET /orders/{order_id}`` and ``GET /users/{user_id}/orders`` answer from;
+``GET /orders/{order_id}/events`` is the order's history; ``rebuild_projection``
+(``lambdamesh orders rebuild``) rebuilds the read model from the events and reports how the live
+one differs.
 """
 
 from __future__ import annotations
@@ -165,11 +167,12 @@ def take_in_outcome(envelope: EventEnvelope, data: BaseModel) -> None:
 
 @functools.cache
 def outcome_consumer() -> EventConsumer:
-    """The consumer of outcome events: idempotent by event id, failures reported per record."""
+    """The consumer of outcome events: failures reported per record, no processed marks (a
+    repeated outcome finds itself in the order's stream and appends nothing)."""
     settings = load_settings(SagaSettings)
     return EventConsumer(
         "orders",
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # its handlers' conditional writes absorb a repeat
         failures_table=settings.event_failures_table,
         handlers={
             (model.event_type, model.contract_version): take_in_outcome for model in OUTCOME_TYPES
@@ -186,7 +189,7 @@ def handle_outcomes(event: SQSEvent) -> dict[str, Any]:
 
 @app.lambda_function(name="publish_order_events")
 def publish_order_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The event store's stream → every appended event published (partial batch response)."""
+    """The event store's stream → the appended events published (partial batch response)."""
     return stream_publisher().process(event, context)
 
 

@@ -9,15 +9,17 @@ What the saga benchmark holds the real system against. An order of the real syst
    model);
 3. payments and inventory → their outcomes to their standard topics → orders' outcomes queue →
    ``handle_outcomes``, which appends each (``order.payment_recorded``,
-   ``order.stock_recorded``) and, on the second, ``order.confirmed``; the stream publishes each
-   of them to the FIFO topic again (the recorded ones reach no queue: no filter lets them in);
+   ``order.stock_recorded``) and, on the second, ``order.confirmed``; the stream publishes
+   ``order.confirmed`` to the FIFO topic again (the records stay in the store: no other service
+   acts on them);
 4. ``order.confirmed`` → notifications' FIFO queue → a mail through SES.
 
 The floor makes the same hops with functions that do nothing else: ``floor-users`` answers
 ``200 {}``; ``floor-catalog`` answers one RPC result; ``floor-orders`` GETs the users API over
 HTTP, invokes ``floor-catalog`` once and puts an ``order.placed`` item (a conditional
 ``PutItem``) into a table whose ``NEW_IMAGE`` stream feeds ``floor-publisher`` (one SNS FIFO
-publish per inserted item, group = order id, deduplication id = event id) and the no-op
+publish per inserted item but the outcomes' records, group = order id, deduplication id = event
+id) and the no-op
 ``floor-projector``; ``floor-payments`` and ``floor-inventory`` publish one outcome each;
 ``floor-outcomes`` appends the outcome and counts it with a conditional update of the order's
 state item, and the one that makes the count two appends ``order.confirmed``;
@@ -221,12 +223,15 @@ def orders(event, context):
 
 
 def publish(event, context):
-    # The events table's stream: every appended event published to the orders FIFO topic.
+    # The events table's stream: every appended event published to the orders FIFO topic but
+    # the outcomes' records, which orders keeps private (chalicelib/wiring.PRIVATE_EVENT_TYPES).
     def handle(record):
         if record["eventName"] != "INSERT":
             return
         image = record["dynamodb"]["NewImage"]
         fields = {name: image[name]["S"] for name in ("id", "type", "order_id")}
+        if fields["type"] in RECORDED.values():
+            return
         client("sns").publish(
             TopicArn=os.environ["ORDERS_TOPIC_ARN"],
             Message=json.dumps(fields),

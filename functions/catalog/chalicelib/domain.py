@@ -5,7 +5,7 @@ Plain Python: the storage is a port (:class:`ProductRepository`) that an adapter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +25,10 @@ class ProductRepository(Protocol):
 
     def get(self, product_id: str) -> Product | None:
         """The product with this id, or ``None``."""
+        ...
+
+    def get_products(self, product_ids: Sequence[str]) -> list[Product]:
+        """The products with these (distinct) ids that exist, in no particular order."""
         ...
 
     def page(self, limit: int, after: str | None) -> tuple[list[Product], str | None]:
@@ -152,6 +156,12 @@ class Catalog:
         if product is None:
             raise NotFound("product", product_id)
         return product
+
+    def get_products(self, product_ids: Sequence[str]) -> list[Product]:
+        """The products with these (distinct) ids that the catalog has, in the order asked;
+        an id it has none for is left out."""
+        found = {product.id: product for product in self._repository.get_products(product_ids)}
+        return [found[product_id] for product_id in product_ids if product_id in found]
 
     def list_products(self, query: ProductQuery) -> ProductList:
         """One page of products; ``next_token`` leads to the next page.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
+from lambdamesh_toolkit.config import EnvSettings, EventFailureSettings
 
 
 class CatalogSettings(EnvSettings):
@@ -19,8 +19,11 @@ class CatalogSettings(EnvSettings):
     products_table: str = Field(alias="PRODUCTS_TABLE", min_length=1)
 
 
-class StockProjectionSettings(EventBookkeepingSettings):
-    """What the consumer of inventory's events needs, besides the event consumer's tables.
+class StockProjectionSettings(EventFailureSettings):
+    """What the consumer of inventory's events needs, besides its failures table.
+
+    It keeps no processed marks: a level is taken only when its version is newer, so a repeat
+    changes nothing.
 
     Attributes
     ----------

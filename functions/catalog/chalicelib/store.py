@@ -7,16 +7,17 @@ and, once inventory has announced a level for it, ``stock_version``: the version
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from lambdamesh_toolkit.aws.dynamodb import condition_failed, put_if_absent
+from lambdamesh_toolkit.aws.dynamodb import condition_failed, put_if_absent, until_processed
 from lambdamesh_toolkit.contracts.catalog import Product
 
 from .availability import Projection
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, KeysAndAttributesTypeDef
 
 STOCK_VERSION_ATTRIBUTE = "stock_version"
 """The version (``N``) of the level ``stock`` shows; absent until a level is projected."""
@@ -49,6 +50,33 @@ class DynamoProductRepository:
         answer = self._client.get_item(TableName=self._table, Key={"id": {"S": product_id}})
         item = answer.get("Item")
         return None if item is None else _product_from_item(item)
+
+    def get_products(self, product_ids: Sequence[str]) -> list[Product]:
+        """The products with these ids that exist, in no particular order: one
+        ``BatchGetItem`` (read like :meth:`get`, eventually consistent), then what DynamoDB
+        left unprocessed, with backoff.
+
+        ``product_ids`` are distinct and at most 100, ``BatchGetItem``'s limit (the contract
+        allows an order's 50).
+
+        Raises
+        ------
+        UnprocessedItemsError
+            When DynamoDB kept leaving keys unread (throttling).
+        """
+        request: dict[str, KeysAndAttributesTypeDef] = {
+            self._table: {"Keys": [{"id": {"S": product_id}} for product_id in product_ids]}
+        }
+        return [
+            _product_from_item(item)
+            for answer in until_processed(
+                lambda part: self._client.batch_get_item(RequestItems=part),
+                request,
+                leftover="UnprocessedKeys",
+                what=f"products in {self._table}",
+            )
+            for item in answer.get("Responses", {}).get(self._table, [])
+        ]
 
     def page(self, limit: int, after: str | None) -> tuple[list[Product], str | None]:
         """Up to ``limit`` products after product ``after``, and the id to continue after.

@@ -59,7 +59,7 @@ def build_inventory_events_consumer(
 
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # its handlers' conditional writes absorb a repeat
         failures_table=settings.event_failures_table,
         handlers=dict(
             [typed_handler(InventoryStockChanged, availability.on_stock_changed, report)]

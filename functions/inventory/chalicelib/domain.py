@@ -4,7 +4,7 @@ Plain Python: the stock and reservations tables and the topic are ports that ada
 implement.
 
 Every handler is safe to run again for the same event (redeliveries are normal: the
-queue is at-least-once, and the consumer marks an event handled only after its handler
+queue is at-least-once, and the consumer acknowledges an event only after its handler
 returned). The reservations table holds one item per order, written in the same
 transaction as the stock it takes or gives back, with conditions, so an order reserves
 at most once and releases at most once. The event announcing an outcome is stored with
@@ -193,9 +193,8 @@ class Storekeeper:
         Returns the event published (``None`` when the order needed nothing: settled by
         an earlier delivery of another event, or released before it was reserved).
         """
-        existing = self._repository.get(order.order_id)
-        if existing is not None:
-            return self._outbox.republish_if_caused_by(existing.outcome_event, event)
+        # No read first: the reservation's condition says whether the order has a record
+        # (then nothing is taken), so the common case is one transaction.
         reservation_id = self._new_id()
         reserved = Reservation(
             order_id=order.order_id,
@@ -216,7 +215,7 @@ class Storekeeper:
             rejected = self._rejection(event, reserved, result)
             if self._repository.add(rejected):
                 return self._outbox.publish_stored(rejected.outcome_event)
-        # Another delivery recorded the order meanwhile: that record stands.
+        # The order has a record already (an earlier delivery, or a void): that record stands.
         return self._outbox.republish_if_caused_by(
             self._require(order.order_id).outcome_event, event
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
+from lambdamesh_toolkit.config import EnvSettings, EventFailureSettings
 
 
-class InventorySettings(EventBookkeepingSettings):
+class InventorySettings(EventFailureSettings):
     """Where inventory's tables, topic and event bookkeeping are.
 
-    The event consumer's tables come from :class:`EventBookkeepingSettings`.
+    The event consumers' failures table comes from :class:`EventFailureSettings`; they keep no
+    processed marks (the reservations' conditional transactions make a repeat change nothing).
 
     Attributes
     ----------

@@ -60,7 +60,7 @@ def build_order_events_consumer(
 
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # its handlers' conditional writes absorb a repeat
         failures_table=settings.event_failures_table,
         handlers=dict(
             [
@@ -84,7 +84,7 @@ def build_payment_events_consumer(
 
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # its handlers' conditional writes absorb a repeat
         failures_table=settings.event_failures_table,
         handlers=dict([typed_handler(PaymentFailed, release_unpaid, log_published(logger))]),
         fifo=False,

@@ -1,7 +1,8 @@
 """The order saga: payment and inventory outcomes taken into the orders' event streams.
 
-At least once, end to end. The outcomes queue's consumer marks an outcome handled only after
-:meth:`OrderSaga.take_in` returned, so a crash anywhere in here means the outcome comes again.
+At least once, end to end. The outcomes queue's consumer acknowledges an outcome only after
+:meth:`OrderSaga.take_in` returned, so a crash anywhere in here means the outcome comes again;
+it keeps no processed marks, since the order's stream is the record of what was taken in.
 Each run reloads the order's stream, decides with the aggregate's rules
 (:mod:`chalicelib.order`) and appends what they add after the version it read: the record of
 the outcome and, when it decides the order, ``order.confirmed`` or ``order.cancelled``, in one

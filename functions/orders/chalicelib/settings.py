@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from lambdamesh_toolkit.config import EnvSettings, EventBookkeepingSettings
+from lambdamesh_toolkit.config import EnvSettings, EventFailureSettings
 from lambdamesh_toolkit.deadline import DeadlineSettings, within_budget
 
 
@@ -32,7 +32,7 @@ class OrdersSettings(DeadlineSettings):
     users_connect_timeout_s, users_read_timeout_s
         ``USERS_API_CONNECT_TIMEOUT_S`` / ``USERS_API_READ_TIMEOUT_S``, per attempt.
     catalog_timeout_s
-        ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProduct`` invocation may take.
+        ``CATALOG_RPC_TIMEOUT_S``: how long one ``GetProducts`` invocation may take.
     request_deadline_s
         ``REQUEST_DEADLINE_S``: the budget of a request (``DeadlineSettings``).
     """
@@ -52,8 +52,11 @@ class OrdersSettings(DeadlineSettings):
         return within_budget(timeout_s, info.data.get("request_deadline_s"))
 
 
-class SagaSettings(EventBookkeepingSettings):
-    """What the outcome consumer (the saga) needs, besides the event consumer's tables.
+class SagaSettings(EventFailureSettings):
+    """What the outcome consumer (the saga) needs, besides its failures table.
+
+    It keeps no processed marks: a repeated outcome finds itself recorded in the order's
+    stream and appends nothing.
 
     Attributes
     ----------
@@ -74,7 +77,7 @@ class StreamSettings(EnvSettings):
     orders_table
         ``ORDERS_TABLE``: the projection.
     orders_topic_arn
-        ``ORDERS_TOPIC_ARN``: the FIFO topic every appended event is published to.
+        ``ORDERS_TOPIC_ARN``: the FIFO topic the appended events are published to.
     dead_letter_queue_arn
         ``ORDER_EVENTS_DEAD_LETTER_QUEUE_ARN``: where stream records no retry can handle go,
         with the reason (also the event sources' on-failure destination).

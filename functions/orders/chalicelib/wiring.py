@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.aws.signing import SigV4Signer
 from lambdamesh_toolkit.clients.catalog import CatalogRpcLookup, RpcCaller
+from lambdamesh_toolkit.contracts.events import OrderPaymentRecorded, OrderStockRecorded
 from lambdamesh_toolkit.events.change_capture import StreamDeadLetters, StreamPublisher
 from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.events.store import EventStore
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
     from .settings import OrdersSettings, SagaSettings, StreamSettings
 
+PRIVATE_EVENT_TYPES = frozenset({OrderPaymentRecorded.event_type, OrderStockRecorded.event_type})
+"""The orders' events that stay in the event store, never published."""
 USERS_DEPENDENCY = "users-api"
 """The users API's name in errors, logs, and the circuit breaker table."""
 CATALOG_DEPENDENCY = "catalog-rpc"
@@ -107,7 +110,12 @@ def build_saga(settings: SagaSettings, *, dynamodb: DynamoDBClient | None = None
 
 
 def build_stream_publisher(settings: StreamSettings, logger: Logger) -> StreamPublisher:
-    """The publisher of every appended event to the orders topic (FIFO, grouped by order)."""
+    """The publisher of the orders' appended events to the orders topic (FIFO, grouped by order).
+
+    The records of what payments and inventory answered (``order.payment_recorded``,
+    ``order.stock_recorded``) are the order's own bookkeeping: no other service acts on them,
+    so they stay in the event store and only the order's decisions and its voiding go out.
+    """
     topic = Publisher(settings.orders_topic_arn, profile=clients.CONSUMER)
     return StreamPublisher(
         topic,
@@ -115,6 +123,7 @@ def build_stream_publisher(settings: StreamSettings, logger: Logger) -> StreamPu
         dead_letters=StreamDeadLetters(settings.dead_letter_queue_arn),
         logger=logger,
         fifo=topic.fifo,
+        private_types=PRIVATE_EVENT_TYPES,
     )
 
 

@@ -4,7 +4,7 @@ Plain Python: the provider, the payments table and the topic are ports that adap
 implement.
 
 Every handler is safe to run again for the same event (redeliveries are normal: the
-queue is at-least-once, and the consumer marks an event handled only after its handler
+queue is at-least-once, and the consumer acknowledges an event only after its handler
 returned). The payments table holds one item per order, written with a condition, so
 whatever runs twice, an order is charged once and refunded once. The event announcing
 an outcome is stored with the outcome and republished, with the same event id, when the

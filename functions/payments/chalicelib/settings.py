@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EventBookkeepingSettings
+from lambdamesh_toolkit.config import EventFailureSettings
 
 
-class PaymentsSettings(EventBookkeepingSettings):
+class PaymentsSettings(EventFailureSettings):
     """Where payments' table, topic and event bookkeeping are, and how the provider behaves.
 
-    The event consumer's tables come from :class:`EventBookkeepingSettings`.
+    The event consumer's failures table comes from :class:`EventFailureSettings`; it keeps no
+    processed marks (the payments table's conditional writes make a repeat change nothing).
 
     Attributes
     ----------

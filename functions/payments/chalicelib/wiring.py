@@ -48,7 +48,7 @@ def build_order_events_consumer(
     """The consumer of ``lambdamesh-payments-orders.fifo``: ``order.placed`` and ``.cancelled``."""
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # its handlers' conditional writes absorb a repeat
         failures_table=settings.event_failures_table,
         handlers=dict(
             [

@@ -71,20 +71,29 @@ class ResilienceSettings(EnvSettings):
     success_threshold: int = Field(1, alias="CIRCUIT_BREAKER_SUCCESS_THRESHOLD", ge=1)
 
 
-class EventBookkeepingSettings(EnvSettings):
-    """The two tables every event consumer keeps its bookkeeping in; the base of its settings.
+class EventFailureSettings(EnvSettings):
+    """Where every event consumer records why a message failed; the base of its settings.
 
     Attributes
     ----------
-    event_idempotency_table : str
-        ``EVENT_IDEMPOTENCY_TABLE``: the events already handled, by service and event id.
     event_failures_table : str
         ``EVENT_FAILURES_TABLE``: why a message failed, by SQS message id (read by
         ``lambdamesh dlq show``).
     """
 
-    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
     event_failures_table: str = Field(alias="EVENT_FAILURES_TABLE", min_length=1)
+
+
+class EventBookkeepingSettings(EventFailureSettings):
+    """The two tables of an event consumer that also remembers the events it handled.
+
+    Attributes
+    ----------
+    event_idempotency_table : str
+        ``EVENT_IDEMPOTENCY_TABLE``: the events already handled, by service and event id.
+    """
+
+    event_idempotency_table: str = Field(alias="EVENT_IDEMPOTENCY_TABLE", min_length=1)
 
 
 def load_settings[SettingsT: EnvSettings](

@@ -1,9 +1,12 @@
-"""CloudFormation updating an API Gateway stage as AWS does.
+"""CloudFormation updating an API Gateway stage, and a role's inline policies, as AWS does.
 
 Source: the ``AWS::ApiGateway::Stage`` resource reference (``DeploymentId`` is updatable with no
 interruption) and the ``AWS::ApiGateway::Deployment`` reference (a new deployment is made by a
 new logical id; the old one is deleted after the update). SAM names an API's deployment after
 a hash of its body, so every deploy that adds or removes a route takes this path.
+
+Source: the ``AWS::IAM::Role`` reference (``Policies`` is updatable with no interruption): a
+deploy that grants a function one more action changes its role's inline policy in place.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 import urllib.request
 from typing import Any
 
+from lambdamesh.deploy.template import LAMBDA_TRUST_POLICY
 from tests.e2e.lambda_support import unique_name
 
 
@@ -100,5 +104,57 @@ def test_a_stack_update_replacing_an_apis_deployment_moves_its_stage_to_the_new_
             url = f"{emulator.endpoint_url}/_aws/execute-api/{api_id}/api/{path}"
             with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - loopback
                 assert json.loads(answer.read()) == {"path": path}
+    finally:
+        cfn.delete_stack(StackName=name)
+
+
+def _role_template(actions: list[str], policy_names: list[str]) -> str:
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": LAMBDA_TRUST_POLICY,
+            "Policies": [
+                {
+                    "PolicyName": policy_name,
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+                    },
+                }
+                for policy_name in policy_names
+            ],
+        },
+    }
+    return json.dumps(
+        {"Resources": {"Role": role}, "Outputs": {"RoleName": {"Value": {"Ref": "Role"}}}}
+    )
+
+
+def test_a_stack_update_changing_a_roles_inline_policies_changes_them_on_the_role(
+    emulator: Any,
+) -> None:
+    # GIVEN a stack with a role holding two inline policies
+    cfn, iam = emulator.client("cloudformation"), emulator.client("iam")
+    name = unique_name("parity-role")
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=_role_template(["dynamodb:GetItem"], ["Access", "Extra"]),
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    role_name = _settled(cfn, name)["Outputs"][0]["OutputValue"]
+    try:
+        # WHEN the stack is updated to grant one more action and to drop the second policy
+        cfn.update_stack(
+            StackName=name,
+            TemplateBody=_role_template(["dynamodb:GetItem", "dynamodb:BatchGetItem"], ["Access"]),
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        updated = _settled(cfn, name)
+        # THEN the update completes and the role holds the new grant, and only it
+        assert updated["StackStatus"] == "UPDATE_COMPLETE"
+        assert iam.list_role_policies(RoleName=role_name)["PolicyNames"] == ["Access"]
+        document = iam.get_role_policy(RoleName=role_name, PolicyName="Access")["PolicyDocument"]
+        [statement] = document["Statement"]
+        assert statement["Action"] == ["dynamodb:GetItem", "dynamodb:BatchGetItem"]
     finally:
         cfn.delete_stack(StackName=name)

@@ -17,7 +17,7 @@ from typing import Any
 from chalice.test import Client
 from pydantic import BaseModel
 
-from lambdamesh_toolkit.contracts.catalog import GetProductRequest, Product
+from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductsRequest, Product
 from lambdamesh_toolkit.correlation import current_correlation_id
 from lambdamesh_toolkit.errors import NotFound
 from lambdamesh_toolkit.http_client import HttpResult
@@ -94,14 +94,29 @@ class FakeUsersApi:
 
 @dataclass
 class FakeCatalogRpc:
-    """The catalog's ``GetProduct`` as ``RpcClient.call`` would answer it."""
+    """The catalog's ``GetProduct`` and ``GetProducts`` as ``RpcClient.call`` would answer
+    them.
+
+    ``calls`` holds one ``(method, asked, correlation id)`` per call: ``asked`` is the product
+    id (``GetProduct``) or the tuple of ids (``GetProducts``).
+    """
 
     products: Mapping[str, Product] = field(default_factory=lambda: dict(PRODUCTS))
     failure: Exception | None = None
-    calls: list[tuple[str, str, str]] = field(default_factory=list)
+    calls: list[tuple[str, str | tuple[str, ...], str]] = field(default_factory=list)
 
     def call[T: BaseModel](self, method: str, request: BaseModel, response_type: type[T]) -> T:
+        if isinstance(request, GetProductsRequest):
+            assert method == "GetProducts"
+            self.calls.append((method, tuple(request.product_ids), current_correlation_id()))
+            if self.failure is not None:
+                raise self.failure
+            found = [self.products[i] for i in request.product_ids if i in self.products]
+            return response_type.model_validate(
+                {"products": [product.model_dump(mode="json") for product in found]}
+            )
         assert isinstance(request, GetProductRequest)
+        assert method == "GetProduct"
         self.calls.append((method, request.product_id, current_correlation_id()))
         if self.failure is not None:
             raise self.failure

@@ -1,5 +1,5 @@
-"""The catalog service: REST routes, the ``GetProduct`` RPC, seeding, and the stock it shows
-as a projection of inventory's ``inventory.stock_changed``, under moto."""
+"""The catalog service: REST routes, the ``GetProduct`` and ``GetProducts`` RPC, seeding, and
+the stock it shows as a projection of inventory's ``inventory.stock_changed``, under moto."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ from typing import Any
 import boto3
 import pytest
 from chalice.test import Client
+from pydantic import ValidationError
 
-from lambdamesh_toolkit.contracts.catalog import GetProductResponse, Product, ProductList
+from lambdamesh_toolkit.config import load_settings
+from lambdamesh_toolkit.contracts.catalog import (
+    GetProductResponse,
+    GetProductsRequest,
+    GetProductsResponse,
+    Product,
+    ProductList,
+)
 from lambdamesh_toolkit.contracts.events import EventEnvelope, InventoryStockChanged
+from lambdamesh_toolkit.contracts.orders import MAX_ORDER_ITEMS
 from lambdamesh_toolkit.contracts.rpc import RpcRequest, RpcResponse
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.errors import InvalidRequest, NotFound
@@ -181,6 +190,196 @@ def test_rpc_logs_carry_the_callers_correlation_id(
     assert '"correlation_id":"trace-9"' in log.getvalue()
 
 
+# --- GetProducts: an order's products in one read ------------------------------------
+
+
+def products_answered(answer: Any) -> list[Product]:
+    """The products of an ok ``GetProducts`` envelope."""
+    response = RpcResponse.model_validate(answer.payload)
+    assert response.ok, response.error
+    return GetProductsResponse.model_validate(response.result).products
+
+
+@pytest.fixture
+def dynamodb_calls(
+    catalog: LoadedService, seeded: list[str], monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Every DynamoDB operation the catalog's functions send after seeding, by name."""
+    settings = load_settings(catalog.module("chalicelib.settings").CatalogSettings)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    sent: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb",
+        lambda model, **_: sent.append(model.name),
+        unique_id="count-catalog-calls",
+    )
+    built = catalog.module("chalicelib.wiring").build_catalog(settings, dynamodb=dynamodb)
+    monkeypatch.setattr(catalog.app_module, "catalog", lambda: built)
+    return sent
+
+
+def test_rpc_get_products_answers_the_found_products_and_leaves_unknown_ids_out(
+    client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a seeded catalog
+    asked = [seeded[2], "p-none", seeded[0]]
+    # WHEN GetProducts asks for two of its products and one it lacks
+    answer = client.lambda_.invoke("rpc", rpc_payload("GetProducts", {"product_ids": asked}))
+    # THEN an ok envelope with the two products, whole, and nothing for the unknown id
+    products = products_answered(answer)
+    assert [product.id for product in products] == [seeded[2], seeded[0]]
+    shown = {product.id: product for product in products}
+    for product_id in (seeded[0], seeded[2]):
+        single = client.lambda_.invoke("rpc", rpc_payload("GetProduct", {"product_id": product_id}))
+        expected = GetProductResponse.model_validate(
+            RpcResponse.model_validate(single.payload).result
+        ).product
+        assert shown[product_id] == expected
+
+
+def test_rpc_get_products_of_only_unknown_ids_answers_no_products(
+    client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a seeded catalog
+    # WHEN GetProducts asks only for products it lacks
+    answer = client.lambda_.invoke(
+        "rpc", rpc_payload("GetProducts", {"product_ids": ["p-none", "p-gone"]})
+    )
+    # THEN an ok envelope with no products (not a not_found error)
+    assert products_answered(answer) == []
+
+
+def test_rpc_get_products_reads_several_ids_with_one_batch_get_item(
+    client: Client, seeded: list[str], dynamodb_calls: list[str]
+) -> None:
+    # GIVEN a seeded catalog whose DynamoDB calls are counted
+    # WHEN GetProducts asks for four products, one of them unknown
+    asked = [*seeded[:3], "p-none"]
+    answer = client.lambda_.invoke("rpc", rpc_payload("GetProducts", {"product_ids": asked}))
+    # THEN the three products came from one BatchGetItem and no other call
+    assert len(products_answered(answer)) == 3
+    assert dynamodb_calls == ["BatchGetItem"]
+
+
+def test_rpc_get_products_logs_one_line_with_how_many_were_asked_and_found(
+    catalog: LoadedService, client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a seeded catalog, the log captured
+    with captured_log(catalog) as log:
+        # WHEN GetProducts asks for two products, one unknown, under a correlation id
+        client.lambda_.invoke(
+            "rpc", rpc_payload("GetProducts", {"product_ids": [seeded[0], "p-none"]}, "trace-7")
+        )
+    # THEN one line says it was served, how many ids were asked and found, under that id
+    lines = [json.loads(text) for text in log.getvalue().splitlines()]
+    [served] = [line for line in lines if line["message"] == "rpc GetProducts served"]
+    assert (served["asked"], served["found"], served["correlation_id"]) == (2, 1, "trace-7")
+
+
+@pytest.mark.parametrize(
+    ("product_ids", "field"),
+    [
+        (["p-burr-grinder", "p-milk-jug", "p-burr-grinder"], "payload.product_ids"),
+        ([], "payload.product_ids"),
+        ([f"p-{index}" for index in range(MAX_ORDER_ITEMS + 1)], "payload.product_ids"),
+        (["p-milk-jug", "bad id!"], "payload.product_ids[1]"),
+    ],
+    ids=["duplicate", "none", "more-than-an-order-holds", "malformed"],
+)
+def test_rpc_get_products_refuses_a_bad_list_as_a_bad_request_naming_the_field(
+    client: Client, seeded: list[str], product_ids: list[str], field: str
+) -> None:
+    # GIVEN a list of ids breaking the GetProductsRequest contract
+    # WHEN GetProducts is invoked with it
+    answer = client.lambda_.invoke("rpc", rpc_payload("GetProducts", {"product_ids": product_ids}))
+    # THEN an invalid_request error naming the field (not a crash, not a read)
+    response = RpcResponse.model_validate(answer.payload)
+    assert response.error is not None
+    assert (response.error.code, response.error.field) == (InvalidRequest.code, field)
+
+
+def test_a_duplicate_id_is_refused_naming_both_places() -> None:
+    # GIVEN a list naming one product twice
+    # WHEN it is made a GetProductsRequest
+    with pytest.raises(ValidationError) as refused:
+        GetProductsRequest(product_ids=["p-a", "p-b", "p-a"])
+    # THEN the refusal says which entry repeats which
+    assert "product_ids[2] repeats product_ids[0] (p-a)" in str(refused.value)
+
+
+def test_a_stored_product_that_fails_validation_fails_get_products_as_it_fails_get_product(
+    client: Client, seeded: list[str]
+) -> None:
+    # GIVEN a stored item that is not a valid product (negative stock)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    item = dynamodb.get_item(TableName=PRODUCTS_TABLE, Key={"id": {"S": seeded[0]}})["Item"]
+    dynamodb.put_item(TableName=PRODUCTS_TABLE, Item={**item, "stock": {"N": "-1"}})
+    # WHEN GetProduct and GetProducts read it
+    # THEN both fail the invocation alike (a crash the caller counts against the breaker),
+    # neither answers the product nor takes it for a missing one
+    with pytest.raises(ValidationError):
+        client.lambda_.invoke("rpc", rpc_payload("GetProduct", {"product_id": seeded[0]}))
+    with pytest.raises(ValidationError):
+        client.lambda_.invoke(
+            "rpc", rpc_payload("GetProducts", {"product_ids": [seeded[1], seeded[0]]})
+        )
+
+
+class ScriptedBatchGets:
+    """A DynamoDB client whose ``BatchGetItem`` answers from a script, recording requests."""
+
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.answers = list(answers)
+        self.requests: list[dict[str, Any]] = []
+
+    def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        self.requests.append(RequestItems)
+        return self.answers.pop(0)
+
+
+def product_item(product_id: str) -> dict[str, Any]:
+    return {
+        "id": {"S": product_id},
+        "name": {"S": product_id},
+        "description": {"S": ""},
+        "price_cents": {"N": "100"},
+        "currency": {"S": "EUR"},
+        "stock": {"N": "1"},
+    }
+
+
+def test_get_products_asks_again_for_the_keys_dynamodb_left_unprocessed(
+    catalog: LoadedService,
+) -> None:
+    # GIVEN DynamoDB answering the first BatchGetItem with one product and one key unprocessed
+    left = {"t": {"Keys": [{"id": {"S": "p-b"}}]}}
+    dynamodb = ScriptedBatchGets(
+        {"Responses": {"t": [product_item("p-a")]}, "UnprocessedKeys": left},
+        {"Responses": {"t": [product_item("p-b")]}, "UnprocessedKeys": {}},
+    )
+    store = catalog.module("chalicelib.store").DynamoProductRepository(dynamodb, "t")
+    # WHEN two products are read
+    products = store.get_products(["p-a", "p-b"])
+    # THEN the unprocessed key was asked for again, alone, and both products are answered
+    assert dynamodb.requests == [
+        {"t": {"Keys": [{"id": {"S": "p-a"}}, {"id": {"S": "p-b"}}]}},
+        left,
+    ]
+    assert sorted(product.id for product in products) == ["p-a", "p-b"]
+
+
+def test_the_rpc_function_may_batch_read_the_products_table() -> None:
+    # GIVEN catalog's resources.json
+    resources = service_resources("catalog")["Resources"]
+    # THEN the Rpc function's role allows GetItem (GetProduct) and BatchGetItem (GetProducts)
+    # on the products table, and nothing else
+    [policy] = resources["Rpc"]["Properties"]["Policies"]
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:GetItem"]
+    assert statement["Resource"] == [{"Fn::GetAtt": ["ProductsTable", "Arn"]}]
+
+
 # --- the stock shown: a projection of inventory's events ----------------------------
 
 
@@ -317,11 +516,11 @@ def test_the_template_feeds_the_consumer_its_queue_with_scoped_grants() -> None:
     # GIVEN catalog's resources.json
     fragment = service_resources("catalog")
     resources = fragment["Resources"]
-    # THEN the consumer gets the products table and the event bookkeeping tables ...
+    # THEN the consumer gets the products table and the failures table, no processed marks
+    # (a level is taken only when its version is newer) ...
     variables = resources["HandleInventoryEvents"]["Properties"]["Environment"]["Variables"]
     assert variables == {
         "PRODUCTS_TABLE": {"Ref": "ProductsTable"},
-        "EVENT_IDEMPOTENCY_TABLE": {"Ref": "EventIdempotencyTable"},
         "EVENT_FAILURES_TABLE": {"Ref": "EventFailuresTable"},
     }
     # AND its queue and the queue's DLQ are parameters named as deploy fills them
@@ -331,6 +530,8 @@ def test_the_template_feeds_the_consumer_its_queue_with_scoped_grants() -> None:
     # AND its backoff and dead-lettering are allowed on those two queues only
     [policy] = resources["HandleInventoryEvents"]["Properties"]["Policies"]
     statements = {statement.get("Sid"): statement for statement in policy["Statement"]}
+    assert statements["FailureRecords"]["Action"] == ["dynamodb:PutItem"]
+    assert "EventIdempotencyTable" not in json.dumps(policy)
     assert statements["RetryBackoff"]["Resource"] == [{"Ref": "CatalogInventoryQueueArn"}]
     assert statements["DeadLetterAtOnce"]["Resource"] == [
         {"Ref": "CatalogInventoryDeadLetterQueueArn"}

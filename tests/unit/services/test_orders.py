@@ -169,6 +169,35 @@ def test_unknown_product_is_422_naming_its_item(client: Client) -> None:
     assert json_body(response)["error"]["field"] == "items[1].product_id"
 
 
+def test_an_order_of_three_items_asks_the_catalog_once_for_all_of_them(
+    client: Client, catalog_rpc: FakeCatalogRpc
+) -> None:
+    # GIVEN a catalog holding a third EUR product
+    mug = Product(id="p-mug", name="Mug", price_cents=1800, currency="EUR", stock=4)
+    catalog_rpc.products = {**PRODUCTS, mug.id: mug}
+    items = [*ORDER["items"], {"product_id": mug.id, "quantity": 1}]
+    # WHEN an order of three items is posted
+    response = post_json(client, "/orders", {**ORDER, "items": items}, {"X-Correlation-Id": "t-3"})
+    # THEN it is placed, priced from ONE GetProducts call naming the three products in order
+    assert response.status_code == 201
+    assert json_body(response)["total_cents"] == 5900 + 2 * 2490 + 1800
+    assert catalog_rpc.calls == [("GetProducts", ("p-kettle", "p-beans", "p-mug"), "t-3")]
+
+
+def test_unknown_product_among_known_ones_is_asked_for_in_the_same_call(
+    client: Client, catalog_rpc: FakeCatalogRpc
+) -> None:
+    # GIVEN an order whose second item is not in the catalog
+    body = {**ORDER, "items": [ORDER["items"][0], {"product_id": "p-unicorn", "quantity": 1}]}
+    # WHEN it is posted
+    response = post_json(client, "/orders", body)
+    # THEN one call asked for both, and the missing one is named: 422, nothing stored
+    assert response.status_code == 422
+    assert json_body(response)["error"]["field"] == "items[1].product_id"
+    assert [call[:2] for call in catalog_rpc.calls] == [("GetProducts", ("p-kettle", "p-unicorn"))]
+    assert stored_orders() == []
+
+
 def test_products_in_two_currencies_are_422(client: Client) -> None:
     # GIVEN a EUR product and a USD product
     body = {**ORDER, "items": [ORDER["items"][0], {"product_id": "p-dollar-mug", "quantity": 1}]}

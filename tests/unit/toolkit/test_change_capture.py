@@ -12,7 +12,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderConfirmed, OrderPlaced
+from lambdamesh_toolkit.contracts.events import (
+    EventEnvelope,
+    OrderConfirmed,
+    OrderPaymentRecorded,
+    OrderPlaced,
+)
 from lambdamesh_toolkit.contracts.orders import OrderLine
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events.change_capture import (
@@ -291,6 +296,36 @@ def test_appended_events_are_published_in_order_grouped_by_their_stream(world: W
         (placed_2.id, "order-o-2", placed_2.id),
         (confirmed_1.id, "order-o-1", confirmed_1.id),
     ]
+
+
+def test_events_of_a_private_type_stay_in_the_store_and_the_rest_publish_in_order(
+    world: World,
+) -> None:
+    # GIVEN a stream where an order was placed, its payment recorded, then confirmed
+    placed, recorded, confirmed = (
+        order_placed("o-1"),
+        new_event(
+            "order.payment_recorded",
+            OrderPaymentRecorded(order_id="o-1", outcome="processed"),
+            source="orders",
+        ),
+        order_confirmed("o-1"),
+    )
+    batch = stream_event(
+        stream_record("INSERT", "1", new_image=store_item("order-o-1", 1, placed)),
+        stream_record("INSERT", "2", new_image=store_item("order-o-1", 2, recorded)),
+        stream_record("INSERT", "3", new_image=store_item("order-o-1", 3, confirmed)),
+    )
+    # WHEN a publisher that keeps order.payment_recorded private publishes the batch
+    private = StreamPublisher(
+        Publisher(world.topic_arn, sns_client=world.sns),
+        dead_letters=StreamDeadLetters(world.dlq_arn, client=world.sqs),
+        private_types={"order.payment_recorded"},
+    )
+    response = private.process(batch)
+    # THEN the batch succeeds and only the placement and the decision reach the topic, in order
+    assert response == {"batchItemFailures": []}
+    assert [m["body"]["id"] for m in world.published()] == [placed.id, confirmed.id]
 
 
 def test_only_inserts_are_published_a_modify_or_remove_is_skipped(world: World) -> None:

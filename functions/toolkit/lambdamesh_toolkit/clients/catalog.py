@@ -1,12 +1,20 @@
-"""The catalog service's typed RPC as its callers see it: ``GetProduct``."""
+"""The catalog service's typed RPC as its callers see it: ``GetProduct``, ``GetProducts``."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from lambdamesh_toolkit.contracts.catalog import GetProductRequest, GetProductResponse, Product
+from lambdamesh_toolkit.contracts.base import Identifier
+from lambdamesh_toolkit.contracts.catalog import (
+    GetProductRequest,
+    GetProductResponse,
+    GetProductsRequest,
+    GetProductsResponse,
+    Product,
+)
 from lambdamesh_toolkit.errors import DependencyUnavailable, NotFound
 
 
@@ -60,6 +68,52 @@ class CatalogRpcLookup:
         except DependencyUnavailable as error:
             raise _with_retry_hint(error) from error
         return answer.product
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, Product | None]:
+        """Look products up by their ids, in one ``GetProducts`` call.
+
+        Parameters
+        ----------
+        product_ids
+            Distinct product ids, as the caller got them, at most ``MAX_ORDER_ITEMS``; a
+            malformed one finds nothing and is not sent. When none is well formed, the
+            catalog is not called at all.
+
+        Returns
+        -------
+        dict[str, Product | None]
+            Every asked id, with its product or ``None`` when the catalog has none.
+
+        Raises
+        ------
+        DependencyUnavailable
+            When the catalog cannot be reached (timeouts, retries exhausted, breaker open).
+        """
+        found: dict[str, Product | None] = dict.fromkeys(product_ids)
+        well_formed = [product_id for product_id in found if _is_product_id(product_id)]
+        if not well_formed:
+            return found
+        request = GetProductsRequest(product_ids=well_formed)
+        try:
+            answer = self._rpc.call("GetProducts", request, GetProductsResponse)
+        except DependencyUnavailable as error:
+            raise _with_retry_hint(error) from error
+        for product in answer.products:
+            if product.id in found:  # an id not asked for is the catalog's mistake: ignored
+                found[product.id] = product
+        return found
+
+
+_PRODUCT_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def _is_product_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed product id (one ``GetProductsRequest`` accepts)."""
+    try:
+        _PRODUCT_ID.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 DEFAULT_RETRY_AFTER_S = 1.0

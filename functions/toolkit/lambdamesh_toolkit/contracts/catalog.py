@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from lambdamesh_toolkit.contracts.base import (
     Cents,
@@ -15,6 +15,7 @@ from lambdamesh_toolkit.contracts.base import (
     ShortText,
     StrictInt,
 )
+from lambdamesh_toolkit.contracts.orders import MAX_ORDER_ITEMS
 
 
 class Product(Contract):
@@ -53,3 +54,44 @@ class GetProductResponse(Contract):
     contract_name: ClassVar[str] = "catalog.GetProductResponse"
 
     product: Product
+
+
+def _distinct(product_ids: list[str]) -> list[str]:
+    """``product_ids`` when no id repeats; a repeat names both places.
+
+    >>> _distinct(["p-1", "p-2", "p-1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: product_ids[2] repeats product_ids[0] (p-1): ask for each product once
+    """
+    first_seen: dict[str, int] = {}
+    for index, product_id in enumerate(product_ids):
+        if product_id in first_seen:
+            raise ValueError(
+                f"product_ids[{index}] repeats product_ids[{first_seen[product_id]}] "
+                f"({product_id}): ask for each product once"
+            )
+        first_seen[product_id] = index
+    return product_ids
+
+
+class GetProductsRequest(Contract):
+    """RPC ``GetProducts`` request: 1 to ``MAX_ORDER_ITEMS`` distinct product ids (an order's
+    products, read together)."""
+
+    contract_name: ClassVar[str] = "catalog.GetProductsRequest"
+
+    product_ids: Annotated[
+        list[Identifier],
+        Field(min_length=1, max_length=MAX_ORDER_ITEMS, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_distinct),
+    ]
+
+
+class GetProductsResponse(Contract):
+    """RPC ``GetProducts`` response: the products found, in no particular order; an id the
+    catalog has no product for is simply absent."""
+
+    contract_name: ClassVar[str] = "catalog.GetProductsResponse"
+
+    products: list[Product]

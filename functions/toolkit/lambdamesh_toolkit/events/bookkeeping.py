@@ -156,6 +156,29 @@ class FailureStore(Protocol):
         ...
 
 
+class NoMarks:
+    """:class:`IdempotencyStore` that remembers nothing: every delivery runs its handler.
+
+    For a consumer whose handlers make every side effect conditional (a write keyed by the
+    order, a version condition, an event store's expected version), so that a repeat changes
+    nothing and at most publishes again the event it stored the first time. Marks would only
+    spare such a repeat its reads, and cost two requests a batch on every batch; a repeat is
+    rare (a redelivery after a crash or a timeout, a duplicate publish).
+
+    >>> marks = NoMarks()
+    >>> marks.mark_processed(["payments#e-1"], expires_at=0)
+    >>> marks.processed_among(["payments#e-1"])
+    set()
+    """
+
+    def processed_among(self, keys: Collection[str]) -> set[str]:
+        """None of them: nothing is remembered."""
+        return set()
+
+    def mark_processed(self, keys: Collection[str], *, expires_at: int) -> None:
+        """Remember nothing."""
+
+
 class DynamoDbIdempotencyStore:
     """:class:`IdempotencyStore` on the idempotency table.
 

@@ -43,7 +43,7 @@ A poison record does not block its shard
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -441,7 +441,11 @@ class StreamFunction:
 
 
 class StreamPublisher(StreamFunction):
-    """Publishes every event appended to an event store, from the store's stream.
+    """Publishes the events appended to an event store, from the store's stream.
+
+    Every appended event is published but those of a type kept private: events a service keeps
+    in its streams for itself (what it took in, say), which no other service acts on. They stay
+    in the store, where the read model and the history read them, and cost no publish.
 
     Parameters
     ----------
@@ -458,6 +462,8 @@ class StreamPublisher(StreamFunction):
         The function's logger.
     fifo : bool
         Whether the topic is FIFO (a ``.fifo`` topic ARN).
+    private_types : Collection[str]
+        Event types never published.
     """
 
     def __init__(
@@ -468,19 +474,27 @@ class StreamPublisher(StreamFunction):
         dead_letters: StreamDeadLetters | None = None,
         logger: Logger | None = None,
         fifo: bool = True,
+        private_types: Collection[str] = (),
     ) -> None:
         super().__init__(dead_letters=dead_letters, logger=logger)
         self._publisher = publisher
         self._group_of = group_of or (lambda stream_id: stream_id)
         self._fifo = fifo
+        self._private_types = frozenset(private_types)
 
     def handle(self, change: Change) -> None:
-        """Publish the event an ``INSERT`` appended (other records are skipped)."""
+        """Publish the event an ``INSERT`` appended (other records, and events of a private
+        type, are skipped)."""
         appended = appended_event(change)
         if appended is None:
             return
         envelope = appended.envelope
         self.use_correlation_id(envelope.correlation_id)
+        if envelope.type in self._private_types:
+            self._logger.debug(
+                "event kept private", extra={"event_id": envelope.id, "event_type": envelope.type}
+            )
+            return
         try:
             message_id = self._publisher.publish(
                 envelope, group_id=self._group_of(appended.stream_id) if self._fifo else None

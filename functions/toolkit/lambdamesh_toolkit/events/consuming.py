@@ -44,6 +44,7 @@ from lambdamesh_toolkit.events.bookkeeping import (
     DynamoDbIdempotencyStore,
     FailureStore,
     IdempotencyStore,
+    NoMarks,
     RecordFailure,
     idempotency_key,
 )
@@ -120,7 +121,9 @@ class EventConsumer:
     marks could not be written. Make each side effect conditional (a DynamoDB
     condition on the order, a put keyed by the event id) or naturally
     repeatable. The marks only save the work and the second side effect in the
-    common case.
+    common case; a consumer whose handlers are all made so can keep none
+    (``idempotency_table=None``), as every consumer of this system but
+    notifications does.
 
     FIFO queues use Powertools' ``SqsFifoPartialProcessor`` with
     ``skip_group_on_error``: after a failure, the later records of the *same
@@ -135,8 +138,11 @@ class EventConsumer:
     ----------
     service : str
         The consuming service: names its idempotency keys, failures and logs.
-    idempotency_table : str
-        DynamoDB table of processed marks (``EVENT_IDEMPOTENCY_TABLE``).
+    idempotency_table : str | None
+        DynamoDB table of processed marks (``EVENT_IDEMPOTENCY_TABLE``); ``None`` keeps no
+        marks (:class:`~lambdamesh_toolkit.events.bookkeeping.NoMarks`): for handlers whose
+        own conditional writes make a repeat change nothing, it saves the batch's two
+        requests.
     failures_table : str
         DynamoDB table of failures (``EVENT_FAILURES_TABLE``).
     handlers : Mapping[tuple[str, int], EventHandler]
@@ -165,7 +171,7 @@ class EventConsumer:
         self,
         service: str,
         *,
-        idempotency_table: str,
+        idempotency_table: str | None,
         failures_table: str,
         handlers: Mapping[tuple[str, int], EventHandler],
         fifo: bool,
@@ -181,9 +187,13 @@ class EventConsumer:
         self.service = service
         self.fifo = fifo
         self.handlers = dict(handlers)
-        self.idempotency_store: IdempotencyStore = idempotency_store or DynamoDbIdempotencyStore(
-            idempotency_table, client=dynamodb_client
-        )
+        if idempotency_store is None:
+            idempotency_store = (
+                NoMarks()
+                if idempotency_table is None
+                else DynamoDbIdempotencyStore(idempotency_table, client=dynamodb_client)
+            )
+        self.idempotency_store: IdempotencyStore = idempotency_store
         self.failure_store: FailureStore = failure_store or DynamoDbFailureStore(
             failures_table, client=dynamodb_client
         )

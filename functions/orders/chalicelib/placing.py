@@ -11,8 +11,10 @@ yields two orders, and a repeat of the request rebuilds the order from its store
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -199,11 +201,25 @@ class OrderDesk:
                 return fresh
 
     def _priced(self, request: CreateOrder, order_id: str) -> OrderPlaced:
-        """The new order, its user checked and its items priced from the catalog."""
-        if not self._users.user_exists(request.user_id):
+        """The new order, its user checked and its items priced from the catalog.
+
+        The two calls are independent, so they run at once: the catalog's on a second thread,
+        under a copy of this request's context (correlation id, deadline, trace span). The
+        user's answer is the first to count: an unknown user is refused whatever the catalog
+        said, and a failed catalog call is raised only for a known user.
+        """
+        product_ids = [item.product_id for item in request.items]
+        asked = _LOOKUPS.submit(
+            contextvars.copy_context().run, self._catalog.get_products, product_ids
+        )
+        try:
+            user_exists = self._users.user_exists(request.user_id)
+        finally:
+            # Never leave the catalog call running past this request.
+            wait([asked])
+        if not user_exists:
             raise Unprocessable("user_id", f"no user {request.user_id}")
-        products = self._catalog.get_products([item.product_id for item in request.items])
-        priced = price_items(request.items, products)
+        priced = price_items(request.items, asked.result())
         return OrderPlaced(
             order_id=order_id,
             user_id=request.user_id,
@@ -212,5 +228,9 @@ class OrderDesk:
             currency=priced.currency,
         )
 
+
+_LOOKUPS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup")
+"""Threads for the catalog lookups of the container's requests (a container serves one request
+at a time: one thread, kept for the container's life)."""
 
 _STILL_RUNNING = "a request with this Idempotency-Key is still being processed; retry in a moment"

@@ -7,14 +7,16 @@ version the item reflects) and ``document`` (the order's JSON). Its index ``by_u
 (``user_id``, ``placed_at``) serves a user's orders, newest first.
 
 :class:`OrderProjector` runs on the event store's DynamoDB stream. Each appended event is one
-write, no read: ``order.placed`` puts the order (if the item is absent), a decision sets
-``status`` and ``cancel_reason`` as the aggregate's fold does
-(:func:`chalicelib.order.decision_fields`), any other event moves ``version`` on; each write is
-conditioned on the item being at the version just before the event's. When that condition fails
-(the record came twice, late, or after a gap) the order is rebuilt from its stream
-(:func:`chalicelib.order.rebuild`) and written unless the item already holds that version or a
-later one. The live projection and one rebuilt from scratch (:func:`compare_with_store`,
-``lambdamesh orders rebuild``) are therefore the same function of the events.
+write, no read (events of an order that follow one another in a batch, as an outcome's record
+and the decision appended with it, are one write together): ``order.placed`` puts the order
+(if the item is absent), a decision sets ``status`` and ``cancel_reason`` as the aggregate's
+fold does (:func:`chalicelib.order.decision_fields`), any other event moves ``version`` on;
+each write is conditioned on the item being at the version just before its first event's.
+When that condition fails (the record came twice, late, or after a gap) the order is rebuilt
+from its stream (:func:`chalicelib.order.rebuild`) and written unless the item already holds
+that version or a later one. The live projection and one rebuilt from scratch
+(:func:`compare_with_store`, ``lambdamesh orders rebuild``) are therefore the same function of
+the events.
 """
 
 from __future__ import annotations
@@ -39,13 +41,17 @@ from lambdamesh_toolkit.contracts.events import (
 )
 from lambdamesh_toolkit.contracts.orders import Order, OrderStatus
 from lambdamesh_toolkit.events.change_capture import (
+    INSERT,
+    AppendedEvent,
     Change,
+    MalformedStreamEventError,
     StreamDeadLetters,
     StreamFunction,
     appended_event,
+    changes,
 )
 from lambdamesh_toolkit.events.envelope import event_data
-from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE
+from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
 from lambdamesh_toolkit.paging import time_ordered_key
 
 from .order import (
@@ -105,15 +111,22 @@ class OrderViews:
         """Put a new order at version 1 unless the item exists; whether it was put."""
         return put_if_absent(self._client, self._table, _item(order, 1), "id")
 
-    def advance(self, order_id: str, version: int, changes: Mapping[str, Any]) -> bool:
-        """Move the item from ``version - 1`` to ``version``, setting ``status`` and
-        ``cancel_reason`` when ``changes`` names them; ``False`` (nothing written) when the item
-        is not at ``version - 1``."""
+    def advance(
+        self,
+        order_id: str,
+        version: int,
+        changes: Mapping[str, Any],
+        *,
+        previous: int | None = None,
+    ) -> bool:
+        """Move the item from ``previous`` (default ``version - 1``) to ``version``, setting
+        ``status`` and ``cancel_reason`` when ``changes`` names them; ``False`` (nothing
+        written) when the item is not at ``previous``."""
         assignments = ["version = :version"]
         removals: list[str] = []
         values: dict[str, AttributeValueTypeDef] = {
             ":version": {"N": str(version)},
-            ":previous": {"N": str(version - 1)},
+            ":previous": {"N": str(version - 1 if previous is None else previous)},
         }
         names: dict[str, str] = {}
         if "status" in changes:
@@ -230,10 +243,20 @@ class OrderProjector(StreamFunction):
         self._views = views
         self._streams = streams
         self._projected: dict[str, int] = {}
+        self._in_batch: frozenset[tuple[str, int]] = frozenset()
+        # Per order: the version before the first event deferred, and the changes deferred.
+        self._deferred: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Project a stream batch; an order's events that follow one another in it are one
+        write (the saga appends an outcome's record and its decision together)."""
+        self._in_batch = _appended_in(event)
+        return super().process(event, context)
 
     def begin_batch(self) -> None:
         """Each batch rebuilds an order once, from what is stored now."""
         self._projected = {}
+        self._deferred = {}
 
     def handle(self, change: Change) -> None:
         """Bring the order an appended event belongs to up to date in the projection."""
@@ -244,6 +267,8 @@ class OrderProjector(StreamFunction):
         if order_id is None or self._projected.get(order_id, 0) >= appended.version:
             return
         self.use_correlation_id(appended.envelope.correlation_id)
+        if self._deferred_to_the_next(order_id, appended):
+            return
         if self._applied(order_id, appended.version, appended.envelope):
             self._projected[order_id] = appended.version
             return
@@ -252,15 +277,56 @@ class OrderProjector(StreamFunction):
             self._views.put_if_newer(aggregate.order, aggregate.version)
         self._projected[order_id] = aggregate.version
 
+    def _deferred_to_the_next(self, order_id: str, appended: AppendedEvent) -> bool:
+        """Keep an event's changes for the write of the order's next event, when that one is
+        in this batch too; whether it was kept. ``order.placed`` is written on its own.
+
+        A deferred change is never lost: if the next event's record fails, its retry finds
+        the item behind and rebuilds the order from its stream.
+        """
+        version = appended.version
+        if version <= 1 or (appended.stream_id, version + 1) not in self._in_batch:
+            return False
+        previous, changes = self._deferred.get(order_id, (version - 1, {}))
+        self._deferred[order_id] = (previous, {**changes, **_changes_of(appended.envelope)})
+        return True
+
     def _applied(self, order_id: str, version: int, envelope: EventEnvelope) -> bool:
-        """Apply one event to the item in one write; ``False`` when it is not the next one."""
+        """Apply one event, with those deferred to it, to the item in one write; ``False``
+        when it is not the next one."""
         data = event_data(envelope)
         if isinstance(data, OrderPlaced):
             return version == 1 and self._views.add(placed_order(data, envelope))
         if version == 1:
             return False  # a stream that does not start with order.placed: no order to show
-        changes = decision_fields(data) if isinstance(data, OrderConfirmed | OrderCancelled) else {}
-        return self._views.advance(order_id, version, changes)
+        previous, changes = self._deferred.pop(order_id, (version - 1, {}))
+        changes = {**changes, **_changes_of(envelope)}
+        return self._views.advance(order_id, version, changes, previous=previous)
+
+
+def _changes_of(envelope: EventEnvelope) -> dict[str, Any]:
+    """What an event changes on the item besides its version: a decision's status."""
+    data = event_data(envelope)
+    return decision_fields(data) if isinstance(data, OrderConfirmed | OrderCancelled) else {}
+
+
+def _appended_in(event: Mapping[str, Any]) -> frozenset[tuple[str, int]]:
+    """The ``(stream id, version)`` of every event a stream batch appends, read from the
+    records' keys (a batch or a record that cannot be read adds nothing: processing it says
+    why)."""
+    try:
+        records = changes(event)
+    except MalformedStreamEventError:
+        return frozenset()
+    appended: set[tuple[str, int]] = set()
+    for change in records:
+        if change.event_name != INSERT:
+            continue
+        stream = change.new_image.get(STREAM_ID_ATTRIBUTE, {}).get("S")
+        version = change.new_image.get(VERSION_ATTRIBUTE, {}).get("N")
+        if isinstance(stream, str) and isinstance(version, str) and version.isdigit():
+            appended.add((stream, int(version)))
+    return frozenset(appended)
 
 
 @dataclass

@@ -98,17 +98,21 @@ class FakeCatalogRpc:
     them.
 
     ``calls`` holds one ``(method, asked, correlation id)`` per call: ``asked`` is the product
-    id (``GetProduct``) or the tuple of ids (``GetProducts``).
+    id (``GetProduct``) or the tuple of ids (``GetProducts``); ``on_call`` runs inside a
+    ``GetProducts`` call (to see what runs beside it).
     """
 
     products: Mapping[str, Product] = field(default_factory=lambda: dict(PRODUCTS))
     failure: Exception | None = None
+    on_call: Callable[[], None] | None = None
     calls: list[tuple[str, str | tuple[str, ...], str]] = field(default_factory=list)
 
     def call[T: BaseModel](self, method: str, request: BaseModel, response_type: type[T]) -> T:
         if isinstance(request, GetProductsRequest):
             assert method == "GetProducts"
             self.calls.append((method, tuple(request.product_ids), current_correlation_id()))
+            if self.on_call is not None:
+                self.on_call()
             if self.failure is not None:
                 raise self.failure
             found = [self.products[i] for i in request.product_ids if i in self.products]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,14 +150,39 @@ def test_body_that_is_not_json_is_400(client: Client) -> None:
 
 
 def test_unknown_user_is_422_naming_user_id(client: Client, catalog_rpc: FakeCatalogRpc) -> None:
-    # GIVEN a user the user service does not know
+    # GIVEN a user the user service does not know, and a catalog that cannot answer
+    catalog_rpc.failure = DependencyUnavailable("catalog-rpc", 1.0)
     # WHEN they order
     response = post_json(client, "/orders", {**ORDER, "user_id": "u-ghost"})
-    # THEN 422 naming user_id; the catalog was not asked, nothing stored
+    # THEN 422 naming user_id (the user's answer counts first), nothing stored
     assert response.status_code == 422
     assert json_body(response)["error"]["field"] == "user_id"
-    assert catalog_rpc.calls == []
     assert stored_orders() == []
+
+
+def test_the_user_and_the_catalog_are_asked_at_once_under_the_requests_correlation_id(
+    client: Client, users_api: FakeUsersApi, catalog_rpc: FakeCatalogRpc
+) -> None:
+    # GIVEN a user service and a catalog that each wait, inside their call, until the other
+    # is being asked (one after the other, the first would wait in vain)
+    users_asked, catalog_asked = threading.Event(), threading.Event()
+    seen_beside: list[tuple[str, bool]] = []
+
+    def user_call() -> None:
+        users_asked.set()
+        seen_beside.append(("users", catalog_asked.wait(timeout=30)))
+
+    def catalog_call() -> None:
+        catalog_asked.set()
+        seen_beside.append(("catalog", users_asked.wait(timeout=30)))
+
+    users_api.on_get, catalog_rpc.on_call = user_call, catalog_call
+    # WHEN an order is posted
+    response = post_json(client, "/orders", ORDER, headers={"X-Correlation-Id": "t-both"})
+    # THEN it is placed, and each call saw the other running
+    assert response.status_code == 201, response.body
+    assert sorted(seen_beside) == [("catalog", True), ("users", True)]
+    assert [call[2] for call in catalog_rpc.calls] == ["t-both"]
 
 
 def test_unknown_product_is_422_naming_its_item(client: Client) -> None:
@@ -724,6 +750,35 @@ def test_orders_reaches_sns_only_through_the_stream_publisher() -> None:
                 users.append(f"{source.name}:{function.name}")
     # THEN only the stream publisher's wiring builds a publisher: nothing else publishes
     assert users == ["wiring.py:build_stream_publisher"]
+
+
+def test_an_orders_events_that_follow_one_another_in_a_batch_are_one_write(
+    orders: LoadedService, client: Client
+) -> None:
+    # GIVEN an order projected as placed, then paid and reserved: the second outcome's record
+    # and order.confirmed appended together, so they come in one batch
+    order_id = json_body(post_json(client, "/orders", ORDER))["id"]
+    assert project_appended(orders) == {"batchItemFailures": []}
+    saga = orders.app_module.order_saga()
+    for data in (
+        PaymentProcessed(order_id=order_id, payment_id="p-1", amount_cents=1, currency="EUR"),
+        InventoryReserved(order_id=order_id, reservation_id="r-1"),
+    ):
+        saga.take_in(new_event(data.event_type, data, source="test"), data)
+    records = stream_event(os.environ["ORDER_EVENTS_TABLE"])
+    assert len(records["Records"]) == 3  # payment_recorded, stock_recorded, confirmed
+    writes: list[str] = []
+    views_client = orders.app_module.projector()._views._client  # the projection's client
+    views_client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: writes.append(model.name)
+    )
+    # WHEN the projector runs over the batch
+    assert orders.app_module.project_orders(records, None) == {"batchItemFailures": []}
+    # THEN the three events are one conditional write, and the order shows confirmed at its
+    # last version, as a rebuild from its events has it
+    assert writes == ["UpdateItem"]
+    assert json_body(client.http.get(f"/orders/{order_id}"))["status"] == "confirmed"
+    assert orders.app_module.rebuild_projection_handler({}, None)["matches"] is True
 
 
 def test_the_projector_follows_a_saga_one_write_per_event_and_repairs_a_gap_from_the_events(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lambdamesh_toolkit.config import EventBookkeepingSettings
+from lambdamesh_toolkit.config import EventFailureSettings
 
 
-class NotificationsSettings(EventBookkeepingSettings):
+class NotificationsSettings(EventFailureSettings):
     """Where notifications' tables and event bookkeeping are, and who mail comes from.
 
-    The event consumer's tables come from :class:`EventBookkeepingSettings`.
+    The event consumers' failures table comes from :class:`EventFailureSettings`; they keep no
+    processed marks (the sent-mail log, keyed by the event id, makes a repeat send nothing).
 
     Attributes
     ----------

@@ -55,7 +55,7 @@ def build_order_events_consumer(
     """The consumer of ``lambdamesh-notifications-orders.fifo``: order outcomes."""
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # the mail log, keyed by event id, absorbs a repeat
         failures_table=settings.event_failures_table,
         handlers=dict(
             [
@@ -74,7 +74,7 @@ def build_user_events_consumer(
     """The consumer of ``lambdamesh-notifications-users``: ``user.created``."""
     return EventConsumer(
         SERVICE,
-        idempotency_table=settings.event_idempotency_table,
+        idempotency_table=None,  # the mail log, keyed by event id, absorbs a repeat
         failures_table=settings.event_failures_table,
         handlers=dict([typed_handler(UserCreated, notifier.on_user_created, log_mail(logger))]),
         fifo=False,

@@ -64,15 +64,12 @@ EVENT_TABLE_KEY_SCHEMA: dict[str, Any] = {
 
 @pytest.fixture
 def event_tables(aws: None) -> dict[str, str]:
-    """The messaging stack's ``EventIdempotencyTable`` and ``EventFailuresTable`` under moto.
+    """The messaging stack's ``EventFailuresTable`` under moto.
 
     Returns the parameters a consumer's fragment takes, by name.
     """
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    names = {
-        "EventIdempotencyTable": "test-event-idempotency",
-        "EventFailuresTable": "test-event-failures",
-    }
+    names = {"EventFailuresTable": "test-event-failures"}
     for name in names.values():
         dynamodb.create_table(TableName=name, **EVENT_TABLE_KEY_SCHEMA)
     return names

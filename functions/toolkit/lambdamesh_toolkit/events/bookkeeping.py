@@ -1,14 +1,18 @@
 """What a consumer remembers: the events it processed, and why a message failed.
 
-Two DynamoDB tables of the messaging stack (``infra/topology/messaging.json``), laid out here
-and nowhere else; ``lambdamesh dlq show`` reads the failures through this module too:
+Two DynamoDB tables, laid out here and nowhere else; ``lambdamesh dlq show`` reads the failures
+through this module too:
 
-- ``EventIdempotencyTable``: key ``id`` = ``<service>#<event id>``, TTL ``expiration``
-  (:data:`IDEMPOTENCY_TTL`). An item means the service processed that event.
-- ``EventFailuresTable``: key ``id`` = the SQS message id (a message keeps it in its DLQ), the
-  last failure's ``service``, ``queue``, ``reason``, ``attempts``, ``at`` and, when known,
-  ``event_type``, ``event_id``, ``correlation_id``; TTL ``expiration`` (:data:`FAILURE_TTL`, the
-  DLQs' retention).
+- a processed-marks table, for a consumer that keeps marks (``EventConsumer`` with an
+  ``idempotency_table``): key ``id`` = ``<service>#<event id>``, TTL ``expiration``
+  (:data:`IDEMPOTENCY_TTL`). An item means the service processed that event. None of this
+  system's consumers keeps marks (each makes its side effects conditional, see
+  :class:`NoMarks`), so the messaging stack has no such table: a consumer that needs one
+  brings it.
+- ``EventFailuresTable`` (the messaging stack's, ``infra/topology/messaging.json``): key ``id``
+  = the SQS message id (a message keeps it in its DLQ), the last failure's ``service``,
+  ``queue``, ``reason``, ``attempts``, ``at`` and, when known, ``event_type``, ``event_id``,
+  ``correlation_id``; TTL ``expiration`` (:data:`FAILURE_TTL`, the DLQs' retention).
 
 >>> import datetime as dt
 >>> failure = RecordFailure("m-1", "payments", "q", "ValueError: x", 2,
@@ -39,8 +43,7 @@ if TYPE_CHECKING:
 EVENT_TABLE_KEY = "id"
 #: TTL attribute (epoch seconds, ``N``) of the idempotency and failures tables.
 EVENT_TABLE_TTL_ATTRIBUTE = "expiration"
-#: The messaging stack's Outputs naming the two tables.
-IDEMPOTENCY_TABLE_OUTPUT = "EventIdempotencyTable"
+#: The messaging stack's Output naming the failures table.
 FAILURES_TABLE_OUTPUT = "EventFailuresTable"
 #: How long an event id is remembered as processed.
 IDEMPOTENCY_TTL = dt.timedelta(days=7)

@@ -122,8 +122,7 @@ class EventConsumer:
     condition on the order, a put keyed by the event id) or naturally
     repeatable. The marks only save the work and the second side effect in the
     common case; a consumer whose handlers are all made so can keep none
-    (``idempotency_table=None``), as every consumer of this system but
-    notifications does.
+    (``idempotency_table=None``), as every consumer of this system does.
 
     FIFO queues use Powertools' ``SqsFifoPartialProcessor`` with
     ``skip_group_on_error``: after a failure, the later records of the *same

@@ -8,7 +8,7 @@ import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -19,6 +19,7 @@ import urllib3
 from moto import mock_aws
 
 from lambdamesh.chaos import shoppers
+from lambdamesh.chaos import switches as switches_module
 from lambdamesh.chaos.command import plan_from, report_document, report_lines
 from lambdamesh.chaos.invariants import (
     CHECKS,
@@ -614,6 +615,8 @@ class FakeLambda:
     mappings: list[list[dict[str, Any]]] = field(default_factory=list)
     updates: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     waits: list[tuple[str, str]] = field(default_factory=list)
+    on_wait: Callable[[str], None] | None = None
+    """Runs in each wait, with the function's name (say, to let time pass)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get_function_configuration(self, **kwargs: Any) -> dict[str, Any]:
@@ -637,6 +640,8 @@ class FakeLambda:
             def wait(self, **kwargs: Any) -> None:
                 with fake._lock:
                     fake.waits.append((waiter_name, kwargs["FunctionName"]))
+                if fake.on_wait is not None:
+                    fake.on_wait(kwargs["FunctionName"])
 
         return Waiter()
 
@@ -695,6 +700,48 @@ def test_the_users_outage_is_switched_on_last_so_that_it_lasts_its_length() -> N
     switches(fake).switch_on(PLAN, outage=True)
     # THEN the users API was updated after every other function
     assert fake.updates[-1][0] == USERS_API.name
+
+
+class FakeClock:
+    """``time.time`` and ``time.monotonic`` that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_users_outage_lasts_its_length_from_when_its_slow_update_took_effect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a busy machine: updates take 2 s to take effect, the users API's first one 6 s
+    clock = FakeClock()
+    monkeypatch.setattr(switches_module, "time", clock)
+    fake = FakeLambda(dict(ORIGINAL_ENVIRONMENTS))
+    users_waits: list[float] = []
+    lock = threading.Lock()
+
+    def time_passes(name: str) -> None:
+        if name == USERS_API.name:
+            users_waits.append(clock.now)
+            clock.now += 6.0 if len(users_waits) == 1 else 2.0
+        else:
+            with lock:
+                clock.now += 2.0 / 3  # three functions change together: 2 s in all
+
+    fake.on_wait = time_passes
+    # WHEN the faults are switched on with the outage (6 s)
+    switches(fake).switch_on(PLAN, outage=True)
+    # THEN the users API's outage was set twice, and the one in effect ends at least the
+    # outage's length after it took effect
+    users_updates = [variables for name, variables in fake.updates if name == USERS_API.name]
+    assert len(users_updates) == 2
+    until = json.loads(users_updates[-1][FAULTS_VARIABLE])["unavailable_until"]
+    assert until - clock.now >= PLAN.outage_s
 
 
 def test_switching_on_without_outage_leaves_the_users_api_up() -> None:

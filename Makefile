@@ -57,15 +57,21 @@ browser: ## Debian's chromium for the dashboard's browser test (installed when m
 		echo "==> installing chromium (Debian) for the dashboard's browser test"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# The e2e tier on two workers, an embedded LocalStack and a deploy each (modules kept together);
+# against one LocalStack of one's own (LAMBDAMESH_ENDPOINT) the workers would share its stacks,
+# so it runs on one.
+E2E_WORKERS ?= 2
+E2E_PARALLEL = $(if $(LAMBDAMESH_ENDPOINT),,-n $(E2E_WORKERS) --dist loadscope)
+
 test: setup browser ## ruff, mypy --strict, unit tests (side by side) and e2e tests
 	@$(MAKE) --no-print-directory -j2 lint typecheck unit
-	@$(RUN)/pytest tests/e2e
+	@$(RUN)/pytest tests/e2e $(E2E_PARALLEL)
 
 unit: setup ## the unit tests alone (no network, moto in process), one worker per CPU
 	@$(RUN)/pytest tests/unit -n auto
 
 e2e: setup browser ## the end-to-end tests alone, on the embedded LocalStack (or LAMBDAMESH_ENDPOINT)
-	@$(RUN)/pytest tests/e2e
+	@$(RUN)/pytest tests/e2e $(E2E_PARALLEL)
 
 parity: setup ## the parity suite alone (AWS's documented behaviour), on LAMBDAMESH_ENDPOINT if set
 	@$(RUN)/pytest tests/e2e/parity -m parity

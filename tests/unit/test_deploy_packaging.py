@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,37 @@ def test_a_package_another_process_built_meanwhile_is_taken_as_this_builds(
     assert packaged.directory == target
     assert packaged.template_file.read_text() == '{"built": "elsewhere"}'
     assert [entry.name for entry in (cache / app.name).iterdir()] == [target.name]
+
+
+def test_two_deploys_packaging_one_app_at_once_build_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an app, and a build slow enough for a second deploy to ask for it meanwhile
+    app = write_app(tmp_path / "apps" / "consumer")
+    cache = tmp_path / "cache"
+    builds: list[Path] = []
+    building = threading.Event()
+
+    def build(app: object, output: Path, region: str) -> None:
+        builds.append(output)
+        building.set()
+        time.sleep(0.2)  # the other deploy asks while this one builds
+        output.mkdir(parents=True)
+        (output / packaging.TEMPLATE_NAME).write_text("{}")
+        with zipfile.ZipFile(output / packaging.PACKAGE_NAME, "w") as archive:
+            archive.writestr("app.py", "VALUE = 1\n")
+
+    monkeypatch.setattr(packaging, "_run_chalice_package", build)
+    # WHEN two deploys package it at once
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(package_app, app, cache, "us-east-1")
+        building.wait(timeout=30)
+        second = pool.submit(package_app, app, cache, "us-east-1")
+        results = [first.result(), second.result()]
+    # THEN Chalice ran once: the second deploy waited for the first and took its package
+    assert len(builds) == 1
+    assert [result.reused for result in results] == [False, True]
+    assert results[0].directory == results[1].directory
 
 
 def test_source_hash_follows_vendored_symlinks_and_ignores_generated_files(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lambdamesh.deploy.fingerprint import source_hash
 from lambdamesh.deploy.services import STAGE, ServiceApp
+from lambdamesh.emulator.locking import file_lock
 
 TEMPLATE_NAME = "sam.json"
 PACKAGE_NAME = "deployment.zip"
@@ -97,8 +98,25 @@ def package_app(app: ServiceApp, cache_dir: Path, region: str) -> PackagedApp:
     digest = source_hash(app.path, *build_inputs())
     service_cache = cache_dir / app.name
     target = service_cache / digest
-    if (target / TEMPLATE_NAME).is_file() and (target / PACKAGE_NAME).is_file():
+    if _complete(target):
         return PackagedApp(target, digest, reused=True)
+    # One build of an app at a time on this machine (two deploys, or a test session per
+    # worker): Chalice builds in the app's own `.chalice/deployments`, which two concurrent
+    # `chalice package` runs would write at once. The second finds the first's package.
+    with file_lock(service_cache.with_name(f".{app.name}.lock")):
+        if _complete(target):
+            return PackagedApp(target, digest, reused=True)
+        return _build(app, service_cache, target, digest, region)
+
+
+def _complete(entry: Path) -> bool:
+    """Whether a cache entry holds both the template and the package."""
+    return (entry / TEMPLATE_NAME).is_file() and (entry / PACKAGE_NAME).is_file()
+
+
+def _build(
+    app: ServiceApp, service_cache: Path, target: Path, digest: str, region: str
+) -> PackagedApp:
     service_cache.mkdir(parents=True, exist_ok=True)
     # Build beside the cache entry and rename into place: a crash never leaves a half entry.
     with tempfile.TemporaryDirectory(dir=service_cache, prefix=".build-") as scratch:
@@ -111,9 +129,9 @@ def package_app(app: ServiceApp, cache_dir: Path, region: str) -> PackagedApp:
         try:
             output.rename(target)
         except OSError:
-            # Another process (a deploy, a test session) built the same sources meanwhile:
+            # Built meanwhile by a process that does not take the lock (an older lambdamesh):
             # its package is this one.
-            if not ((target / TEMPLATE_NAME).is_file() and (target / PACKAGE_NAME).is_file()):
+            if not _complete(target):
                 raise
     return PackagedApp(target, digest, reused=False)
 

@@ -10,7 +10,7 @@ transaction as the stock it takes or gives back, with conditions, so an order re
 at most once and releases at most once. The event announcing an outcome is stored with
 it and republished, with the same event id, when the event that caused it comes again:
 if the first run died between writing and publishing, the announcement still goes out,
-and consumers drop the duplicate by its id.
+and the saga finds a duplicate already recorded in the order's stream.
 """
 
 from __future__ import annotations

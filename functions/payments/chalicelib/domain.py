@@ -9,7 +9,8 @@ returned). The payments table holds one item per order, written with a condition
 whatever runs twice, an order is charged once and refunded once. The event announcing
 an outcome is stored with the outcome and republished, with the same event id, when the
 event that caused it comes again: if the first run died between writing and publishing,
-the announcement still goes out, and consumers drop the duplicate by its id.
+the announcement still goes out, and a duplicate changes nothing downstream (the saga finds it
+recorded in the order's stream; inventory's release is conditional).
 """
 
 from __future__ import annotations

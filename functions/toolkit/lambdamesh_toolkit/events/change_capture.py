@@ -13,9 +13,10 @@ In order, at least once
     ``batchItemFailures`` (by ``SequenceNumber``): Lambda retries the shard from the failed
     record, so a later record never overtakes an earlier one, and a record handled before the
     failure may be handled again (the FIFO topic drops a repeated event id within five minutes
-    and every consumer is idempotent by event id). Powertools' ``BatchProcessor`` is not used
-    here: it hands every record to the handler whatever failed before it, which would publish
-    an order's later events ahead of an earlier one that is retried.
+    and every consumer is idempotent: its side effects are conditional). Powertools'
+    ``BatchProcessor`` is not used here: it hands every record to the handler whatever failed
+    before it, which would publish an order's later events ahead of an earlier one that is
+    retried.
 
 A poison record does not block its shard
     A record no retry can handle (an item that is not an event, an event over SNS's size limit,

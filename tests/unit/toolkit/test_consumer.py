@@ -99,6 +99,35 @@ def test_a_redelivered_event_is_acknowledged_without_running_the_handler_again(
     assert 6.9 * 86400 < expires_in <= 7 * 86400
 
 
+def test_a_consumer_without_marks_runs_each_delivery_and_asks_dynamodb_nothing(
+    world: World,
+) -> None:
+    # GIVEN a consumer that keeps no marks, and one event published twice in one batch
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    envelope = user_created("u-1")
+    publisher.publish(envelope)
+    publisher.publish(envelope)
+    calls: list[str] = []
+    requests: list[str] = []
+    world.dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: requests.append(model.name)
+    )
+    consumer = world.consumer(
+        {("user.created", 1): lambda env, data: calls.append(env.id)}, idempotency_table=None
+    )
+
+    # WHEN the batch is processed, then the event comes again in another batch
+    first = consumer.process(world.receive(world.standard), None)
+    publisher.publish(envelope)
+    second = consumer.process(world.receive(world.standard), None)
+
+    # THEN the handler ran once per batch (a repeat within a batch is still run once), every
+    # delivery was acknowledged, and no mark was read or written
+    assert calls == [envelope.id, envelope.id]
+    assert failed_ids(first) == failed_ids(second) == []
+    assert requests == []
+
+
 def test_a_failed_handler_leaves_no_mark_so_the_retry_runs_it(world: World) -> None:
     # GIVEN a handler that fails once, then succeeds
     Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))

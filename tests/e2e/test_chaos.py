@@ -36,9 +36,11 @@ def test_a_small_chaos_run_leaves_every_invariant_intact(
     assert chaos.checks, "no invariant was checked"
     broken = [f"{c.name}: {c.figures} {list(c.examples)}" for c in chaos.checks if not c.holds]
     assert not broken, broken
-    # AND the faults really happened: the outage was answered 503 and retried, the poison
-    # was published, and the functions logged the faults they injected
-    assert chaos.placement.retried_503 > 0
+    # AND the faults really happened: the users API answered 503 during its outage (which
+    # orders' own retries or the clients' then rode out: whose, depends on how much of the
+    # outage was left when the first orders came), the poison was published, and the
+    # functions logged the faults they injected
+    assert chaos.faults.get("unavailable", 0) > 0
     assert chaos.poison == plan.poison
     assert sum(chaos.faults.values()) > 0
     # AND no function is left with faults in its configuration

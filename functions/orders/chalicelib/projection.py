@@ -21,7 +21,7 @@ the events.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +44,9 @@ from lambdamesh_toolkit.events.change_capture import (
     INSERT,
     AppendedEvent,
     Change,
-    MalformedStreamEventError,
     StreamDeadLetters,
     StreamFunction,
     appended_event,
-    changes,
 )
 from lambdamesh_toolkit.events.envelope import event_data
 from lambdamesh_toolkit.events.store import STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
@@ -247,16 +245,13 @@ class OrderProjector(StreamFunction):
         # Per order: the version before the first event deferred, and the changes deferred.
         self._deferred: dict[str, tuple[int, dict[str, Any]]] = {}
 
-    def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """Project a stream batch; an order's events that follow one another in it are one
-        write (the saga appends an outcome's record and its decision together)."""
-        self._in_batch = _appended_in(event)
-        return super().process(event, context)
-
-    def begin_batch(self) -> None:
-        """Each batch rebuilds an order once, from what is stored now."""
+    def begin_batch(self, records: Sequence[Change]) -> None:
+        """Each batch rebuilds an order once, from what is stored now; an order's events that
+        follow one another in it are one write (the saga appends an outcome's record and its
+        decision together)."""
         self._projected = {}
         self._deferred = {}
+        self._in_batch = _appended_in(records)
 
     def handle(self, change: Change) -> None:
         """Bring the order an appended event belongs to up to date in the projection."""
@@ -310,14 +305,9 @@ def _changes_of(envelope: EventEnvelope) -> dict[str, Any]:
     return decision_fields(data) if isinstance(data, OrderConfirmed | OrderCancelled) else {}
 
 
-def _appended_in(event: Mapping[str, Any]) -> frozenset[tuple[str, int]]:
+def _appended_in(records: Sequence[Change]) -> frozenset[tuple[str, int]]:
     """The ``(stream id, version)`` of every event a stream batch appends, read from the
-    records' keys (a batch or a record that cannot be read adds nothing: processing it says
-    why)."""
-    try:
-        records = changes(event)
-    except MalformedStreamEventError:
-        return frozenset()
+    records' keys (a record that cannot be read adds nothing: handling it says why)."""
     appended: set[tuple[str, int]] = set()
     for change in records:
         if change.event_name != INSERT:

@@ -251,6 +251,7 @@ def process_in_order(
     dead_letters: StreamDeadLetters | None = None,
     logger: Logger | None = None,
     context: Any = None,
+    begin: Callable[[Sequence[Change]], None] | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Hand a stream batch's records to ``handle`` in order; the partial batch response.
 
@@ -268,6 +269,8 @@ def process_in_order(
         Where failures are logged (the toolkit's logger by default).
     context : Any
         The Lambda context (a chaos run's ``slow`` fault waits past its remaining time).
+    begin : Callable[[Sequence[Change]], None] | None
+        Called with the batch's records, read once, before the first is handled.
 
     Returns
     -------
@@ -282,6 +285,8 @@ def process_in_order(
     """
     log = logger or get_logger("lambdamesh")
     records = changes(event)
+    if begin is not None:
+        begin(records)
     plan = active_faults()
     if happens(plan.slow_rate):
         wait_past_timeout(context)
@@ -399,13 +404,13 @@ class StreamFunction:
         """
         self._request_id = getattr(context, "aws_request_id", None)
         self.use_correlation_id(None)
-        self.begin_batch()
         return process_in_order(
             event,
             self._handle_as_hop,
             dead_letters=self._dead_letters,
             logger=self._logger,
             context=context,
+            begin=self.begin_batch,
         )
 
     def _handle_as_hop(self, change: Change) -> None:
@@ -427,8 +432,9 @@ class StreamFunction:
                 handling.refused("PermanentFailure")
                 raise
 
-    def begin_batch(self) -> None:
-        """Called before each batch's first record (nothing to do by default)."""
+    def begin_batch(self, records: Sequence[Change]) -> None:
+        """Called with each batch's records before the first is handled (nothing to do by
+        default)."""
 
     def handle(self, change: Change) -> None:
         """Handle one record (see :func:`process_in_order` for what raising means)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from lambdamesh_toolkit.contracts.base import first_repeat
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.orders import OrderItemRequest, OrderLine
 from lambdamesh_toolkit.errors import Unprocessable
@@ -35,15 +36,14 @@ def check_distinct_products(items: Sequence[OrderItemRequest]) -> None:
     Unprocessable
         Naming the second occurrence's ``items[i].product_id``.
     """
-    first_seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if item.product_id in first_seen:
-            raise Unprocessable(
-                product_field(index),
-                f"product {item.product_id} is already in items[{first_seen[item.product_id]}];"
-                " give one item with the total quantity",
-            )
-        first_seen[item.product_id] = index
+    repeat = first_repeat(item.product_id for item in items)
+    if repeat is not None:
+        index, first = repeat
+        raise Unprocessable(
+            product_field(index),
+            f"product {items[index].product_id} is already in items[{first}];"
+            " give one item with the total quantity",
+        )
 
 
 def price_items(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Hashable, Iterable
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
@@ -92,6 +93,21 @@ _BOUND_NAMES = {
     "gt": "exclusiveMinimum",
     "lt": "exclusiveMaximum",
 }
+
+
+def first_repeat(values: Iterable[Hashable]) -> tuple[int, int] | None:
+    """Where a value first comes again: ``(its index, the index it first had)``; ``None``
+    when every value is distinct.
+
+    >>> first_repeat(["p-1", "p-2", "p-1"]), first_repeat(["p-1", "p-2"])
+    ((2, 0), None)
+    """
+    first_seen: dict[Hashable, int] = {}
+    for index, value in enumerate(values):
+        if value in first_seen:
+            return index, first_seen[value]
+        first_seen[value] = index
+    return None
 
 
 def standard_bounds(schema: Any) -> None:

@@ -14,6 +14,7 @@ from lambdamesh_toolkit.contracts.base import (
     MultilineText,
     ShortText,
     StrictInt,
+    first_repeat,
 )
 from lambdamesh_toolkit.contracts.orders import MAX_ORDER_ITEMS
 
@@ -64,14 +65,13 @@ def _distinct(product_ids: list[str]) -> list[str]:
     ...
     ValueError: product_ids[2] repeats product_ids[0] (p-1): ask for each product once
     """
-    first_seen: dict[str, int] = {}
-    for index, product_id in enumerate(product_ids):
-        if product_id in first_seen:
-            raise ValueError(
-                f"product_ids[{index}] repeats product_ids[{first_seen[product_id]}] "
-                f"({product_id}): ask for each product once"
-            )
-        first_seen[product_id] = index
+    repeat = first_repeat(product_ids)
+    if repeat is not None:
+        index, first = repeat
+        raise ValueError(
+            f"product_ids[{index}] repeats product_ids[{first}] "
+            f"({product_ids[index]}): ask for each product once"
+        )
     return product_ids
 
 

@@ -7,8 +7,10 @@ a missing target fail loudly instead, run by the emulator's own interpreter.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
+import pytest
 import urllib3
 
 from lambdamesh.emulator.paths import ProjectPaths
@@ -45,7 +47,9 @@ from localstack.services.cloudformation.resource_provider import ResourceProvide
 from localstack.services.apigateway.next_gen.execute_api import gateway_response, handlers
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
+from localstack.aws.handlers.logging import ResponseLogger
 for owner, name in (
+    (ResponseLogger, "__call__"),
     (LambdaProvider, "invoke"),
     (InvocationRequestParser, "__call__"),
     (StreamShard, "add"),
@@ -110,3 +114,20 @@ def test_the_emulator_counts_requests_by_service_and_operation(
         "internal": False,
         "count": 2,
     } in counts
+
+
+def test_the_emulator_writes_no_line_per_request_to_its_log(emulator: RunningEmulator) -> None:
+    if emulator.home is None:
+        pytest.skip("an external LocalStack's log is not ours to read")
+    if any(os.environ.get(name) for name in ("LAMBDAMESH_REQUEST_LOG", "LS_LOG", "DEBUG")):
+        pytest.skip("the caller's environment asks LocalStack for more log lines")
+    # GIVEN a request the emulator answers, and one it refuses
+    sqs = emulator.client("sqs")
+    sqs.list_queues(QueueNamePrefix="no-such-queue-")
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName="no-such-queue-at-all")
+    # WHEN its log is read THEN neither left LocalStack's line per request there
+    # (LAMBDAMESH_REQUEST_LOG=1 keeps those lines)
+    log = (emulator.home / "localstack.log").read_text(errors="replace")
+    assert "AWS sqs.ListQueues =>" not in log
+    assert "AWS sqs.GetQueueUrl =>" not in log

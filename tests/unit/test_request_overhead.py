@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from collections.abc import Iterator
 
 import pytest
 
-from lambdamesh_localstack.request_overhead import memoise
+from lambdamesh_localstack.request_overhead import (
+    REQUEST_LOG_ENV,
+    REQUEST_LOGGER,
+    memoise,
+    quiet_request_log,
+    skip_when_not_logged,
+)
 
 MODULE = "lambdamesh_test_fake_module"
 
@@ -56,3 +63,74 @@ def test_a_missing_function_is_reported_and_nothing_is_replaced(
 ) -> None:
     # GIVEN / WHEN a function that is not there is memoised THEN it says so
     assert not memoise(module, function, 8)
+
+
+@pytest.fixture
+def request_logger() -> Iterator[logging.Logger]:
+    """LocalStack's per-request logger at its default level, restored afterwards."""
+    logger = logging.getLogger(REQUEST_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield logger
+    logger.setLevel(level)
+
+
+def test_the_line_per_request_is_quieted_from_localstacks_default(
+    request_logger: logging.Logger,
+) -> None:
+    # GIVEN LocalStack's default level WHEN the cut applies with nothing asked
+    assert quiet_request_log({})
+    # THEN an INFO line per request is no longer written
+    assert not request_logger.isEnabledFor(logging.INFO)
+    assert request_logger.isEnabledFor(logging.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("environ", "level"),
+    [({REQUEST_LOG_ENV: "1"}, logging.INFO), ({}, logging.DEBUG)],
+    ids=["asked-for-by-the-environment", "a-level-localstack-chose"],
+)
+def test_the_line_per_request_stays_when_asked_for(
+    request_logger: logging.Logger, environ: dict[str, str], level: int
+) -> None:
+    # GIVEN the line asked for, or a level LocalStack's settings chose (LS_LOG=trace: DEBUG)
+    request_logger.setLevel(level)
+    # WHEN the cut applies THEN the level is left as it is
+    assert not quiet_request_log(environ)
+    assert request_logger.level == level
+
+
+class _Handler:
+    """The four loggers of LocalStack's ``ResponseLogger``, with their levels."""
+
+    def __init__(self, external: int, internal: int) -> None:
+        self.aws_logger = self.http_logger = _logger("external", external)
+        self.internal_aws_logger = self.internal_http_logger = _logger("internal", internal)
+
+
+def _logger(name: str, level: int) -> logging.Logger:
+    logger = logging.getLogger(f"lambdamesh.test.response_logger.{name}")
+    logger.setLevel(level)
+    return logger
+
+
+@pytest.mark.parametrize(
+    ("internal", "external_level", "internal_level", "logged"),
+    [
+        (False, logging.INFO, logging.WARNING, True),
+        (False, logging.WARNING, logging.INFO, False),
+        (True, logging.WARNING, logging.INFO, True),
+        (True, logging.INFO, logging.WARNING, False),
+    ],
+)
+def test_the_response_logger_runs_only_when_its_loggers_would_write(
+    internal: bool, external_level: int, internal_level: int, logged: bool
+) -> None:
+    # GIVEN LocalStack's response logger, wrapped, and a request from outside or inside
+    calls: list[object] = []
+    wrapped = skip_when_not_logged(lambda handler, chain, context, response: calls.append(context))
+    context = types.SimpleNamespace(is_internal_call=internal)
+    # WHEN a response passes it
+    wrapped(_Handler(external_level, internal_level), object(), context, object())
+    # THEN it ran exactly when the request's loggers log at INFO
+    assert calls == ([context] if logged else [])

@@ -199,6 +199,30 @@ def outbound_hop(kind: str, peer: str, **details: Any) -> AbstractContextManager
     return hop(kind, peer, parent=current_span(), **details)
 
 
+def planned_hop(kind: str, peer: str, **details: Any) -> Hop:
+    """A hop whose work runs later, together with others' (messages sent in one batch).
+
+    Its span, a child of the current one, exists now, so the ``traceparent`` it gives can travel
+    with its message; it does not become the current span. :func:`log_hop` writes its line
+    once the work has ended (its outcome set).
+
+    >>> planned = planned_hop(PUBLISH, "orders-topic", event_type="order.placed")
+    >>> planned.parent_span_id is None, planned.span.traceparent() != ""
+    (True, True)
+    """
+    parent = current_span()
+    span = parent.child() if parent is not None else SpanContext.new_trace()
+    planned = Hop(kind, peer, span, None if parent is None else parent.span_id)
+    planned.details.update(details)
+    return planned
+
+
+def log_hop(done: Hop, start_ms: int, seconds: float, *, logger: Logger | None = None) -> None:
+    """Write the line of a :func:`planned_hop` whose work started at ``start_ms`` (epoch
+    milliseconds) and took ``seconds``; to the invocation's logger by default."""
+    _log(logger or invocation_logger(), done, start_ms, seconds)
+
+
 def inbound_hop(
     kind: str, peer: str, traceparent: object, *, logger: Logger | None, **details: Any
 ) -> AbstractContextManager[Hop]:

@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from lambdamesh_toolkit.contracts.events import (
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemRequest
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.events.envelope import new_event
+from lambdamesh_toolkit.events.publishing import BatchOutcome, PreparedEvent
 from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore
 from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.dynamodb_streams import stream_event
@@ -609,30 +611,31 @@ def test_a_stream_record_that_is_no_event_goes_to_the_dead_letter_queue_and_the_
 def test_a_failing_publish_reports_its_record_and_every_later_one_for_the_retry(
     orders: LoadedService, client: Client, orders_topic: TopicInbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN three orders placed, and a topic that refuses the second publish
+    # GIVEN three orders placed, and a topic that takes the first event of a batch and refuses
+    # the second
     placed = [json_body(post_json(client, "/orders", ORDER))["id"] for _ in range(3)]
     event = stream_event(os.environ["ORDER_EVENTS_TABLE"])
     publisher = orders.app_module.stream_publisher()
     real = publisher._publisher  # the topic behind the stream publisher
-    publish = real.publish
-    calls: list[str] = []
+    publish_batch = real.publish_batch
+    batches: list[int] = []
 
-    def refuse_second(envelope: EventEnvelope, *, group_id: str | None = None) -> str:
-        calls.append(envelope.id)
-        if len(calls) == 2:
-            raise ConnectionError("SNS endpoint unreachable")
-        return str(publish(envelope, group_id=group_id))
+    def refuse_second(events: Sequence[PreparedEvent]) -> BatchOutcome:
+        batches.append(len(events))
+        taken = publish_batch(events[:1])
+        return BatchOutcome(taken.message_ids, "InternalError: SNS endpoint unreachable")
 
-    monkeypatch.setattr(real, "publish", refuse_second)
+    monkeypatch.setattr(real, "publish_batch", refuse_second)
     # WHEN the stream publisher runs over the three records
     answer = orders.app_module.publish_order_events(event, None)
-    # THEN the second record and the third (not tried) are reported, in order
+    # THEN the three went out in one batch, and the second record and the third are reported
     sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in event["Records"]]
     assert answer == {
         "batchItemFailures": [{"itemIdentifier": number} for number in sequence_numbers[1:]]
     }
-    assert len(calls) == 2
+    assert batches == [3]
     # AND the retry from the failed record publishes the rest in order
+    monkeypatch.setattr(real, "publish_batch", publish_batch)
     retry = {"Records": event["Records"][1:]}
     assert orders.app_module.publish_order_events(retry, None) == {"batchItemFailures": []}
     published = [m["body"]["data"]["order_id"] for m in orders_topic.messages()]

@@ -4,7 +4,7 @@ reason, an event store's appended events published (moto SQS and SNS)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from lambdamesh_toolkit.events.change_capture import (
 )
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE, PermanentFailure
 from lambdamesh_toolkit.events.envelope import new_event
-from lambdamesh_toolkit.events.publishing import Publisher
+from lambdamesh_toolkit.events.publishing import BatchOutcome, PreparedEvent, Publisher
 from tests.support.sqs import subscribe_raw
 from tests.support.stream_records import image, stream_event, stream_record
 
@@ -406,3 +406,107 @@ def test_a_publish_that_fails_for_the_moment_is_retried_from_that_record(world: 
     # THEN both are reported for a retry and nothing was dead-lettered
     assert failures(response) == ["1", "2"]
     assert world.dead_letters() == []
+
+
+def _count_publish_requests(sns: SNSClient) -> list[str]:
+    """The SNS operations the client sends from now on, by name."""
+    sent: list[str] = []
+    sns.meta.events.register("before-call.sns.*", lambda model, **_: sent.append(model.name))
+    return sent
+
+
+def test_a_batch_of_events_goes_out_ten_to_a_request_in_the_order_appended(world: World) -> None:
+    # GIVEN a stream batch of 23 appended events, over three orders
+    placed = [order_placed(f"o-{n % 3}") for n in range(23)]
+    batch = stream_event(
+        *(
+            stream_record("INSERT", str(n), new_image=store_item(f"order-o-{n % 3}", n, event))
+            for n, event in enumerate(placed, start=1)
+        )
+    )
+    sent = _count_publish_requests(world.sns)
+    # WHEN it is published
+    response = publisher(world).process(batch)
+    # THEN three PublishBatch requests carried every event, in its order's group, in order
+    assert response == {"batchItemFailures": []}
+    assert sent == ["PublishBatch"] * 3
+    published = world.published()
+    assert [m["body"]["id"] for m in published] == [event.id for event in placed]
+    assert [m["group"] for m in published] == [f"order-o-{n % 3}" for n in range(1, 24)]
+
+
+def test_events_handled_before_a_failing_record_are_still_published(world: World) -> None:
+    # GIVEN a publisher without a dead-letter queue, and a batch whose second record holds no
+    # event (a failure it retries) between two appended events
+    first, third = order_placed("o-1"), order_placed("o-3")
+    batch = stream_event(
+        stream_record("INSERT", "1", new_image=store_item("order-o-1", 1, first)),
+        stream_record("INSERT", "2", new_image=image(stream_id="order-o-2", version=1)),
+        stream_record("INSERT", "3", new_image=store_item("order-o-3", 1, third)),
+    )
+    without_dlq = StreamPublisher(Publisher(world.topic_arn, sns_client=world.sns))
+    # WHEN it is published
+    response = without_dlq.process(batch)
+    # THEN the event before the failure went out; the shard is retried from the failure
+    assert failures(response) == ["2", "3"]
+    assert [m["body"]["id"] for m in world.published()] == [first.id]
+
+
+@dataclass
+class RefusingTopic:
+    """A topic that takes the first ``takes`` events of a batch, then refuses."""
+
+    takes: int
+    topic_name: str = "orders.fifo"
+    fifo: bool = True
+
+    def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
+        raise AssertionError("events go out in batches")
+
+    def prepare(
+        self, envelope: EventEnvelope, *, group_id: str | None = None, traceparent: str | None
+    ) -> PreparedEvent:
+        return PreparedEvent(envelope, envelope.model_dump_json(), {}, group_id, 1)
+
+    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+        ids = tuple(f"m-{event.envelope.id}" for event in events[: self.takes])
+        return BatchOutcome(ids, None if len(events) <= self.takes else "Throttled: slow down")
+
+
+def test_the_shard_is_retried_from_the_first_event_the_topic_did_not_take() -> None:
+    # GIVEN a topic that takes two events of a batch of four, then refuses
+    events = [order_placed(f"o-{n}") for n in range(4)]
+    batch = stream_event(
+        *(
+            stream_record("INSERT", str(n), new_image=store_item(f"order-o-{n}", 1, event))
+            for n, event in enumerate(events, start=1)
+        )
+    )
+    # WHEN the batch is published
+    response = StreamPublisher(RefusingTopic(takes=2)).process(batch)
+    # THEN the third record and every one after it are reported for a retry
+    assert failures(response) == ["3", "4"]
+
+
+def test_each_batched_event_carries_the_traceparent_of_its_own_publish_span(world: World) -> None:
+    # GIVEN two appended events, their items written under two traces
+    events = [order_placed("o-1"), order_placed("o-2")]
+    parents = ["00-" + f"{n:032x}" + "-00f067aa0ba902b7-01" for n in (1, 2)]
+    batch = stream_event(
+        *(
+            stream_record(
+                "INSERT",
+                str(n),
+                new_image={**store_item(f"order-o-{n}", 1, event), **image(traceparent=parent)},
+            )
+            for n, (event, parent) in enumerate(zip(events, parents, strict=True), start=1)
+        )
+    )
+    # WHEN they are published together
+    publisher(world).process(batch)
+    # THEN each message's traceparent continues the trace its item was written in
+    found = world.sqs.receive_message(
+        QueueUrl=world.inbox_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    traces = [m["MessageAttributes"]["traceparent"]["StringValue"].split("-")[1] for m in found]
+    assert traces == [f"{n:032x}" for n in (1, 2)]

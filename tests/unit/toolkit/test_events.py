@@ -383,3 +383,30 @@ def test_an_empty_outbox_publishes_nothing_and_marks_nothing() -> None:
     # THEN no request and no write was made
     assert publisher.published == []
     assert marked == []
+
+
+def test_a_batch_is_sent_in_requests_of_at_most_ten_events_and_256_kib(aws: None) -> None:
+    # GIVEN a FIFO topic, twelve small events and three of about 100 KiB
+    wiring = wire("orders", fifo=True)
+    publisher = Publisher(wiring.topic_arn, sns_client=wiring.sns)
+    small = [new_event("order.placed", order_placed(f"o-{n}"), source="orders") for n in range(12)]
+    large = [
+        new_event("order.placed", order_placed(f"o-l{n}", lines=900), source="orders")
+        for n in range(3)
+    ]
+    events = [*small, *large]
+    prepared = [publisher.prepare(e, group_id=e.data["order_id"], traceparent=None) for e in events]
+    assert all(80_000 < p.size < 130_000 for p in prepared[12:])
+    sent: list[int] = []
+    wiring.sns.meta.events.register(
+        "provide-client-params.sns.PublishBatch",
+        lambda params, **_: sent.append(len(params["PublishBatchRequestEntries"])),
+    )
+
+    # WHEN they are published together
+    outcome = publisher.publish_batch(prepared)
+
+    # THEN every one was confirmed, in requests of ten at most and under 256 KiB each
+    assert outcome.failure is None
+    assert len(outcome.message_ids) == len(events)
+    assert sent == [10, 4, 1]  # 2 small and 2 large together are under 256 KiB; 3 large not

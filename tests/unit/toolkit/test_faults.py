@@ -616,3 +616,29 @@ def test_a_consumer_handles_a_duplicated_event_once(
     assert len(event["Records"]) == 2
     assert failed_ids(response) == []
     assert handled(steps) == ["handled u-1"]
+
+
+def test_a_duplicated_event_of_a_batch_goes_out_twice_beside_the_others(
+    world: World, set_faults: Callable[[str], None], fault_log: FaultLog
+) -> None:
+    # GIVEN every publish duplicated, and two events published in one batch on a FIFO topic
+    set_faults('{"duplicate_rate": 1}')
+    publisher = Publisher(world.fifo.topic_arn, sns_client=world.sns)
+    events = [order_placed("o-1"), order_placed("o-2")]
+    prepared = [
+        publisher.prepare(event, group_id=f"o-{n}", traceparent=None)
+        for n, event in enumerate(events, start=1)
+    ]
+
+    # WHEN they are published together
+    outcome = publisher.publish_batch(prepared)
+
+    # THEN both are confirmed, and the queue holds each twice, the copy under
+    # `<event id>:duplicate`
+    assert outcome.failure is None
+    assert len(outcome.message_ids) == 2
+    records = world.receive(world.fifo)["Records"]
+    assert sorted(record["attributes"]["MessageDeduplicationId"] for record in records) == sorted(
+        [event.id for event in events] + [f"{event.id}:duplicate" for event in events]
+    )
+    assert fault_log.faults() == ["duplicate", "duplicate"]

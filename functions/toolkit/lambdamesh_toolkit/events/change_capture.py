@@ -44,6 +44,7 @@ A poison record does not block its shard
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,10 +59,10 @@ from lambdamesh_toolkit.events.dead_lettering import (
     PermanentFailure,
 )
 from lambdamesh_toolkit.events.envelope import parse_envelope
-from lambdamesh_toolkit.events.publishing import EventPublisher
+from lambdamesh_toolkit.events.publishing import BatchEventPublisher, PreparedEvent
 from lambdamesh_toolkit.events.store import EVENT_ATTRIBUTE, STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
-from lambdamesh_toolkit.hops import STREAM, inbound_hop
+from lambdamesh_toolkit.hops import PUBLISH, STREAM, Hop, inbound_hop, log_hop, planned_hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
 from lambdamesh_toolkit.privacy import mask_text
 from lambdamesh_toolkit.trace_context import TRACEPARENT
@@ -252,6 +253,7 @@ def process_in_order(
     logger: Logger | None = None,
     context: Any = None,
     begin: Callable[[Sequence[Change]], None] | None = None,
+    end: Callable[[], str | None] | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Hand a stream batch's records to ``handle`` in order; the partial batch response.
 
@@ -271,6 +273,10 @@ def process_in_order(
         The Lambda context (a chaos run's ``slow`` fault waits past its remaining time).
     begin : Callable[[Sequence[Change]], None] | None
         Called with the batch's records, read once, before the first is handled.
+    end : Callable[[], str | None] | None
+        Called once the records are handled, or one failed: finishes what the records handled
+        left to do (events published together, say); returns the sequence number of the first
+        record it could not finish, reported with every one after it, or ``None``.
 
     Returns
     -------
@@ -291,6 +297,28 @@ def process_in_order(
     if happens(plan.slow_rate):
         wait_past_timeout(context)
     crash_after = (len(records) + 1) // 2 if happens(plan.crash_rate) else None
+    failed_at = _first_failure(records, handle, dead_letters, log, crash_after)
+    if end is not None:
+        unfinished = _position_of(records, end())
+        if unfinished is not None and (failed_at is None or unfinished < failed_at):
+            failed_at = unfinished
+    if failed_at is not None:
+        return _failed_from(records, failed_at)
+    if crash_after is not None:
+        kill_process()
+    return {"batchItemFailures": []}
+
+
+def _first_failure(
+    records: Sequence[Change],
+    handle: Callable[[Change], None],
+    dead_letters: StreamDeadLetters | None,
+    log: Logger,
+    crash_after: int | None,
+) -> int | None:
+    """Handle ``records`` in order until one fails; its position, or ``None``. A record no
+    retry can handle that goes to the dead-letter queue is not a failure (a chaos run's
+    ``crash`` fault kills the process at ``crash_after``)."""
     for position, change in enumerate(records):
         if crash_after is not None and position >= crash_after:
             kill_process()
@@ -298,16 +326,24 @@ def process_in_order(
             handle(change)
         except PermanentFailure as hopeless:
             if not _dead_lettered(change, hopeless.reason, dead_letters, log):
-                return _failed_from(records, position)
+                return position
         except Exception as error:
             log.exception(
                 "stream record failed; the shard is retried from it",
                 extra={"sequence_number": change.sequence_number, "error": type(error).__name__},
             )
-            return _failed_from(records, position)
-    if crash_after is not None:
-        kill_process()
-    return {"batchItemFailures": []}
+            return position
+    return None
+
+
+def _position_of(records: Sequence[Change], sequence_number: str | None) -> int | None:
+    """Where the record of ``sequence_number`` is in the batch (``None`` for ``None``)."""
+    if sequence_number is None:
+        return None
+    for position, change in enumerate(records):
+        if change.sequence_number == sequence_number:
+            return position
+    raise ValueError(f"no record {sequence_number} in the batch")
 
 
 def _dead_lettered(
@@ -375,8 +411,8 @@ class StreamFunction:
     ``stream`` hop (:mod:`lambdamesh_toolkit.hops`) whose parent is the ``traceparent`` the
     item was written with, when it has one (the event store's items do).
 
-    Subclasses implement :meth:`handle` (and :meth:`begin_batch` when they keep anything per
-    batch).
+    Subclasses implement :meth:`handle` (and :meth:`begin_batch` and :meth:`end_batch` when
+    they keep anything per batch).
 
     Parameters
     ----------
@@ -411,6 +447,7 @@ class StreamFunction:
             logger=self._logger,
             context=context,
             begin=self.begin_batch,
+            end=self.end_batch,
         )
 
     def _handle_as_hop(self, change: Change) -> None:
@@ -436,6 +473,12 @@ class StreamFunction:
         """Called with each batch's records before the first is handled (nothing to do by
         default)."""
 
+    def end_batch(self) -> str | None:
+        """Called once a batch's records are handled, or one failed: finish what the records
+        handled left to do; the sequence number of the first record not finished, or ``None``
+        (nothing to do by default)."""
+        return None
+
     def handle(self, change: Change) -> None:
         """Handle one record (see :func:`process_in_order` for what raising means)."""
         raise NotImplementedError
@@ -454,9 +497,16 @@ class StreamPublisher(StreamFunction):
     in its streams for itself (what it took in, say), which no other service acts on. They stay
     in the store, where the read model and the history read them, and cost no publish.
 
+    A batch's events go out together, in the order they were appended, up to ten to a
+    ``PublishBatch`` (:meth:`~lambdamesh_toolkit.events.publishing.Publisher.publish_batch`),
+    once every record is handled: each is checked against its contract and made into its
+    message as its record is handled (one that never can be is dead-lettered then), and the
+    first one SNS does not take is where the shard is retried from. Each event keeps its own
+    ``publish`` hop, a child of its record's ``stream`` hop, timed by the request that sent it.
+
     Parameters
     ----------
-    publisher : EventPublisher
+    publisher : BatchEventPublisher
         The topic. On a FIFO topic each event goes in its stream's message group (an order's
         events reach every queue in the order they were appended) under its event id as
         deduplication id.
@@ -475,7 +525,7 @@ class StreamPublisher(StreamFunction):
 
     def __init__(
         self,
-        publisher: EventPublisher,
+        publisher: BatchEventPublisher,
         *,
         group_of: Callable[[str], str] | None = None,
         dead_letters: StreamDeadLetters | None = None,
@@ -488,10 +538,15 @@ class StreamPublisher(StreamFunction):
         self._group_of = group_of or (lambda stream_id: stream_id)
         self._fifo = fifo
         self._private_types = frozenset(private_types)
+        self._pending: list[_Pending] = []
+
+    def begin_batch(self, records: Sequence[Change]) -> None:
+        """Start the batch with nothing to publish."""
+        self._pending = []
 
     def handle(self, change: Change) -> None:
-        """Publish the event an ``INSERT`` appended (other records, and events of a private
-        type, are skipped)."""
+        """Make the event an ``INSERT`` appended into its message, to publish with the batch
+        (other records, and events of a private type, are skipped)."""
         appended = appended_event(change)
         if appended is None:
             return
@@ -502,19 +557,74 @@ class StreamPublisher(StreamFunction):
                 "event kept private", extra={"event_id": envelope.id, "event_type": envelope.type}
             )
             return
+        publishing = planned_hop(
+            PUBLISH, self._publisher.topic_name, event_type=envelope.type, event_id=envelope.id
+        )
         try:
-            message_id = self._publisher.publish(
-                envelope, group_id=self._group_of(appended.stream_id) if self._fifo else None
+            prepared = self._publisher.prepare(
+                envelope,
+                group_id=self._group_of(appended.stream_id) if self._fifo else None,
+                traceparent=publishing.span.traceparent(),
             )
         except EventError as error:  # an unknown type, a broken contract, over 256 KiB
             raise PermanentFailure(f"{envelope.type} {envelope.id}: {error}") from error
+        self._pending.append(_Pending(change.sequence_number, appended, prepared, publishing))
+
+    def end_batch(self) -> str | None:
+        """Publish the batch's events; the record of the first one SNS did not take."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        start_ms = time.time_ns() // 1_000_000
+        started = time.perf_counter()
+        outcome = self._publisher.publish_batch([each.prepared for each in pending])
+        seconds = time.perf_counter() - started
+        published = len(outcome.message_ids)
+        for position, each in enumerate(pending):
+            self.use_correlation_id(each.appended.envelope.correlation_id)
+            if position < published:
+                each.hop.ok()
+            elif position == published:  # SNS's code, or the error's class
+                each.hop.failed(str(outcome.failure).split(":", 1)[0])
+            else:  # sent in the same request or not: published again with its record's retry
+                each.hop.failed("Unconfirmed")
+            log_hop(each.hop, start_ms, seconds, logger=self._logger)
+            if position < published:
+                self._log_published(each.appended, outcome.message_ids[position])
+        if outcome.failure is None:
+            return None
+        failed = pending[published]
+        self.use_correlation_id(failed.appended.envelope.correlation_id)
+        self._logger.warning(
+            "event not published; the shard is retried from its record",
+            extra={
+                "event_id": failed.appended.envelope.id,
+                "event_type": failed.appended.envelope.type,
+                "sequence_number": failed.sequence_number,
+                "error": outcome.failure,
+            },
+            exc_info=outcome.error,
+        )
+        return failed.sequence_number
+
+    def _log_published(self, appended: AppendedEvent, message_id: str) -> None:
         self._logger.info(
             "event published",
             extra={
-                "event_id": envelope.id,
-                "event_type": envelope.type,
+                "event_id": appended.envelope.id,
+                "event_type": appended.envelope.type,
                 "stream_id": appended.stream_id,
                 "stream_version": appended.version,
                 "message_id": message_id,
             },
         )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An event of the batch made into its message, waiting for the batch's publish."""
+
+    sequence_number: str
+    appended: AppendedEvent
+    prepared: PreparedEvent
+    hop: Hop

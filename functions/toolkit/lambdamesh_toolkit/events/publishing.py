@@ -33,6 +33,7 @@ published twice but is never lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from lambdamesh_toolkit import faults
@@ -44,10 +45,15 @@ from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
-    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+    from mypy_boto3_sns.type_defs import (
+        MessageAttributeValueTypeDef,
+        PublishBatchRequestEntryTypeDef,
+    )
 
 #: SNS refuses messages over 256 KiB, body and message attributes counted together.
 SNS_MAX_MESSAGE_BYTES = 256 * 1024
+#: ``PublishBatch`` takes at most 10 messages, 256 KiB together.
+SNS_MAX_BATCH_ENTRIES = 10
 
 
 class EventTooLargeError(EventError, ValueError):
@@ -78,6 +84,71 @@ class EventPublisher(Protocol):
 
     def publish(self, envelope: EventEnvelope, *, group_id: str | None = None) -> str:
         """Publish ``envelope``; the topic's message id once it has it."""
+        ...
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """An event checked and made into its SNS message, to be sent later (with others).
+
+    Attributes
+    ----------
+    envelope : EventEnvelope
+        The event.
+    body : str
+        Its message body (the envelope as JSON).
+    attributes : dict[str, MessageAttributeValueTypeDef]
+        Its message attributes (:func:`message_attributes`).
+    group_id : str | None
+        Its ``MessageGroupId`` on a FIFO topic.
+    size : int
+        Its size as SNS counts it (:func:`message_size`).
+    """
+
+    envelope: EventEnvelope
+    body: str
+    attributes: dict[str, MessageAttributeValueTypeDef]
+    group_id: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a :meth:`Publisher.publish_batch` published, in order, and where it stopped.
+
+    Attributes
+    ----------
+    message_ids : tuple[str, ...]
+        SNS's message ids of the leading events published, in the order given.
+    failure : str | None
+        Why the next event was not published (SNS's code and message, or the error);
+        ``None`` when every one was.
+    error : Exception | None
+        The error the request raised, when that was the failure.
+    """
+
+    message_ids: tuple[str, ...]
+    failure: str | None = None
+    error: Exception | None = None
+
+
+class BatchEventPublisher(EventPublisher, Protocol):
+    """What publishes events several to a request: :class:`Publisher`."""
+
+    @property
+    def topic_name(self) -> str:
+        """The topic's name (a ``publish`` hop's peer)."""
+        ...
+
+    def prepare(
+        self, envelope: EventEnvelope, *, group_id: str | None = None, traceparent: str | None
+    ) -> PreparedEvent:
+        """Check ``envelope`` and make its message (see :meth:`Publisher.prepare`)."""
+        ...
+
+    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+        """Publish ``events`` in order, several to a request (see
+        :meth:`Publisher.publish_batch`)."""
         ...
 
 
@@ -141,27 +212,141 @@ class Publisher:
         botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
             When SNS refuses or cannot be reached (after botocore's retries).
         """
+        self._check_group(group_id)
+        event_data(envelope)
+        with outbound_hop(PUBLISH, self.topic_name, event_type=envelope.type, event_id=envelope.id):
+            prepared = self.prepare(envelope, group_id=group_id, traceparent=current_traceparent())
+            message_id = self._send(prepared.body, prepared.attributes, group_id, envelope.id)
+            if self._duplicated(envelope):
+                self._send(prepared.body, prepared.attributes, group_id, f"{envelope.id}:duplicate")
+            return message_id
+
+    @property
+    def topic_name(self) -> str:
+        """The topic's name: the last part of its ARN."""
+        return self.topic_arn.rsplit(":", 1)[-1]
+
+    def prepare(
+        self, envelope: EventEnvelope, *, group_id: str | None = None, traceparent: str | None
+    ) -> PreparedEvent:
+        """Check ``envelope`` and make its message, to publish with :meth:`publish_batch`.
+
+        Parameters
+        ----------
+        envelope : EventEnvelope
+            The event; its ``data`` is validated against the registered model.
+        group_id : str | None
+            ``MessageGroupId`` (see :meth:`publish`).
+        traceparent : str | None
+            The ``traceparent`` the message carries: the span of its publish hop.
+
+        Raises
+        ------
+        UnknownEventError, InvalidEventError, EventTooLargeError, ValueError
+            As :meth:`publish` raises them.
+        """
+        self._check_group(group_id)
+        event_data(envelope)
+        body = envelope.model_dump_json()
+        attributes = message_attributes(envelope, traceparent)
+        size = message_size(body, attributes)
+        if size > SNS_MAX_MESSAGE_BYTES:
+            raise EventTooLargeError(envelope.type, size)
+        return PreparedEvent(envelope, body, attributes, group_id, size)
+
+    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+        """Publish ``events`` in the order given, up to 10 (and 256 KiB) to a ``PublishBatch``.
+
+        Requests go one after the other; the first event SNS does not take ends the run: the
+        outcome says which events before it were published and why it was not. Events after
+        it may have been published in the same request (on a FIFO topic, sending them again
+        within 5 minutes delivers nothing more: their event ids are the deduplication ids).
+
+        Returns
+        -------
+        BatchOutcome
+            The leading events' message ids, and the failure that stopped the run.
+        """
+        published: list[str] = []
+        for chunk in self._chunks(events):
+            entries = self._entries(chunk)
+            try:
+                answer = self._client().publish_batch(
+                    TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
+                )
+            except Exception as error:  # any refusal or transport error: the caller retries
+                return BatchOutcome(tuple(published), f"{type(error).__name__}: {error}", error)
+            taken = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", [])}
+            refused = {
+                entry["Id"]: f"{entry['Code']}: {entry.get('Message', '')}".rstrip(": ")
+                for entry in answer.get("Failed", [])
+            }
+            for position in range(len(chunk)):
+                message_id = taken.get(str(position))
+                if message_id is None:
+                    failure = refused.get(str(position), "NotPublished")
+                    return BatchOutcome(tuple(published), failure)
+                published.append(message_id)
+        return BatchOutcome(tuple(published))
+
+    def _chunks(self, events: Sequence[PreparedEvent]) -> list[list[tuple[PreparedEvent, bool]]]:
+        """``events`` in runs that fit one request, each with whether a chaos run's
+        ``duplicate`` fault sends it twice (its copy counted in the run)."""
+        chunks: list[list[tuple[PreparedEvent, bool]]] = []
+        entries = size = 0
+        for event in events:
+            twice = self._duplicated(event.envelope)
+            copies = 2 if twice else 1
+            if (
+                not chunks
+                or entries + copies > SNS_MAX_BATCH_ENTRIES
+                or size + copies * event.size > SNS_MAX_MESSAGE_BYTES
+            ):
+                chunks.append([])
+                entries = size = 0
+            chunks[-1].append((event, twice))
+            entries += copies
+            size += copies * event.size
+        return chunks
+
+    def _entries(
+        self, chunk: Sequence[tuple[PreparedEvent, bool]]
+    ) -> list[PublishBatchRequestEntryTypeDef]:
+        """The request's entries: each event under its position as ``Id``, its duplicate (a
+        chaos run's) after it under ``d<position>``."""
+        entries: list[PublishBatchRequestEntryTypeDef] = []
+        for position, (event, twice) in enumerate(chunk):
+            entries.append(self._entry(str(position), event, event.envelope.id))
+            if twice:
+                entries.append(self._entry(f"d{position}", event, f"{event.envelope.id}:duplicate"))
+        return entries
+
+    def _entry(
+        self, entry_id: str, event: PreparedEvent, deduplication_id: str
+    ) -> PublishBatchRequestEntryTypeDef:
+        entry: PublishBatchRequestEntryTypeDef = {
+            "Id": entry_id,
+            "Message": event.body,
+            "MessageAttributes": event.attributes,
+        }
+        if event.group_id is not None:
+            entry["MessageGroupId"] = event.group_id
+            entry["MessageDeduplicationId"] = deduplication_id
+        return entry
+
+    def _check_group(self, group_id: str | None) -> None:
         if self.fifo and not group_id:
             raise ValueError(f"FIFO topic {self.topic_arn} needs a group_id")
         if not self.fifo and group_id is not None:
             raise ValueError(f"standard topic {self.topic_arn} takes no group_id")
-        event_data(envelope)
-        body = envelope.model_dump_json()
-        with outbound_hop(
-            PUBLISH,
-            self.topic_arn.rsplit(":", 1)[-1],
-            event_type=envelope.type,
-            event_id=envelope.id,
-        ):
-            attributes = message_attributes(envelope, current_traceparent())
-            size = message_size(body, attributes)
-            if size > SNS_MAX_MESSAGE_BYTES:
-                raise EventTooLargeError(envelope.type, size)
-            message_id = self._send(body, attributes, group_id, envelope.id)
-            if faults.happens(faults.active_faults().duplicate_rate):
-                faults.report("duplicate", event_id=envelope.id)
-                self._send(body, attributes, group_id, f"{envelope.id}:duplicate")
-            return message_id
+
+    @staticmethod
+    def _duplicated(envelope: EventEnvelope) -> bool:
+        """Whether a chaos run's ``duplicate`` fault sends this event twice (reported if so)."""
+        if not faults.happens(faults.active_faults().duplicate_rate):
+            return False
+        faults.report("duplicate", event_id=envelope.id)
+        return True
 
     def _send(
         self,

@@ -48,8 +48,12 @@ from localstack.services.apigateway.next_gen.execute_api import gateway_response
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 from localstack.aws.handlers.logging import ResponseLogger
+from localstack.services.lambda_.invocation.assignment import AssignmentService
 for owner, name in (
     (ResponseLogger, "__call__"),
+    (AssignmentService, "get_environment"),
+    (AssignmentService, "start_environment"),
+    (AssignmentService, "stop_environment"),
     (LambdaProvider, "invoke"),
     (InvocationRequestParser, "__call__"),
     (StreamShard, "add"),

@@ -12,10 +12,12 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from lambdamesh_localstack.environment_starts import start_limit
 from tests.conftest import ENDPOINT_ENV
 from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke
 
@@ -178,3 +180,30 @@ def test_iam_is_not_enforced(emulator: Any, lambda_client: Any) -> None:
     # THEN the call succeeds (on AWS: AccessDenied, or no function without a valid role)
     assert error is None, payload
     assert isinstance(payload, int)
+
+
+def test_a_burst_waits_for_environments_instead_of_starting_one_per_invocation(
+    lambda_client: Any,
+) -> None:
+    # GIVEN a function whose initialisation takes a second and whose handler is quick, and a
+    # burst of more invocations at once than environments may start at once
+    limit = start_limit(os.environ, os.cpu_count())
+    name = create_function(
+        lambda_client,
+        """
+        import os, time
+
+        time.sleep(1)
+
+        def handler(event, context):
+            return os.getpid()
+        """,
+    )
+    burst = limit + 6
+    # WHEN the burst comes
+    with ThreadPoolExecutor(max_workers=burst) as pool:
+        results = list(pool.map(lambda _: invoke(lambda_client, name), range(burst)))
+    # THEN every invocation succeeded, and those that found no environment idle waited for one
+    # instead of each starting its own (Lambda would have started one per invocation)
+    assert all(error is None for _, error in results)
+    assert len({pid for pid, _ in results}) < burst

@@ -1,0 +1,196 @@
+"""At most a few Lambda execution environments start at once; an invocation waits for one.
+
+LocalStack starts a new execution environment for every invocation that finds none of its
+function idle, at once, as Lambda does. On AWS every start has machines of its own; here each
+is a process importing its function's code (250 to 450 ms of CPU for the services' handlers) on
+the same few cores as everything else. A burst of 16 clients right after a deploy started about
+48 environments together, which shared two cores for seconds before any of them served a
+request: POST /orders p99 10 s.
+
+:func:`apply_environment_starts` (an ``on_infra_start`` hook) has LocalStack's
+``AssignmentService.get_environment`` go through a :class:`StartGate`: at most
+``LAMBDAMESH_STARTING_ENVIRONMENTS`` (default: the number of CPUs) on-demand environments start
+at once, across every function. An invocation that finds no idle environment of its function
+and no free start waits, for one of its function's environments to be released or for a start
+to end, at most :data:`START_WAIT_S`; then it starts one anyway (an initialisation that calls
+another function, which waits for a start in turn, cannot hold everything up). What a function
+sees does not change: each invocation runs alone in an environment, initialised first; a burst
+makes fewer environments, each ready sooner, and the invocations that waited are served by the
+first ones ready. Provisioned concurrency is left as LocalStack has it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
+from typing import Any, Final
+
+from lambdamesh_localstack.lazy_patching import (
+    patch_when_imported,
+    wrap_once,
+    written_for_installed_release,
+)
+
+LOG = logging.getLogger(__name__)
+
+ASSIGNMENT_MODULE: Final = "localstack.services.lambda_.invocation.assignment"
+LIMIT_ENV: Final = "LAMBDAMESH_STARTING_ENVIRONMENTS"
+START_WAIT_S: Final = 10.0
+"""Longest an invocation waits for a start or an environment before starting one anyway."""
+ON_DEMAND: Final = "on-demand"
+"""LocalStack's ``InitializationType.on_demand`` (a ``StrEnum``)."""
+
+
+def start_limit(environ: Mapping[str, str], cpus: int | None) -> int:
+    """How many environments may start at once: :data:`LIMIT_ENV`, else the number of CPUs.
+
+    >>> start_limit({}, 2), start_limit({LIMIT_ENV: "6"}, 2), start_limit({}, None)
+    (2, 6, 1)
+    """
+    configured = environ.get(LIMIT_ENV, "").strip()
+    if configured:
+        limit = int(configured)
+        if limit < 1:
+            raise ValueError(f"{LIMIT_ENV}={configured}: at least 1 environment must start")
+        return limit
+    return max(1, cpus or 1)
+
+
+class StartGate:
+    """Counts the environments starting; lets an invocation start one or wait for one.
+
+    Parameters
+    ----------
+    limit : int
+        Environments that may start at once.
+    wait_s : float
+        Longest :meth:`admit` waits before letting a start through anyway.
+    clock : Callable[[], float]
+        Monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self, limit: int, wait_s: float = START_WAIT_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self._clock = clock
+        self._changed = threading.Condition()
+        self.starting = 0
+
+    def admit[T](self, reserve_idle: Callable[[], T | None]) -> T | None:
+        """An idle environment ``reserve_idle`` reserved, or ``None``: start one (counted as
+        starting until :meth:`start_ended`). Waits while every start is taken and nothing is
+        idle, at most ``wait_s``."""
+        deadline = self._clock() + self.wait_s
+        with self._changed:
+            while True:
+                idle = reserve_idle()
+                if idle is not None:
+                    return idle
+                remaining = deadline - self._clock()
+                if self.starting < self.limit or remaining <= 0:
+                    self.starting += 1
+                    return None
+                self._changed.wait(remaining)
+
+    def start_ended(self) -> None:
+        """A start admitted by :meth:`admit` has ended (ready or failed)."""
+        with self._changed:
+            self.starting -= 1
+            self._changed.notify_all()
+
+    def released(self) -> None:
+        """An environment has been released: a waiting invocation may take it."""
+        with self._changed:
+            self._changed.notify_all()
+
+
+def gated(get_environment: Callable[..., Any], gate: StartGate) -> Callable[..., Any]:
+    """``AssignmentService.get_environment`` with on-demand starts going through ``gate``.
+
+    The same as LocalStack 4.14.0's method (reserve an idle environment, else start one; release
+    it after the invocation, stop it after a failure) but for the gate.
+    """
+    from localstack.services.lambda_.invocation.execution_environment import (  # type: ignore[import-not-found,unused-ignore]
+        InvalidStatusException,
+    )
+
+    def reserve_idle(service: Any, version_manager_id: str) -> Any:
+        for environment in list(service.environments[version_manager_id].values()):
+            if environment.initialization_type != ON_DEMAND:
+                continue
+            try:
+                environment.reserve()
+            except InvalidStatusException:
+                continue
+            return environment
+        return None
+
+    @contextlib.contextmanager
+    def get_gated_environment(
+        service: Any, version_manager_id: str, function_version: Any, provisioning_type: Any
+    ) -> Iterator[Any]:
+        if provisioning_type != ON_DEMAND:
+            with get_environment(
+                service, version_manager_id, function_version, provisioning_type
+            ) as environment:
+                yield environment
+            return
+        environment = gate.admit(lambda: reserve_idle(service, version_manager_id))
+        if environment is None:
+            try:
+                environment = service.start_environment(version_manager_id, function_version)
+                service.environments[version_manager_id][environment.id] = environment
+                environment.reserve()
+            finally:
+                gate.start_ended()
+        try:
+            yield environment
+            environment.release()
+        except InvalidStatusException as invalid:
+            LOG.error("InvalidStatusException: %s", invalid)
+        except Exception as error:
+            LOG.error(
+                "Failed invocation <%s>: %s",
+                type(error),
+                error,
+                exc_info=LOG.isEnabledFor(logging.DEBUG),
+            )
+            service.stop_environment(environment)
+            raise
+        finally:
+            gate.released()
+
+    get_gated_environment.__wrapped__ = get_environment  # type: ignore[attr-defined]
+    return get_gated_environment
+
+
+def patch_assignment(module: ModuleType) -> None:
+    """Put LocalStack's environment assignment behind one :class:`StartGate` (idempotent)."""
+    gate = StartGate(start_limit(os.environ, os.cpu_count()))
+    service = getattr(module, "AssignmentService", None)
+    wrap_once(
+        service, "get_environment", lambda original: gated(original, gate), "environment starts"
+    )
+    LOG.info("at most %d Lambda execution environments start at once", gate.limit)
+
+
+def apply_environment_starts() -> None:
+    """Gate environment starts once LocalStack imports its assignment service (idempotent)."""
+    if written_for_installed_release("environment starts"):
+        patch_when_imported({ASSIGNMENT_MODULE: patch_assignment}, "environment starts")
+
+
+try:
+    from localstack.runtime import hooks as _localstack_hooks  # type: ignore[import-not-found,unused-ignore]
+except ModuleNotFoundError:  # imported without LocalStack, e.g. by unit tests
+    pass
+else:
+    # As in esm_tuning: registers the hook with plux, which resolves the entry point to it.
+    _localstack_hooks.on_infra_start(name="lambdamesh_environment_starts")(apply_environment_starts)

@@ -13,7 +13,8 @@ request's tree from these lines alone.
 ``http``        ``http_client``: a call to another service's API          the dependency
 ``rpc.call``    ``rpc``: a call by direct Lambda invocation               the dependency
 ``rpc.serve``   ``rpc``: a call served                                    the method
-``publish``     ``events.publishing``: an event published to SNS          the topic
+``publish``     ``events.publishing``: an event published to SNS (or     the topic
+                ``events.change_capture``: one of a batch sent together)
 ``consume``     ``events.consuming``: an SQS record's first delivery      the queue
 ``retry``       a later attempt: a call retried (``resilience``), or a    the dependency or
                 record delivered again (``attempt``: its receive count)   the queue

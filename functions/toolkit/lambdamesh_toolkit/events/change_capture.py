@@ -3,9 +3,10 @@ events published from it.
 
 A service that keeps its state as events (:mod:`lambdamesh_toolkit.events.store`) never
 publishes while it writes: the table's stream (``NEW_IMAGE``) invokes a function with what was
-written, and that function publishes each appended event (:class:`StreamPublisher`) or keeps a
-read model (:func:`process_in_order` with a handler of one's own). What was committed is
-published, at least once, and nothing that was not committed ever is.
+written, and that function publishes each appended event (:class:`StreamPublisher`, a batch's
+events together, ten to a request) or keeps a read model (:func:`process_in_order` with a
+handler of one's own). What was committed is published, at least once, and nothing that was not
+committed ever is.
 
 In order, at least once
     :func:`process_in_order` hands the batch's records to the handler one at a time, in stream
@@ -16,7 +17,9 @@ In order, at least once
     and every consumer is idempotent: its side effects are conditional). Powertools'
     ``BatchProcessor`` is not used here: it hands every record to the handler whatever failed
     before it, which would publish an order's later events ahead of an earlier one that is
-    retried.
+    retried. A handler that leaves work for the end of the batch (the publisher's requests)
+    finishes it in ``end``, for every record handled before a failure too; the first record
+    whose work ``end`` could not finish is where the shard is retried from.
 
 A poison record does not block its shard
     A record no retry can handle (an item that is not an event, an event over SNS's size limit,

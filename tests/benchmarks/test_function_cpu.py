@@ -16,7 +16,9 @@ its configuration, as a deploy makes); then ``ORDERS`` orders through the whole 
   its cold starts' ``Init Duration`` (wall time) is read from them.
 
 Printed per function: invocations, CPU per invocation split by kind of work (the measured CPU
-shared out in proportion to the samples), cold starts and the CPU each cost once (imports, at
+shared out in proportion to the samples; py-spy counts a thread that is not waiting, so on a
+saturated machine one ready to run but not running counts too: the split is approximate, the
+CPU is ``/proc``'s), cold starts and the CPU each cost once (imports, at
 start-up or at a module's first use, and making the AWS clients); then the whole system's
 function CPU per order by kind. ``LAMBDAMESH_BENCH_PROFILE_ORDERS`` sets ``ORDERS``
 (default 100). Figures are printed, never asserted. Run with ``-s``.

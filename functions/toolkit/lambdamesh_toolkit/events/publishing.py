@@ -215,7 +215,7 @@ class Publisher:
         self._check_group(group_id)
         event_data(envelope)
         with outbound_hop(PUBLISH, self.topic_name, event_type=envelope.type, event_id=envelope.id):
-            prepared = self.prepare(envelope, group_id=group_id, traceparent=current_traceparent())
+            prepared = self._message(envelope, group_id, current_traceparent())
             message_id = self._send(prepared.body, prepared.attributes, group_id, envelope.id)
             if self._duplicated(envelope):
                 self._send(prepared.body, prepared.attributes, group_id, f"{envelope.id}:duplicate")
@@ -247,6 +247,13 @@ class Publisher:
         """
         self._check_group(group_id)
         event_data(envelope)
+        return self._message(envelope, group_id, traceparent)
+
+    @staticmethod
+    def _message(
+        envelope: EventEnvelope, group_id: str | None, traceparent: str | None
+    ) -> PreparedEvent:
+        """``envelope``'s message, its group and data already checked; refused over 256 KiB."""
         body = envelope.model_dump_json()
         attributes = message_attributes(envelope, traceparent)
         size = message_size(body, attributes)

@@ -4,8 +4,9 @@
 catalog (RPC ``GetProducts``: one call for all its items) and appends ``order.placed`` to the
 order's new event stream. With an ``Idempotency-Key`` header the same key and body always
 yield the same order: ``201`` the first time, ``200`` with that order on every repeat; a
-different body under a used key is ``422``, a repeat while the first request still runs is
-``409``.
+different body under a used key is ``422``; a repeat that runs alongside the first gets the
+same order too (the key is recorded in the order's own write), or ``409`` in the rare case the
+two write at the same moment.
 
 ``handle_outcomes`` consumes ``lambdamesh-orders-outcomes`` (payment and inventory outcomes)
 and appends each to its order's stream, with ``order.confirmed`` or ``order.cancelled`` when

@@ -218,7 +218,8 @@ def test_the_same_idempotency_key_from_eight_threads_places_exactly_one_order(
     # WHEN 8 threads send it at once
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: call("POST", url, body, headers=key), range(8)))
-    # THEN exactly one created it; the others replayed it or were told it is still running
+    # THEN exactly one created it; the others replayed it (or, racing its very write, were
+    # told to retry in a moment)
     statuses = sorted(answer.status for answer in answers)
     assert statuses.count(201) == 1, statuses
     assert set(statuses) <= {200, 201, 409}, [answer.body for answer in answers]

@@ -2,20 +2,26 @@
 
 A client that sends the same key with the same body gets the same order back, however
 many times it retries and however many of those retries run at once; the same key with a
-different body is refused. The store makes the claim atomic (a conditional put); what to
-do when a key is already claimed is decided here, without any I/O.
+different body is refused.
 
-A claim holds a *lease* while its request runs. A request that dies mid-way (timeout,
-crash) leaves its claim ``IN_PROGRESS``; once the lease has run out, the next request with
-that key takes the claim over instead of waiting for ever. The lease is as long as the
-function's timeout, so a live request never loses its claim.
+A key is recorded only together with the order it placed: its record is put in the
+transaction that appends the order's ``order.placed``, on condition that the key is free, so
+a key never names an order that was not placed and never yields two. Nothing is claimed
+before: a request looks the user and the products up, then places; a repeat finds the key
+taken at that write (or, when its lookups refused or failed, by reading the key) and is
+answered with the order the key names. The lookups are reads, so a repeat that runs them
+again changes nothing. In exchange every first request — nearly all of them — makes one
+write and one round trip fewer than a claim put down first would cost, and a request that
+dies leaves no claim behind for its retry to wait out.
+
+What a key's record means for a request is decided here, without any I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from lambdamesh_toolkit.contracts.orders import CreateOrder
@@ -23,44 +29,32 @@ from lambdamesh_toolkit.errors import InvalidRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-LEASE_S = 30
-"""How long a claim stays ``IN_PROGRESS`` before another request may take it over."""
 RETENTION_S = 24 * 3600
 """How long a key is remembered (the table's TTL attribute ``expires_at``)."""
 
 
-class ClaimStatus(StrEnum):
-    """Where the request holding a key is."""
-
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-
-
 class Verdict(StrEnum):
-    """What to do with a request whose key is already claimed."""
+    """What to do with a request whose key already names an order."""
 
     REPLAY = "REPLAY"
-    """Same body, order placed: answer with that order."""
+    """Same body: answer with that order."""
     MISMATCH = "MISMATCH"
     """Different body: refuse, the key belongs to another request."""
-    IN_PROGRESS = "IN_PROGRESS"
-    """Same body, still running elsewhere: ask the client to retry shortly."""
-    TAKE_OVER = "TAKE_OVER"
-    """Same body, the holder's lease ran out without placing the order: run it here."""
+
+
+class KeyBusy(Exception):  # noqa: N818 - a state, not a bug
+    """Another request is writing an order under the same key at this moment."""
 
 
 @dataclass(frozen=True)
-class IdempotencyClaim:
-    """A key's record: whose body it stands for and which order it places."""
+class KeyRecord:
+    """A key's record: whose body it stands for and which order it placed."""
 
     key: str
     fingerprint: str
     order_id: str
-    status: ClaimStatus
-    lease_expires_at: int
-    """Epoch seconds after which an ``IN_PROGRESS`` claim may be taken over."""
     expires_at: int
-    """Epoch seconds after which the key is forgotten."""
+    """Epoch seconds after which the key is forgotten (and may name another order)."""
 
 
 def check_key(key: str) -> str:
@@ -84,29 +78,15 @@ def fingerprint(request: CreateOrder) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def new_claim(key: str, body_fingerprint: str, order_id: str, now_s: int) -> IdempotencyClaim:
-    """The claim a request puts down before doing anything else."""
-    return IdempotencyClaim(
-        key=key,
-        fingerprint=body_fingerprint,
-        order_id=order_id,
-        status=ClaimStatus.IN_PROGRESS,
-        lease_expires_at=now_s + LEASE_S,
-        expires_at=now_s + RETENTION_S,
+def new_record(key: str, body_fingerprint: str, order_id: str, now_s: int) -> KeyRecord:
+    """The record stored with the order a request places."""
+    return KeyRecord(
+        key=key, fingerprint=body_fingerprint, order_id=order_id, expires_at=now_s + RETENTION_S
     )
 
 
-def renewed(stale: IdempotencyClaim, now_s: int) -> IdempotencyClaim:
-    """The claim that replaces a stale one; it keeps the order id the key was given."""
-    return replace(stale, lease_expires_at=now_s + LEASE_S, expires_at=now_s + RETENTION_S)
-
-
-def decide(existing: IdempotencyClaim, body_fingerprint: str, now_s: int) -> Verdict:
+def decide(existing: KeyRecord, body_fingerprint: str) -> Verdict:
     """What to do with a request whose key ``existing`` already holds."""
     if existing.fingerprint != body_fingerprint:
         return Verdict.MISMATCH
-    if existing.status is ClaimStatus.COMPLETED:
-        return Verdict.REPLAY
-    if now_s >= existing.lease_expires_at:
-        return Verdict.TAKE_OVER
-    return Verdict.IN_PROGRESS
+    return Verdict.REPLAY

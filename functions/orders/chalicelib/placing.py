@@ -5,8 +5,9 @@ adapters implement.
 
 Placing an order is appending its first event, ``order.placed``, to its new stream; nothing is
 published here (the stream publisher publishes what was appended, at least once). With an
-``Idempotency-Key`` the append and the claim's completion are one transaction, so a key never
-yields two orders, and a repeat of the request rebuilds the order from its stored events.
+``Idempotency-Key`` the append and the key's record are one transaction, so a key never yields
+two orders, and a repeat of the request rebuilds the order from its stored events
+(``idempotency.py`` says why nothing is claimed before the lookups).
 """
 
 from __future__ import annotations
@@ -22,18 +23,16 @@ from typing import Protocol
 from lambdamesh_toolkit.contracts.catalog import Product
 from lambdamesh_toolkit.contracts.events import EventEnvelope, OrderPlaced
 from lambdamesh_toolkit.contracts.orders import CreateOrder, Order
-from lambdamesh_toolkit.errors import Conflict, Unprocessable
-from lambdamesh_toolkit.events.store import ConcurrencyError
+from lambdamesh_toolkit.errors import Conflict, ServiceError, Unprocessable
 
 from .idempotency import (
     IDEMPOTENCY_HEADER,
-    ClaimStatus,
-    IdempotencyClaim,
+    KeyBusy,
+    KeyRecord,
     Verdict,
     decide,
     fingerprint,
-    new_claim,
-    renewed,
+    new_record,
 )
 from .order import OrderAggregate, OrderStreams, placed_event, rebuild, stream_id, with_appended
 from .pricing import check_distinct_products, price_items
@@ -56,24 +55,17 @@ class ProductLookup(Protocol):
         ...
 
 
-class ClaimRepository(Protocol):
-    """Where idempotency claims live."""
+class KeyRecords(Protocol):
+    """Where ``Idempotency-Key`` records live, each written with the order it placed."""
 
-    def claim(self, claim: IdempotencyClaim) -> IdempotencyClaim | None:
-        """Put the claim down if its key is free: ``None``; else the claim holding the key."""
+    def place(self, record: KeyRecord, placed: EventEnvelope, now_s: int) -> KeyRecord | None:
+        """Append ``order.placed`` to the new stream of ``record``'s order and store ``record``,
+        atomically, if the key is free at ``now_s``: ``None``; else the record holding the key
+        (nothing stored). Raises ``KeyBusy`` when another request writes the key right now."""
         ...
 
-    def take_over(self, stale: IdempotencyClaim, claim: IdempotencyClaim) -> bool:
-        """Replace ``stale`` by ``claim`` if ``stale`` is still what is stored."""
-        ...
-
-    def release(self, claim: IdempotencyClaim) -> None:
-        """Drop an ``IN_PROGRESS`` claim this request holds (its order was not placed)."""
-        ...
-
-    def complete(self, claim: IdempotencyClaim, placed: EventEnvelope) -> bool:
-        """Append ``order.placed`` to the claim's order's stream and complete the claim,
-        atomically; ``False`` when the claim was lost (nothing stored)."""
+    def read(self, key: str, now_s: int) -> KeyRecord | None:
+        """The record holding ``key`` at ``now_s``, if any."""
         ...
 
 
@@ -99,8 +91,8 @@ class OrderDesk:
         The user service.
     catalog
         The catalog.
-    claims
-        Where idempotency claims are stored.
+    keys
+        Where ``Idempotency-Key`` records are stored.
     streams
         The event store the orders' streams are in.
     clock, new_id
@@ -111,7 +103,7 @@ class OrderDesk:
         self,
         users: UserDirectory,
         catalog: ProductLookup,
-        claims: ClaimRepository,
+        keys: KeyRecords,
         streams: OrderStreams,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -119,7 +111,7 @@ class OrderDesk:
     ) -> None:
         self._users = users
         self._catalog = catalog
-        self._claims = claims
+        self._keys = keys
         self._streams = streams
         self._clock = clock
         self._new_id = new_id
@@ -133,7 +125,7 @@ class OrderDesk:
             Naming ``user_id`` for an unknown user, ``items[i].product_id`` for an unknown
             product, ``Idempotency-Key`` when the key was used with another body.
         Conflict
-            When a request with the same key is still running.
+            When a request with the same key is writing its order at this very moment.
         DependencyUnavailable
             When the user service or the catalog cannot answer.
         """
@@ -146,31 +138,48 @@ class OrderDesk:
         return self._place_once(request, idempotency_key)
 
     def _place_once(self, request: CreateOrder, key: str) -> Placement:
-        now_s = int(self._clock().timestamp())
-        claim = new_claim(key, fingerprint(request), self._new_id(), now_s)
-        held = self._claims.claim(claim)
+        body = fingerprint(request)
+        try:
+            order = self._priced(request, self._new_id())
+        except ServiceError:
+            # A repeat of an order placed under this key is answered with that order, whatever
+            # the user service or the catalog says now (the user gone, a dependency down): the
+            # key is read only here, on the way to a refusal.
+            held = self._keys.read(key, self._now_s())
+            if held is None:
+                raise
+            return self._repeat(held, body)
+        placed = placed_event(order)
+        now_s = self._now_s()
+        try:
+            held = self._keys.place(new_record(key, body, order.order_id, now_s), placed, now_s)
+        except KeyBusy:
+            raise Conflict(_STILL_RUNNING) from None
         if held is not None:
-            claim = self._settle_held_claim(held, claim.fingerprint, now_s)
-            if claim.status is ClaimStatus.COMPLETED:
-                return self._replay(claim.order_id)
-        try:
-            placed = placed_event(self._priced(request, claim.order_id))
-        except Exception:
-            # Nothing was placed: free the key so the client's retry runs the request again.
-            self._claims.release(claim)
-            raise
-        try:
-            completed = self._claims.complete(claim, placed)
-        except ConcurrencyError:
-            completed = False  # the order's stream has events: not this request's to place
-        if not completed:
-            raise Conflict(_STILL_RUNNING)
-        return self._placement(claim.order_id, placed, replayed=False)
+            return self._repeat(held, body)
+        return self._placement(order.order_id, placed, replayed=False)
+
+    def _repeat(self, held: KeyRecord, body_fingerprint: str) -> Placement:
+        """The answer to a request whose key ``held`` already names an order (or raise)."""
+        match decide(held, body_fingerprint):
+            case Verdict.REPLAY:
+                return self._replay(held.order_id)
+            case Verdict.MISMATCH:
+                raise Unprocessable(
+                    IDEMPOTENCY_HEADER,
+                    "this key was already used for a different request body; "
+                    "use a new key for a new order",
+                )
+
+    def _now_s(self) -> int:
+        return int(self._clock().timestamp())
 
     def _replay(self, order_id: str) -> Placement:
         """The order placed under a key, rebuilt from its stored events."""
         order = rebuild(order_id, self._streams.read(stream_id(order_id))).order
         if order is None:
+            # A record is written with its order's first event; only a claim that an earlier
+            # version put down before placing (and may still complete) names no events.
             raise Conflict(_STILL_RUNNING)
         return Placement(order=order, replayed=True)
 
@@ -178,27 +187,6 @@ class OrderDesk:
         order = with_appended(OrderAggregate(order_id=order_id), [placed]).order
         assert order is not None  # an order.placed was just applied
         return Placement(order=order, replayed=replayed)
-
-    def _settle_held_claim(
-        self, held: IdempotencyClaim, body_fingerprint: str, now_s: int
-    ) -> IdempotencyClaim:
-        """The claim to go on with, given the one holding the key (or raise)."""
-        match decide(held, body_fingerprint, now_s):
-            case Verdict.REPLAY:
-                return held
-            case Verdict.MISMATCH:
-                raise Unprocessable(
-                    IDEMPOTENCY_HEADER,
-                    "this key was already used for a different request body; "
-                    "use a new key for a new order",
-                )
-            case Verdict.IN_PROGRESS:
-                raise Conflict(_STILL_RUNNING)
-            case Verdict.TAKE_OVER:
-                fresh = renewed(held, now_s)
-                if not self._claims.take_over(held, fresh):
-                    raise Conflict(_STILL_RUNNING)
-                return fresh
 
     def _priced(self, request: CreateOrder, order_id: str) -> OrderPlaced:
         """The new order, its user checked and its items priced from the catalog.
@@ -233,4 +221,4 @@ _LOOKUPS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-lookup"
 """Threads for the catalog lookups of the container's requests (a container serves one request
 at a time: one thread, kept for the container's life)."""
 
-_STILL_RUNNING = "a request with this Idempotency-Key is still being processed; retry in a moment"
+_STILL_RUNNING = "a request with this Idempotency-Key is being processed; retry in a moment"

@@ -24,7 +24,7 @@ class OrdersSettings(DeadlineSettings):
     orders_table
         ``ORDERS_TABLE``: the projection the read routes answer from.
     idempotency_table
-        ``ORDER_IDEMPOTENCY_TABLE``: the ``Idempotency-Key`` claims.
+        ``ORDER_IDEMPOTENCY_TABLE``: the ``Idempotency-Key`` records.
     users_api_url
         ``USERS_API_URL``: the users API stage URL.
     catalog_rpc_function

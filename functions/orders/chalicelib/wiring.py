@@ -14,7 +14,7 @@ from lambdamesh_toolkit.events.store import EventStore
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.rpc import RpcClient
 
-from .claims import DynamoClaims
+from .key_records import DynamoKeyRecords
 from .order import order_id_of
 from .placing import OrderDesk
 from .projection import (
@@ -71,7 +71,7 @@ def build_order_desk(
     return OrderDesk(
         users=UsersHttpDirectory(users_http, USERS_DEPENDENCY),
         catalog=CatalogRpcLookup(catalog_rpc),
-        claims=DynamoClaims(client, settings.idempotency_table, streams),
+        keys=DynamoKeyRecords(client, settings.idempotency_table, streams),
         streams=streams,
     )
 

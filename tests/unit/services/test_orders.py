@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from chalice.test import Client
 
 from lambdamesh_toolkit.aws.signing import SigV4Signer
@@ -30,7 +31,7 @@ from lambdamesh_toolkit.contracts.orders import CreateOrder, Order, OrderItemReq
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.events.publishing import BatchOutcome, PreparedEvent
-from lambdamesh_toolkit.events.store import ConcurrencyError, EventStore
+from lambdamesh_toolkit.events.store import EventStore
 from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
@@ -79,6 +80,15 @@ def stored_orders() -> list[dict[str, Any]]:
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     items: list[dict[str, Any]] = dynamodb.scan(TableName=os.environ["ORDER_EVENTS_TABLE"])["Items"]
     return [item for item in items if item["type"]["S"] == "order.placed"]
+
+
+def stored_keys() -> list[dict[str, Any]]:
+    """The ``Idempotency-Key`` records, as stored."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    items: list[dict[str, Any]] = dynamodb.scan(TableName=os.environ["ORDER_IDEMPOTENCY_TABLE"])[
+        "Items"
+    ]
+    return items
 
 
 def stream_of(order_id: str) -> list[EventEnvelope]:
@@ -323,20 +333,38 @@ def test_the_users_client_signs_for_execute_api_with_the_functions_role_and_regi
 # --- Idempotency-Key ----------------------------------------------------------------
 
 
-def test_same_key_and_body_answers_the_same_order_once_201_then_200(
-    client: Client, users_api: FakeUsersApi
-) -> None:
+def test_same_key_and_body_answers_the_same_order_once_201_then_200(client: Client) -> None:
     # GIVEN an order posted with an idempotency key
     key = {"Idempotency-Key": "k-1"}
     first = post_json(client, "/orders", ORDER, headers=key)
     # WHEN the same body is posted again with the same key, keys in another order
     reordered = {"items": ORDER["items"], "user_id": ORDER["user_id"]}
     second = post_json(client, "/orders", reordered, headers=key)
-    # THEN 201 then 200 with the same body; one order stored; the repeat called nobody
+    # THEN 201 then 200 with the same body; one order stored, one key recorded
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.body == first.body
     assert len(stored_orders()) == 1
-    assert len(users_api.calls) == 1
+    assert [item["order_id"]["S"] for item in stored_keys()] == [json_body(first)["id"]]
+
+
+@pytest.mark.parametrize("now_refused", ["user gone", "users down", "catalog down"])
+def test_a_repeat_is_answered_with_its_order_whatever_the_lookups_say_now(
+    client: Client, users_api: FakeUsersApi, catalog_rpc: FakeCatalogRpc, now_refused: str
+) -> None:
+    # GIVEN an order placed under a key
+    first = post_json(client, "/orders", ORDER, headers={"Idempotency-Key": "k-6"})
+    # WHEN the user has gone, or a dependency is down, and the client repeats the request
+    if now_refused == "user gone":
+        users_api.known.clear()
+    elif now_refused == "users down":
+        users_api.failure = DependencyUnavailable("users-api", reason="down")
+    else:
+        catalog_rpc.failure = DependencyUnavailable("catalog-rpc", reason="down")
+    repeat = post_json(client, "/orders", ORDER, headers={"Idempotency-Key": "k-6"})
+    # THEN the repeat is answered 200 with the order placed, and nothing more is stored
+    assert (first.status_code, repeat.status_code) == (201, 200)
+    assert repeat.body == first.body
+    assert len(stored_orders()) == 1
 
 
 def test_used_key_with_another_body_is_422_naming_the_key(client: Client) -> None:
@@ -364,57 +392,77 @@ def test_a_refused_request_frees_its_key_for_the_retry(
     assert (refused.status_code, retried.status_code) == (422, 201)
 
 
-def test_repeat_while_the_first_runs_is_409_and_never_a_second_order(
+def test_a_repeat_running_alongside_the_first_gets_the_same_order_and_never_a_second(
     client: Client, desk: Any, users_api: FakeUsersApi
 ) -> None:
-    # GIVEN a repeat of the request arriving while the first one is asking the user service
+    # GIVEN a repeat of the request that runs, whole, while the first asks the user service
     request = CreateOrder.model_validate(ORDER)
-    outcomes: list[Any] = []
-
-    def repeat_meanwhile() -> None:
-        with pytest.raises(Conflict) as busy:
-            desk.place(request, "k-4")
-        outcomes.append(busy.value)
-
-    users_api.on_get = repeat_meanwhile
-    # WHEN the first completes, and the client tries once more afterwards
+    repeats: list[Any] = []
+    users_api.on_get = lambda: repeats.append(desk.place(request, "k-4"))
+    # WHEN the first goes on to place the order
     first = post_json(client, "/orders", ORDER, headers={"Idempotency-Key": "k-4"})
-    later = post_json(client, "/orders", ORDER, headers={"Idempotency-Key": "k-4"})
-    # THEN the overlapping repeat was refused (409), the later one replays; one order
-    assert len(outcomes) == 1
-    assert (first.status_code, later.status_code) == (201, 200)
-    assert json_body(later)["id"] == json_body(first)["id"]
+    # THEN the repeat placed it, and the first, finding the key taken as it wrote, answers
+    # that order (200): both answers name one order, and one is stored
+    [repeat] = repeats
+    assert (repeat.replayed, first.status_code) == (False, 200)
+    assert json_body(first)["id"] == repeat.order.id
     assert len(stored_orders()) == 1
 
 
-def test_a_dead_requests_claim_is_taken_over_after_its_lease(
-    orders: LoadedService, client: Client, desk: Any
-) -> None:
-    # GIVEN a claim left IN_PROGRESS by a request that died, its lease run out
-    idempotency = orders.module("chalicelib.idempotency")
-    claims = orders.module("chalicelib.claims")
+def test_two_writes_of_one_key_at_the_same_moment_are_409(orders: LoadedService) -> None:
+    # GIVEN DynamoDB cancelling the order's write because another transaction writes its key
+    raced = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+            "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+        },
+        "TransactWriteItems",
+    )
+
+    class RacedStreams:
+        def append(self, *args: object, **kwargs: object) -> int:
+            raise raced
+
+    class Everyone:
+        def user_exists(self, user_id: str) -> bool:
+            return True
+
+    class Shelf:
+        def get_products(self, product_ids: Sequence[str]) -> dict[str, Product | None]:
+            return {product_id: PRODUCTS.get(product_id) for product_id in product_ids}
+
+    records = orders.module("chalicelib.key_records").DynamoKeyRecords(
+        boto3.client("dynamodb", region_name="us-east-1"), "keys", RacedStreams()
+    )
+    desk = orders.module("chalicelib.placing").OrderDesk(
+        Everyone(), Shelf(), records, RacedStreams()
+    )
+    # WHEN an order is placed under a key
+    # THEN it is refused 409, to be retried in a moment
+    with pytest.raises(Conflict) as refused:
+        desk.place(CreateOrder.model_validate(ORDER), "k-7")
+    assert refused.value.status == 409
+    assert "retry in a moment" in str(refused.value)
+
+
+def test_a_key_past_its_expiry_names_a_new_order(orders: LoadedService, client: Client) -> None:
+    # GIVEN a key's record past its expiry that DynamoDB has not deleted yet (TTL is lazy)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    repository = claims.DynamoClaims(
-        dynamodb,
-        os.environ["ORDER_IDEMPOTENCY_TABLE"],
-        EventStore(os.environ["ORDER_EVENTS_TABLE"], client=dynamodb),
+    dynamodb.put_item(
+        TableName=os.environ["ORDER_IDEMPOTENCY_TABLE"],
+        Item={
+            "key": {"S": "k-5"},
+            "fingerprint": {"S": "fp-of-another-body"},
+            "order_id": {"S": "o-old"},
+            "expires_at": {"N": str(int(datetime(2020, 1, 1, tzinfo=UTC).timestamp()))},
+        },
     )
-    request = CreateOrder.model_validate(ORDER)
-    long_ago = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp())
-    dead = idempotency.new_claim("k-5", idempotency.fingerprint(request), "o-dead", long_ago)
-    assert repository.claim(dead) is None
-    # WHEN the client retries with that key
+    # WHEN a request comes with that key (another body, even)
     response = post_json(client, "/orders", ORDER, headers={"Idempotency-Key": "k-5"})
-    # THEN the retry takes over and places the order under the id the key was given
+    # THEN it places a new order, and the key now names it
     assert response.status_code == 201
-    assert json_body(response)["id"] == "o-dead"
-    # AND the dead request, should it wake up, can no longer complete its claim
-    [placed] = stream_of("o-dead")
-    late_event = orders.module("chalicelib.order").placed_event(
-        OrderPlaced.model_validate(placed.data)
-    )
-    with pytest.raises(ConcurrencyError):
-        repository.complete(dead, late_event)
+    [record] = stored_keys()
+    assert record["order_id"]["S"] == json_body(response)["id"] != "o-old"
     assert len(stored_orders()) == 1
 
 
@@ -480,29 +528,15 @@ def test_a_product_listed_twice_is_refused(service_modules: LoadedService) -> No
     assert refused.value.field == "items[2].product_id"
 
 
-@pytest.mark.parametrize(
-    ("status", "same_body", "lease_over", "verdict"),
-    [
-        ("COMPLETED", True, False, "REPLAY"),
-        ("COMPLETED", True, True, "REPLAY"),
-        ("COMPLETED", False, False, "MISMATCH"),
-        ("IN_PROGRESS", False, True, "MISMATCH"),
-        ("IN_PROGRESS", True, False, "IN_PROGRESS"),
-        ("IN_PROGRESS", True, True, "TAKE_OVER"),
-    ],
-)
+@pytest.mark.parametrize(("same_body", "verdict"), [(True, "REPLAY"), (False, "MISMATCH")])
 def test_idempotency_decision(
-    service_modules: LoadedService, status: str, same_body: bool, lease_over: bool, verdict: str
+    service_modules: LoadedService, same_body: bool, verdict: str
 ) -> None:
-    # GIVEN a claim in some state, and a request with the same or another body
+    # GIVEN a key's record, and a request with the same or another body
     idempotency = service_modules.module("chalicelib.idempotency")
-    claim = idempotency.new_claim("k", "fp-1", "o-1", now_s=1000)
-    claim = idempotency.IdempotencyClaim(
-        **{**claim.__dict__, "status": idempotency.ClaimStatus(status)}
-    )
-    now = claim.lease_expires_at + (0 if lease_over else -1)
+    record = idempotency.new_record("k", "fp-1", "o-1", now_s=1000)
     # WHEN the decision is made
-    decided = idempotency.decide(claim, "fp-1" if same_body else "fp-2", now)
+    decided = idempotency.decide(record, "fp-1" if same_body else "fp-2")
     # THEN it is the expected verdict
     assert decided == idempotency.Verdict(verdict)
 

@@ -4,8 +4,8 @@
 ``POST /orders`` from a pool of ``THREADS`` threads (each with an ``Idempotency-Key``, a 503 or
 409 retried after its ``Retry-After``, as a client would); then the orders table is polled
 (``BatchGetItem``, consistent, every ``POLL_INTERVAL_S``) until every order is confirmed. The
-inventory's stock of paper filters is topped up by ``ORDERS + 1`` units first (the extra one
-for the warm-up order); the orders take exactly those units again.
+inventory's stock of paper filters is topped up by ``ORDERS + THREADS`` units first (the extra
+ones for the warm-up orders); the orders take exactly those units again.
 
 **The floor** (:mod:`tests.benchmarks.order_floor`), built on the same emulator and measured in
 the same run: no-op functions wired with the hops an order makes (API Gateway → function →
@@ -14,8 +14,11 @@ queues → functions, outcomes back through their topics and a queue, a mail thr
 the real templates' settings. Its orders are done when they are marked mailed; its state table
 is polled the same way.
 
-Both are measured the same way (:func:`measure`): one warm-up order through first, so that
-every function has a warm container; then ``ORDERS`` orders from ``THREADS`` threads, timed
+Both are measured the same way (:func:`measure`): a warm-up round first, ``THREADS`` orders
+posted at once and waited for until done, so that the measured orders find the execution
+environments their clients keep busy already started (a steady state: the cost of a burst of
+cold starts is what ``lambdamesh load``'s cold phase measures); then ``ORDERS`` orders from
+``THREADS`` threads, timed
 from the first POST to the poll that saw the last order done. Printed for each: orders/s,
 p50/p99 of the POST latency, p50/p90 of placed → done per order (the order's ``created_at`` to
 the poll that first saw it done: the resolution is the poll interval), the CPU per order of
@@ -237,15 +240,17 @@ def _request_counts(emulator: RunningEmulator) -> list[dict[str, Any]] | None:
 
 
 def measure(emulator: RunningEmulator, url: str, user_id: str, done: Done) -> OrdersRun:
-    """One warm-up order, then ``ORDERS`` orders from ``THREADS`` threads until all are done.
+    """A warm-up round of ``THREADS`` orders at once, then ``ORDERS`` orders from ``THREADS``
+    threads until all are done.
 
     The CPU and the request counts cover the measured orders, from the first POST to the poll
     that saw the last one done; the benchmark's own ``BatchGetItem`` polls are taken out.
     """
     dynamodb = emulator.client("dynamodb")
     own_polls = _count_calls(dynamodb, "BatchGetItem")
-    warm = post_order(url, user_id)
-    seen_done(dynamodb, done, [warm.order_id])
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        warm = list(pool.map(lambda _: post_order(url, user_id), range(THREADS)))
+    seen_done(dynamodb, done, [order.order_id for order in warm])
 
     polls_before = len(own_polls)
     _reset_request_counts(emulator)
@@ -281,7 +286,7 @@ def measure(emulator: RunningEmulator, url: str, user_id: str, done: Done) -> Or
 def run_saga(emulator: RunningEmulator, system: DeployedSystem) -> OrdersRun:
     """The deployed system's orders, each done when the orders table says it is confirmed."""
     dynamodb = emulator.client("dynamodb")
-    restock(dynamodb, system["inventory"].outputs["StockTableName"], [PRODUCT], ORDERS + 1)
+    restock(dynamodb, system["inventory"].outputs["StockTableName"], [PRODUCT], ORDERS + THREADS)
     confirmed = Done(system["orders"].outputs["OrdersTableName"], "status", _confirmed, "confirmed")
     return measure(emulator, system["orders"].url("orders"), new_user_id(system), confirmed)
 

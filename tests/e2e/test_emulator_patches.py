@@ -46,7 +46,7 @@ from localstack.services.apigateway.resource_providers.aws_apigateway_stage impo
 from localstack.services.cloudformation.resource_provider import ResourceProviderExecutor
 from localstack.services.apigateway.next_gen.execute_api import gateway_response, handlers
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import StreamShard
+from moto.dynamodb.models.table import StreamShard, Table
 from localstack.aws.handlers.logging import ResponseLogger
 from localstack.services.lambda_.invocation.assignment import AssignmentService
 for owner, name in (
@@ -57,6 +57,8 @@ for owner, name in (
     (LambdaProvider, "invoke"),
     (InvocationRequestParser, "__call__"),
     (StreamShard, "add"),
+    (Table, "query"),
+    (Table, "all_items"),
     (DynamoDBPoller, "poll_events"),
     (DynamoDBPoller, "get_records"),
     (DynamoDBPoller, "forward_events_to_target"),

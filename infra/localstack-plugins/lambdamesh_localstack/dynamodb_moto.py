@@ -35,7 +35,9 @@ source mappings waiting for one (:mod:`lambdamesh_localstack.stream_wakeup`).
 
 ``TransactWriteItems`` rolls back item by item instead of through moto's copy of
 every table it touches (:mod:`lambdamesh_localstack.moto_transactions`): the copy
-made a transaction cost 90-100 ms of CPU on a table of a few hundred orders.
+made a transaction cost 90-100 ms of CPU on a table of a few hundred orders. A ``Query`` on a
+table's key reads the asked partition instead of the whole table sorted
+(:mod:`lambdamesh_localstack.moto_queries`).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ from localstack.services.plugins import Service, aws_provider
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import StreamShard
 
-from lambdamesh_localstack import moto_transactions, stream_wakeup
+from lambdamesh_localstack import moto_queries, moto_transactions, stream_wakeup
 from lambdamesh_localstack.stream_records import binary_as_bytes
 
 SHARD_ITERATOR_LIFETIME_SECONDS = 15 * 60
@@ -274,6 +276,7 @@ def _aws_record(moto_record: dict[str, Any], region: str) -> Record:
 def dynamodb_moto() -> Service:
     """Plugin ``localstack.aws.provider:dynamodb:moto``."""
     moto_transactions.install()
+    moto_queries.install()
     stream_wakeup.install_stream_notifications()
     return Service.for_provider(
         DynamoDBMotoProvider(), dispatch_table_factory=serialised_moto_dispatcher

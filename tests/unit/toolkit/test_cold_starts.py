@@ -111,18 +111,21 @@ def test_a_cold_burst_of_slow_but_successful_calls_leaves_the_circuit_closed(
 def test_timeouts_the_callers_own_deadline_cut_short_leave_the_circuit_closed(
     breaker_table: str, http_server: ScriptedServer, circuit_name: str, sleeps: list[float]
 ) -> None:
-    # GIVEN a dependency that is starting, and callers that arrive late: each has only 0.1 s
-    # left of its deadline, less than a cold start and far less than the attempt's timeout
+    # GIVEN a dependency that is starting (it answers just inside the attempt's timeout), and
+    # callers that arrive late: each has only half the attempt's timeout left of its deadline
+    # (enough to read the circuit's state and send the call on a busy machine, not to wait
+    # for the answer)
     late = THRESHOLD * 2
-    http_server.answer(
-        *[ScriptedAnswer(200, {"id": "u-1"}, delay_s=COLD_START_S) for _ in range(late + 1)]
-    )
+    starting = [
+        ScriptedAnswer(200, {"id": "u-1"}, delay_s=ATTEMPT_TIMEOUT_S * 0.9) for _ in range(late + 1)
+    ]
+    http_server.answer(*starting)
     client = container(http_server.url, circuit_name, breaker_table, sleeps)
 
     # WHEN twice the threshold of them call it, one after the other
     for _ in range(late):
         with pytest.raises(DependencyUnavailable, match="timeout"):
-            as_a_request(client, budget_s=0.1)
+            as_a_request(client, budget_s=ATTEMPT_TIMEOUT_S / 2)
 
     # THEN each timed out, yet the circuit stayed closed: the callers were late, and the
     # dependency had never had its own timeout to answer in

@@ -9,7 +9,13 @@ import time
 import pytest
 
 from lambdamesh_localstack import environment_starts
-from lambdamesh_localstack.environment_starts import LIMIT_ENV, StartGate, start_limit
+from lambdamesh_localstack.environment_starts import (
+    LIMIT_ENV,
+    StartGate,
+    in_background,
+    start_limit,
+)
+from lambdamesh_localstack.esm_tuning import BATCH_THREAD_PREFIX
 
 
 def test_the_modules_examples_run() -> None:
@@ -72,3 +78,139 @@ def test_a_wait_past_its_bound_starts_anyway() -> None:
     # WHEN another invocation asks THEN after the bound it starts one anyway
     assert gate.admit(lambda: None) is None
     assert gate.starting == 2
+
+
+def test_a_free_start_goes_to_a_function_without_environments_before_one_with() -> None:
+    # GIVEN the one start taken, `orders` with two environments busy and an invocation of it
+    # waiting, then an invocation of `users`, which has none, waiting behind it
+    gate = StartGate(limit=1)
+    assert gate.admit(lambda: None, "orders", lambda: 2) is None
+    started: list[str] = []
+
+    def invoke(function: str, environments: int) -> None:
+        assert gate.admit(lambda: None, function, lambda: environments) is None
+        started.append(function)
+
+    orders = threading.Thread(target=invoke, args=("orders", 2))
+    orders.start()
+    time.sleep(0.1)
+    users = threading.Thread(target=invoke, args=("users", 0))
+    users.start()
+    time.sleep(0.1)
+    assert started == []
+    # WHEN the start ends
+    gate.start_ended("orders")
+    # THEN `users` starts its first environment, and `orders` still waits
+    users.join(2.0)
+    assert started == ["users"]
+    assert orders.is_alive()
+    # AND `orders` starts its next one when the start of `users` has ended
+    gate.start_ended("users")
+    orders.join(2.0)
+    assert started == ["users", "orders"]
+    assert gate.starting == 1
+
+
+def test_a_free_start_goes_to_the_function_whose_invocation_has_waited_longest() -> None:
+    # GIVEN the one start taken, an invocation of `orders` (three environments, all busy)
+    # waiting, then one of `users` (one, busy)
+    gate = StartGate(limit=1)
+    assert gate.admit(lambda: None, "catalog", lambda: 0) is None
+    started: list[str] = []
+
+    def invoke(function: str, environments: int) -> None:
+        assert gate.admit(lambda: None, function, lambda: environments) is None
+        started.append(function)
+
+    orders = threading.Thread(target=invoke, args=("orders", 3))
+    orders.start()
+    time.sleep(0.1)
+    users = threading.Thread(target=invoke, args=("users", 1))
+    users.start()
+    time.sleep(0.1)
+    # WHEN the start ends THEN `orders`, which asked first, starts; `users` waits its turn
+    gate.start_ended("catalog")
+    orders.join(2.0)
+    assert started == ["orders"]
+    assert users.is_alive()
+    gate.start_ended("orders")
+    users.join(2.0)
+    assert started == ["orders", "users"]
+
+
+def test_an_environment_released_goes_to_the_invocation_of_its_function_that_came_first() -> None:
+    # GIVEN the one start taken, and three invocations of `orders` waiting, one after another
+    gate = StartGate(limit=1)
+    assert gate.admit(lambda: None, "users", lambda: 0) is None
+    idle: list[str] = []
+    served: list[tuple[int, str | None]] = []
+    asked: list[int] = []
+
+    def invoke(number: int) -> None:
+        def reserve() -> str | None:
+            asked.append(number)
+            return idle.pop() if idle else None
+
+        served.append((number, gate.admit(reserve, "orders", lambda: 1)))
+
+    waiters = [threading.Thread(target=invoke, args=(number,)) for number in range(3)]
+    for waiter in waiters:
+        waiter.start()
+        time.sleep(0.05)
+    # WHEN environments are released one at a time
+    for environment in ("env-a", "env-b", "env-c"):
+        idle.append(environment)
+        gate.released()
+        time.sleep(0.1)
+    for waiter in waiters:
+        waiter.join(2.0)
+    # THEN each went to the invocation that had waited longest
+    assert served == [(0, "env-a"), (1, "env-b"), (2, "env-c")]
+    assert gate.starting == 1
+    # AND no invocation looked for an idle environment while an earlier one still waited
+    assert asked == sorted(asked)
+
+
+def test_a_start_goes_to_an_invocation_a_caller_waits_for_before_an_event_source_batch() -> None:
+    # GIVEN the one start taken, a batch of an event source mapping waiting for `payments`,
+    # which has no environment, then an invocation of `orders` a caller waits for, with two
+    gate = StartGate(limit=1)
+    assert gate.admit(lambda: None, "users", lambda: 0) is None
+    started: list[str] = []
+
+    def invoke(function: str, environments: int, background: bool) -> None:
+        assert gate.admit(lambda: None, function, lambda: environments, background) is None
+        started.append(function)
+
+    batch = threading.Thread(target=invoke, args=("payments", 0, True))
+    batch.start()
+    time.sleep(0.1)
+    caller = threading.Thread(target=invoke, args=("orders", 2, False))
+    caller.start()
+    time.sleep(0.1)
+    # WHEN the start ends
+    gate.start_ended("users")
+    # THEN `orders` starts first, and the batch waits for the start after it
+    caller.join(2.0)
+    assert started == ["orders"]
+    assert batch.is_alive()
+    gate.start_ended("orders")
+    batch.join(2.0)
+    assert started == ["orders", "payments"]
+
+
+@pytest.mark.parametrize(
+    ("thread_name", "background"),
+    [
+        ("event-source-mapping-poller-3f2a-functhread12", True),
+        (f"{BATCH_THREAD_PREFIX}3f2a", True),
+        ("lambda-invoker-notifications-OrderConfirmed:$LATEST_0", True),
+        ("ThreadPoolExecutor-0_1", False),
+        ("PoolThread-twisted.internet.reactor-3", False),
+    ],
+)
+def test_threads_invoking_with_no_caller_waiting_are_the_background_ones(
+    thread_name: str, background: bool
+) -> None:
+    # GIVEN / WHEN a thread's name THEN it is one that invokes with no caller waiting, or not
+    assert in_background(thread_name) is background

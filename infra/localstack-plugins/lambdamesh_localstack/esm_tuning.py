@@ -37,6 +37,9 @@ from typing import Any, Final, Self
 from lambdamesh_localstack import stream_bisect
 from lambdamesh_localstack.stream_wakeup import WakingStreamPoller
 
+BATCH_THREAD_PREFIX: Final = "esm-batch-"
+"""What the threads of a mapping's batches in flight are named after (with the mapping's id)."""
+
 LOG = logging.getLogger(__name__)
 
 EXPECTED_LOCALSTACK_VERSION: Final = "4.14.0"
@@ -247,7 +250,7 @@ class LongPollingSqsPoller:
         self._window_seconds = float(esm_config.get("MaximumBatchingWindowInSeconds") or 0)
         self.concurrency = batch_concurrency(esm_config, options.default_concurrency)
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._name = f"esm-batch-{esm_config.get('UUID', '')}"
+        self._name = f"{BATCH_THREAD_PREFIX}{esm_config.get('UUID', '')}"
 
     def __getattr__(self, name: str) -> Any:
         # Anything LocalStack reads from its poller that this class does not replace (its

@@ -6,12 +6,14 @@ None of these tests needs LocalStack: the poller is driven with a stand-in for L
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from lambdamesh_localstack import esm_tuning
 from lambdamesh_localstack.esm_tuning import (
     CONCURRENCY_VARIABLE,
     EXPECTED_LOCALSTACK_VERSION,
@@ -225,3 +227,26 @@ def wait_for(condition: Any) -> None:
             return
         done.wait(0.05)
     raise AssertionError("condition not met")
+
+
+def test_a_batch_that_fails_to_be_processed_is_logged_with_its_error_type_and_traceback(
+    release: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a mapping whose batch fails with an error that has no message of its own
+    class FailingPoller(FakeSqsPoller):
+        def handle_messages(self, messages: list[dict[str, Any]]) -> None:
+            super().handle_messages(messages)
+            raise TimeoutError
+
+    release.set()
+    fake = FailingPoller([[message(0)]], release=release)
+    poller = wrap(fake, {"BatchSize": 1}, concurrency=1)
+    # WHEN it polls and the batch fails
+    with caplog.at_level(logging.WARNING, logger=esm_tuning.__name__):
+        poller.poll_events()
+        wait_for(lambda: any("failed" in record.message for record in caplog.records))
+    # THEN the warning names the queue and the error's type, with its traceback
+    [record] = [record for record in caplog.records if "failed" in record.message]
+    assert fake.source_arn in record.message
+    assert "TimeoutError" in record.message
+    assert record.exc_info is not None

@@ -343,10 +343,11 @@ class LongPollingSqsPoller:
             # The same handling as LocalStack's poller: messages not deleted become visible
             # again after the visibility timeout and are retried, then redriven to the DLQ.
             LOG.warning(
-                "Processing a batch from %s failed: %s",
+                "Processing a batch from %s failed: %s: %s",
                 self._poller.source_arn,
+                type(error).__name__,
                 error,
-                exc_info=LOG.isEnabledFor(logging.DEBUG),
+                exc_info=True,
             )
 
 

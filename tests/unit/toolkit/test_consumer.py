@@ -26,7 +26,7 @@ from lambdamesh_toolkit.events.bookkeeping import (
     EVENT_TABLE_TTL_ATTRIBUTE,
     DynamoDbIdempotencyStore,
 )
-from lambdamesh_toolkit.events.consuming import FIFO_SKIPPED_REASON
+from lambdamesh_toolkit.events.consuming import FIFO_SKIPPED_REASON, OUT_OF_TIME_REASON
 from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.events.retry_backoff import backoff_delay_s
 from lambdamesh_toolkit.logging import get_logger
@@ -514,3 +514,84 @@ def test_the_dynamodb_marks_give_up_when_keys_stay_unprocessed() -> None:
         # WHEN the marks are read THEN the read fails, naming the table
         with pytest.raises(UnprocessedItemsError, match=IDEMPOTENCY_TABLE):
             store.processed_among(["s#e-1"])
+
+
+class ShrinkingContext:
+    """A Lambda context whose remaining time drops by ``step_ms`` at each look."""
+
+    aws_request_id = "req-near-timeout"
+
+    def __init__(self, remaining_ms: int, step_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+        self.step_ms = step_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining, self.remaining_ms = self.remaining_ms, self.remaining_ms - self.step_ms
+        return remaining
+
+
+def test_records_not_started_before_the_timeout_nears_come_back_at_once(world: World) -> None:
+    # GIVEN four users created, and an invocation with 4 s left that loses 1 s per record
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    for user_id in ("u-1", "u-2", "u-3", "u-4"):
+        publisher.publish(user_created(user_id))
+    handled: list[str] = []
+
+    def on_user(envelope: EventEnvelope, data: UserCreated) -> None:
+        handled.append(data.user_id)
+
+    consumer = world.consumer({("user.created", 1): on_user})
+    event = world.receive(world.standard)
+
+    # WHEN the batch is processed
+    response = consumer.process(event, ShrinkingContext(remaining_ms=4000, step_ms=1000))
+
+    # THEN the records started while more than the reserve was left were handled and
+    # acknowledged; the others were not started, are reported, and come back at once
+    assert len(handled) == 3
+    late = [r for r in event["Records"] if json.loads(r["body"])["data"]["user_id"] not in handled]
+    assert failed_ids(response) == [r["messageId"] for r in late]
+    assert world.spy.visibility == {r["receiptHandle"]: 0 for r in late}
+    assert world.failure(late[0]["messageId"]).reason == OUT_OF_TIME_REASON
+
+
+def test_a_fifo_batch_near_its_timeout_defers_the_rest_of_every_group_in_order(
+    world: World,
+) -> None:
+    # GIVEN two events of order o-1 and one of o-2, and an invocation whose time runs short
+    # after the first record
+    publisher = Publisher(world.fifo.topic_arn, sns_client=world.sns)
+    first, second, other = order_placed("o-1"), order_placed("o-1"), order_placed("o-2")
+    publisher.publish(first, group_id="o-1")
+    publisher.publish(second, group_id="o-1")
+    publisher.publish(other, group_id="o-2")
+    handled: list[str] = []
+
+    def on_placed(envelope: EventEnvelope, data: OrderPlaced) -> None:
+        handled.append(envelope.id)
+
+    consumer = world.consumer({("order.placed", 1): on_placed}, fifo=True)
+    event = world.receive(world.fifo)
+
+    # WHEN the batch is processed with 2 s left, then 1 s
+    response = consumer.process(event, ShrinkingContext(remaining_ms=2000, step_ms=1000))
+
+    # THEN only the first record ran; every other one is reported and comes back at once
+    assert handled == [json.loads(event["Records"][0]["body"])["id"]]
+    rest = event["Records"][1:]
+    assert failed_ids(response) == [r["messageId"] for r in rest]
+    assert world.spy.visibility == {r["receiptHandle"]: 0 for r in rest}
+
+
+def test_a_batch_without_a_lambda_context_has_no_time_limit(world: World) -> None:
+    # GIVEN a batch processed without a context (a test, a direct call)
+    publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
+    for user_id in ("u-1", "u-2"):
+        publisher.publish(user_created(user_id))
+    handled: list[str] = []
+    consumer = world.consumer({("user.created", 1): lambda e, d: handled.append(d.user_id)})
+
+    # WHEN it is processed THEN every record runs
+    response = consumer.process(world.receive(world.standard), None)
+    assert failed_ids(response) == []
+    assert sorted(handled) == ["u-1", "u-2"]

@@ -14,7 +14,11 @@ handler again (:mod:`.bookkeeping`). A record that fails (malformed, unknown eve
 handler error) is reported in ``batchItemFailures`` (the deploy step sets
 ``ReportBatchItemFailures``), its reason is written to the failures table under its SQS message
 id (which it keeps in the DLQ), and its visibility is set to a short exponential backoff
-(:mod:`.retry_backoff`).
+(:mod:`.retry_backoff`). A record is not started when the function's timeout is nearer than
+:data:`MIN_TIME_RESERVE_S` or twice the slowest record of the batch so far: it is reported with
+:data:`OUT_OF_TIME_REASON` and made visible again at once, so that a batch slowed down by load
+acknowledges what it handled instead of timing out whole (then every message of it waits out the
+queue's visibility timeout).
 
 Each delivery is a hop (:mod:`lambdamesh_toolkit.hops`): ``consume`` the first time, ``retry``
 from the second receive on (``attempt`` is ``ApproximateReceiveCount``), the child of the
@@ -69,6 +73,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 FIFO_SKIPPED_REASON = "not processed: an earlier message of its group failed in this batch"
+OUT_OF_TIME_REASON = "not processed: the invocation was running out of time"
+MIN_TIME_RESERVE_S = 1.5
+"""Time kept for answering the batch (marks, failures, backoff) when the function's timeout is
+near: a record is not started with less left than this, or twice the slowest record so far."""
 
 #: A handler receives the envelope and its validated ``data`` (the registered model).
 EventHandler = Callable[[EventEnvelope, Any], None]
@@ -239,6 +247,7 @@ class EventConsumer:
         crashing = happens(faults.crash_rate)
         if crashing:
             handle = self._killed_after((len(records) + 1) // 2)
+        handle = self._in_time(handle, context)
         try:
             with processor(records, handle):
                 processor.process()
@@ -256,6 +265,34 @@ class EventConsumer:
             }
         finally:
             self.logger.remove_keys(["event_id", "event_type", "message_id"])
+
+    def _in_time(
+        self, handle: Callable[[SQSRecord], None], context: Any
+    ) -> Callable[[SQSRecord], None]:
+        """``handle``, refusing to start a record when the function's timeout is too near.
+
+        A batch that runs past its function's timeout fails whole, and every message of it,
+        handled or not, waits out the queue's visibility timeout (60 s) before it comes again:
+        under load a FIFO batch of ten took 12-19 s against a 10 s timeout. Instead, the records
+        not started in time are answered as failures retried at once (no backoff), so the ones
+        handled are acknowledged and the rest come back at the next receive.
+        """
+        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(remaining_ms):
+            return handle
+        slowest_s = 0.0
+
+        def handle_in_time(record: SQSRecord) -> None:
+            nonlocal slowest_s
+            if remaining_ms() / 1000 < max(MIN_TIME_RESERVE_S, 2 * slowest_s):
+                raise self._failed(OUT_OF_TIME_REASON, record, None)
+            started = time.monotonic()
+            try:
+                handle(record)
+            finally:
+                slowest_s = max(slowest_s, time.monotonic() - started)
+
+        return handle_in_time
 
     def _killed_after(self, count: int) -> Callable[[SQSRecord], None]:
         """The record handler, with the process killed once ``count`` records were handled."""
@@ -484,6 +521,8 @@ class EventConsumer:
         if isinstance(exc, _RecordFailed):
             reason, event_type = exc.reason, exc.event_type
             event_id, correlation_id = exc.event_id, exc.correlation_id
+            if reason == OUT_OF_TIME_REASON:
+                delay_s = 0
         else:
             # Powertools' FIFO short circuit: the record was never handed to us.
             event_type, correlation_id = _attributes_of(record)

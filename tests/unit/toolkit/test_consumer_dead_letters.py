@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
-from lambdamesh_toolkit.events.consuming import MalformedBatchError
+from lambdamesh_toolkit.events.consuming import OUT_OF_TIME_REASON, MalformedBatchError
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE, PermanentFailure
 from lambdamesh_toolkit.events.publishing import Publisher
 from tests.unit.toolkit.consumer_world import (
     SERVICE,
     Queue,
+    ShrinkingContext,
     World,
     failed_ids,
     message_id_of,
@@ -233,3 +234,21 @@ def test_a_transient_failure_on_its_last_receive_is_not_hidden_for_another_backo
     # after 16 s
     assert failed_ids(response) == [event["Records"][0]["messageId"]]
     assert world.spy.visibility == {event["Records"][0]["receiptHandle"]: visibility}
+
+
+def test_a_record_put_off_on_its_last_receive_is_recorded_with_the_reason(world: World) -> None:
+    # GIVEN a user created, received for the fifth time (the queue's maxReceiveCount), and an
+    # invocation with too little time left to start it
+    with_dead_letter_queue(world, world.standard)
+    Publisher(world.standard.topic_arn, sns_client=world.sns).publish(user_created("u-1"))
+    consumer = world.consumer({("user.created", 1): lambda e, d: None})
+    event = world.receive(world.standard)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
+
+    # WHEN the batch is processed
+    response = consumer.process(event, ShrinkingContext(remaining_ms=1000, step_ms=0))
+
+    # THEN it is reported, and its reason is recorded for the DLQ it is about to reach
+    message_id = event["Records"][0]["messageId"]
+    assert failed_ids(response) == [message_id]
+    assert world.failure(message_id).reason == OUT_OF_TIME_REASON

@@ -432,7 +432,8 @@ class EventConsumer:
                 message_id=failure.message_id,
             )
             moved_to = self._dead_letter_hop(record, failure) if _is_permanent(exc) else None
-            if moved_to is None and self._is_last_receive(record, failure.attempts):
+            last_receive = moved_to is None and self._is_last_receive(record, failure.attempts)
+            if last_receive:
                 # SQS moves it to the DLQ at its next receive: no backoff to wait out first.
                 delay_s = 0
             self.logger.warning(
@@ -445,7 +446,11 @@ class EventConsumer:
                     "dead_letter_message_id": moved_to,
                 },
             )
-            self._record(failure)
+            if failure.reason != OUT_OF_TIME_REASON or last_receive:
+                # A record put off for want of time did not fail: nothing for `dlq show` to
+                # tell unless SQS dead-letters it at its next receive (and no write to wait
+                # for while the timeout nears).
+                self._record(failure)
             if moved_to is not None:
                 # Its new message id in the DLQ: where `dlq show` will look for the reason.
                 self._record(dataclasses.replace(failure, message_id=moved_to))

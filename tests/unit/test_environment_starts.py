@@ -80,23 +80,30 @@ def test_a_wait_past_its_bound_starts_anyway() -> None:
     assert gate.starting == 2
 
 
+def waiting(
+    gate: StartGate, started: list[str], function: str, environments: int, background: bool = False
+) -> threading.Thread:
+    """An invocation of ``function`` asking ``gate`` for a start on a thread of its own (nothing
+    idle); ``function`` goes into ``started`` once it may start. Returned after it has asked."""
+
+    def invoke() -> None:
+        assert gate.admit(lambda: None, function, lambda: environments, background) is None
+        started.append(function)
+
+    thread = threading.Thread(target=invoke)
+    thread.start()
+    time.sleep(0.1)
+    return thread
+
+
 def test_a_free_start_goes_to_a_function_without_environments_before_one_with() -> None:
     # GIVEN the one start taken, `orders` with two environments busy and an invocation of it
     # waiting, then an invocation of `users`, which has none, waiting behind it
     gate = StartGate(limit=1)
     assert gate.admit(lambda: None, "orders", lambda: 2) is None
     started: list[str] = []
-
-    def invoke(function: str, environments: int) -> None:
-        assert gate.admit(lambda: None, function, lambda: environments) is None
-        started.append(function)
-
-    orders = threading.Thread(target=invoke, args=("orders", 2))
-    orders.start()
-    time.sleep(0.1)
-    users = threading.Thread(target=invoke, args=("users", 0))
-    users.start()
-    time.sleep(0.1)
+    orders = waiting(gate, started, "orders", 2)
+    users = waiting(gate, started, "users", 0)
     assert started == []
     # WHEN the start ends
     gate.start_ended("orders")
@@ -117,17 +124,8 @@ def test_a_free_start_goes_to_the_function_whose_invocation_has_waited_longest()
     gate = StartGate(limit=1)
     assert gate.admit(lambda: None, "catalog", lambda: 0) is None
     started: list[str] = []
-
-    def invoke(function: str, environments: int) -> None:
-        assert gate.admit(lambda: None, function, lambda: environments) is None
-        started.append(function)
-
-    orders = threading.Thread(target=invoke, args=("orders", 3))
-    orders.start()
-    time.sleep(0.1)
-    users = threading.Thread(target=invoke, args=("users", 1))
-    users.start()
-    time.sleep(0.1)
+    orders = waiting(gate, started, "orders", 3)
+    users = waiting(gate, started, "users", 1)
     # WHEN the start ends THEN `orders`, which asked first, starts; `users` waits its turn
     gate.start_ended("catalog")
     orders.join(2.0)
@@ -177,17 +175,8 @@ def test_a_start_goes_to_an_invocation_a_caller_waits_for_before_an_event_source
     gate = StartGate(limit=1)
     assert gate.admit(lambda: None, "users", lambda: 0) is None
     started: list[str] = []
-
-    def invoke(function: str, environments: int, background: bool) -> None:
-        assert gate.admit(lambda: None, function, lambda: environments, background) is None
-        started.append(function)
-
-    batch = threading.Thread(target=invoke, args=("payments", 0, True))
-    batch.start()
-    time.sleep(0.1)
-    caller = threading.Thread(target=invoke, args=("orders", 2, False))
-    caller.start()
-    time.sleep(0.1)
+    batch = waiting(gate, started, "payments", 0, background=True)
+    caller = waiting(gate, started, "orders", 2)
     # WHEN the start ends
     gate.start_ended("users")
     # THEN `orders` starts first, and the batch waits for the start after it

@@ -266,13 +266,21 @@ def test_handlers_for_unregistered_events_are_refused_at_construction(world: Wor
         world.consumer({("user.deleted", 1): lambda env, data: None})
 
 
-def test_fifo_failure_skips_the_rest_of_its_group_but_not_other_groups(world: World) -> None:
-    # GIVEN two events of order o-1 then one of order o-2 on the FIFO queue, o-1's first failing
+def two_groups_on_the_fifo_queue(
+    world: World,
+) -> tuple[EventEnvelope, EventEnvelope, EventEnvelope]:
+    """Two events of order o-1, then one of order o-2, published to the FIFO queue's topic."""
     publisher = Publisher(world.fifo.topic_arn, sns_client=world.sns)
     first, second, other = order_placed("o-1"), order_placed("o-1"), order_placed("o-2")
     publisher.publish(first, group_id="o-1")
     publisher.publish(second, group_id="o-1")
     publisher.publish(other, group_id="o-2")
+    return first, second, other
+
+
+def test_fifo_failure_skips_the_rest_of_its_group_but_not_other_groups(world: World) -> None:
+    # GIVEN two events of order o-1 then one of order o-2 on the FIFO queue, o-1's first failing
+    first, second, other = two_groups_on_the_fifo_queue(world)
     handled: list[str] = []
 
     def on_placed(envelope: EventEnvelope, data: OrderPlaced) -> None:
@@ -548,11 +556,7 @@ def test_a_fifo_batch_near_its_timeout_defers_the_rest_of_every_group_in_order(
 ) -> None:
     # GIVEN two events of order o-1 and one of o-2, and an invocation whose time runs short
     # after the first record
-    publisher = Publisher(world.fifo.topic_arn, sns_client=world.sns)
-    first, second, other = order_placed("o-1"), order_placed("o-1"), order_placed("o-2")
-    publisher.publish(first, group_id="o-1")
-    publisher.publish(second, group_id="o-1")
-    publisher.publish(other, group_id="o-2")
+    first, _, _ = two_groups_on_the_fifo_queue(world)
     handled: list[str] = []
 
     def on_placed(envelope: EventEnvelope, data: OrderPlaced) -> None:
@@ -565,7 +569,7 @@ def test_a_fifo_batch_near_its_timeout_defers_the_rest_of_every_group_in_order(
     response = consumer.process(event, ShrinkingContext(remaining_ms=2000, step_ms=1000))
 
     # THEN only the first record ran; every other one is reported and comes back at once
-    assert handled == [json.loads(event["Records"][0]["body"])["id"]]
+    assert handled == [first.id]
     rest = event["Records"][1:]
     assert failed_ids(response) == [r["messageId"] for r in rest]
     assert world.spy.visibility == {r["receiptHandle"]: 0 for r in rest}

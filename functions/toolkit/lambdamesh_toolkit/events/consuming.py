@@ -98,6 +98,7 @@ class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error ty
     """A record could not be processed; carries what is known about it.
 
     ``permanent``: no retry can process it as it is (dead-letter it at once).
+    ``put_off``: it was not started, for want of time; it did not fail (retry it at once).
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error ty
         reason: str,
         *,
         permanent: bool = False,
+        put_off: bool = False,
         event_type: str | None = None,
         event_id: str | None = None,
         correlation_id: str | None = None,
@@ -112,6 +114,7 @@ class _RecordFailed(Exception):  # noqa: N818 - internal signal, not an error ty
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.put_off = put_off
         self.event_type = event_type
         self.event_id = event_id
         self.correlation_id = correlation_id
@@ -285,7 +288,7 @@ class EventConsumer:
         def handle_in_time(record: SQSRecord) -> None:
             nonlocal slowest_s
             if remaining_ms() / 1000 < max(MIN_TIME_RESERVE_S, 2 * slowest_s):
-                raise self._failed(OUT_OF_TIME_REASON, record, None)
+                raise self._failed(OUT_OF_TIME_REASON, record, None, put_off=True)
             started = time.monotonic()
             try:
                 handle(record)
@@ -400,18 +403,24 @@ class EventConsumer:
         envelope: EventEnvelope | None,
         *,
         permanent: bool = False,
+        put_off: bool = False,
     ) -> _RecordFailed:
         if envelope is not None:
             return _RecordFailed(
                 reason,
                 permanent=permanent,
+                put_off=put_off,
                 event_type=envelope.type,
                 event_id=envelope.id,
                 correlation_id=envelope.correlation_id,
             )
         event_type, correlation_id = _attributes_of(record)
         return _RecordFailed(
-            reason, permanent=permanent, event_type=event_type, correlation_id=correlation_id
+            reason,
+            permanent=permanent,
+            put_off=put_off,
+            event_type=event_type,
+            correlation_id=correlation_id,
         )
 
     def _after_failures(self, failed: Iterable[tuple[Any, Any]]) -> set[str]:
@@ -446,7 +455,7 @@ class EventConsumer:
                     "dead_letter_message_id": moved_to,
                 },
             )
-            if failure.reason != OUT_OF_TIME_REASON or last_receive:
+            if not (isinstance(exc, _RecordFailed) and exc.put_off) or last_receive:
                 # A record put off for want of time did not fail: nothing for `dlq show` to
                 # tell unless SQS dead-letters it at its next receive (and no write to wait
                 # for while the timeout nears).
@@ -526,7 +535,7 @@ class EventConsumer:
         if isinstance(exc, _RecordFailed):
             reason, event_type = exc.reason, exc.event_type
             event_id, correlation_id = exc.event_id, exc.correlation_id
-            if reason == OUT_OF_TIME_REASON:
+            if exc.put_off:
                 delay_s = 0
         else:
             # Powertools' FIFO short circuit: the record was never handed to us.

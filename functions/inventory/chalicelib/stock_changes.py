@@ -41,7 +41,13 @@ from pydantic import ValidationError
 
 from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError, InventoryStockChanged
 from lambdamesh_toolkit.correlation import use_correlation_id
-from lambdamesh_toolkit.events.change_capture import INSERT, MODIFY, Change, StreamFunction
+from lambdamesh_toolkit.events.change_capture import (
+    INSERT,
+    MODIFY,
+    Change,
+    RecordEvent,
+    StreamPublisher,
+)
 from lambdamesh_toolkit.events.dead_lettering import PermanentFailure
 from lambdamesh_toolkit.events.envelope import derived_event_id, invalid_event_from, new_event
 from lambdamesh_toolkit.logging import get_logger
@@ -52,7 +58,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
 
     from lambdamesh_toolkit.events.change_capture import StreamDeadLetters
-    from lambdamesh_toolkit.events.publishing import EventPublisher
+    from lambdamesh_toolkit.events.publishing import BatchEventPublisher
 
 PRODUCT_ATTRIBUTE = "product_id"
 """The stock item's key (``S``); the stock table's layout is ``store.py``'s."""
@@ -136,12 +142,14 @@ def _number(image: Mapping[str, Any], name: str) -> int | None:
         raise PermanentFailure(f"{name} is not a whole number (N): {value!r}") from None
 
 
-class StockChangePublisher(StreamFunction):
-    """Publishes ``inventory.stock_changed`` for every stream record that changed a level.
+class StockChangePublisher(StreamPublisher):
+    """Publishes ``inventory.stock_changed`` for every stream record that changed a level,
+    a batch's events together, ten to a ``PublishBatch``, in stream order
+    (:class:`~lambdamesh_toolkit.events.change_capture.StreamPublisher`).
 
     Parameters
     ----------
-    publisher : EventPublisher
+    publisher : BatchEventPublisher
         The inventory topic (a standard topic: no message group).
     dead_letters : StreamDeadLetters | None
         Where records that can never be published go, with the reason (the event source's
@@ -152,30 +160,22 @@ class StockChangePublisher(StreamFunction):
 
     def __init__(
         self,
-        publisher: EventPublisher,
+        publisher: BatchEventPublisher,
         *,
         dead_letters: StreamDeadLetters | None = None,
         logger: Logger | None = None,
     ) -> None:
-        super().__init__(dead_letters=dead_letters, logger=logger or get_logger(SERVICE))
-        self._publisher = publisher
+        super().__init__(
+            publisher,
+            dead_letters=dead_letters,
+            logger=logger or get_logger(SERVICE),
+            fifo=False,
+        )
 
-    def handle(self, change: Change) -> None:
-        """Publish the record's level change, if it changed one."""
+    def event_of(self, change: Change) -> RecordEvent | None:
+        """The record's ``inventory.stock_changed`` (:func:`stock_changed`), if it changed a
+        level."""
         envelope = stock_changed(change)
         if envelope is None:
-            return
-        self.use_correlation_id(envelope.correlation_id)
-        try:
-            message_id = self._publisher.publish(envelope)
-        except EventError as error:  # a broken contract or over SNS's size: no retry helps
-            raise PermanentFailure(f"{envelope.type} {envelope.id}: {error}") from error
-        self._logger.info(
-            "stock change published",
-            extra={
-                "event_id": envelope.id,
-                "message_id": message_id,
-                "sequence_number": change.sequence_number,
-                **envelope.data,
-            },
-        )
+            return None
+        return RecordEvent(envelope, envelope.data["product_id"], envelope.data)

@@ -32,6 +32,7 @@ from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocess
 from lambdamesh_toolkit.events.envelope import new_event
 from lambdamesh_toolkit.events.publishing import BatchOutcome, PreparedEvent
 from lambdamesh_toolkit.events.store import EventStore
+from lambdamesh_toolkit.events.time_guard import TimeGuard
 from lambdamesh_toolkit.trace_context import parse_traceparent
 from tests.support.dynamodb_streams import stream_event
 from tests.unit.services.conftest import TopicInbox
@@ -654,9 +655,9 @@ def test_a_failing_publish_reports_its_record_and_every_later_one_for_the_retry(
     publish_batch = real.publish_batch
     batches: list[int] = []
 
-    def refuse_second(events: Sequence[PreparedEvent]) -> BatchOutcome:
+    def refuse_second(events: Sequence[PreparedEvent], *, guard: TimeGuard) -> BatchOutcome:
         batches.append(len(events))
-        taken = publish_batch(events[:1])
+        taken = publish_batch(events[:1], guard=guard)
         return BatchOutcome(taken.message_ids, "InternalError: SNS endpoint unreachable")
 
     monkeypatch.setattr(real, "publish_batch", refuse_second)

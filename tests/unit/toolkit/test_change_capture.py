@@ -23,6 +23,7 @@ from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.events.change_capture import (
     Change,
     MalformedStreamEventError,
+    RecordEvent,
     StreamDeadLetters,
     StreamPublisher,
     changes,
@@ -30,7 +31,14 @@ from lambdamesh_toolkit.events.change_capture import (
 )
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE, PermanentFailure
 from lambdamesh_toolkit.events.envelope import new_event
-from lambdamesh_toolkit.events.publishing import BatchOutcome, PreparedEvent, Publisher
+from lambdamesh_toolkit.events.publishing import (
+    OUT_OF_TIME_FAILURE,
+    BatchOutcome,
+    PreparedEvent,
+    Publisher,
+)
+from lambdamesh_toolkit.events.time_guard import TimeGuard
+from tests.support.lambda_context import ShrinkingContext
 from tests.support.sqs import subscribe_raw
 from tests.support.stream_records import image, stream_event, stream_record
 
@@ -135,6 +143,60 @@ def test_the_first_failure_stops_the_batch_and_reports_it_and_every_later_record
     assert seen == ["1", "2"]
     # AND the failed one and every later one are reported, so Lambda retries from it
     assert failures(response) == ["2", "3", "4"]
+
+
+def test_no_record_is_started_near_the_functions_timeout_and_the_shard_resumes_from_it() -> None:
+    # GIVEN four records, and an invocation that has 3 s left, then 1 s less at each look
+    seen: list[str] = []
+    ended: list[bool] = []
+
+    def end() -> None:
+        ended.append(True)
+
+    # WHEN the batch is processed
+    response = process_in_order(
+        records("1", "2", "3", "4"),
+        lambda change: seen.append(change.sequence_number),
+        context=ShrinkingContext(remaining_ms=3000, step_ms=1000),
+        end=end,
+    )
+    # THEN the records started with 1.5 s or more left were handled; the third, with 1 s
+    # left, was not started, and the shard is retried from it with the one after it ...
+    assert seen == ["1", "2"]
+    assert failures(response) == ["3", "4"]
+    # AND what the records handled left for the end of the batch was still done
+    assert ended == [True]
+
+
+@dataclass
+class Clock:
+    """A monotonic clock that moves only when told, and a Lambda context reading it."""
+
+    now: float = 0.0
+    timeout_s: float = 4.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.timeout_s - self.now) * 1000)
+
+
+def test_a_slow_record_keeps_twice_its_time_in_reserve() -> None:
+    # GIVEN records that take 1.2 s each, and an invocation with 4 s left
+    clock = Clock(timeout_s=4.0)
+    seen: list[str] = []
+
+    def handle(change: Change) -> None:
+        seen.append(change.sequence_number)
+        clock.now += 1.2
+
+    # WHEN the batch is processed
+    response = process_in_order(records("1", "2", "3"), handle, guard=TimeGuard(clock, clock=clock))
+    # THEN the third record was not started with 1.6 s left: more than the 1.5 s floor, less
+    # than twice the slowest record (2.4 s); the shard is retried from it
+    assert seen == ["1", "2"]
+    assert failures(response) == ["3"]
 
 
 def test_a_permanent_failure_goes_to_the_dead_letter_queue_with_its_reason_and_the_batch_goes_on(
@@ -468,7 +530,9 @@ class RefusingTopic:
     ) -> PreparedEvent:
         return PreparedEvent(envelope, envelope.model_dump_json(), {}, group_id, 1)
 
-    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+    def publish_batch(
+        self, events: Sequence[PreparedEvent], *, guard: TimeGuard | None = None
+    ) -> BatchOutcome:
         ids = tuple(f"m-{event.envelope.id}" for event in events[: self.takes])
         return BatchOutcome(ids, None if len(events) <= self.takes else "Throttled: slow down")
 
@@ -486,6 +550,73 @@ def test_the_shard_is_retried_from_the_first_event_the_topic_did_not_take() -> N
     response = StreamPublisher(RefusingTopic(takes=2)).process(batch)
     # THEN the third record and every one after it are reported for a retry
     assert failures(response) == ["3", "4"]
+
+
+def test_no_publish_request_is_sent_near_the_timeout_and_the_shard_resumes_from_its_first_event(
+    world: World,
+) -> None:
+    # GIVEN a stream batch of 25 appended events, and an invocation whose time runs short
+    # while they are published: 27.5 s left at the first look, 1 s less at each (one look
+    # before each record, then one before each request of ten events)
+    placed = [order_placed(f"o-{n}") for n in range(25)]
+    batch = stream_event(
+        *(
+            stream_record("INSERT", str(n), new_image=store_item(f"order-o-{n}", 1, event))
+            for n, event in enumerate(placed, start=1)
+        )
+    )
+    sent = _count_publish_requests(world.sns)
+    # WHEN it is published
+    response = publisher(world).process(batch, ShrinkingContext(remaining_ms=27_500, step_ms=1000))
+    # THEN two requests went, with 2.5 s and 1.5 s left; the third, with 0.5 s, did not
+    assert sent == ["PublishBatch"] * 2
+    assert [m["body"]["id"] for m in world.published()] == [event.id for event in placed[:20]]
+    # AND the shard is retried from the first event not sent
+    assert failures(response) == [str(n) for n in range(21, 26)]
+
+
+def test_a_publish_batch_without_time_left_sends_nothing_and_says_why(world: World) -> None:
+    # GIVEN a prepared event, and an invocation with 1 s left
+    topic = Publisher(world.topic_arn, sns_client=world.sns)
+    prepared = topic.prepare(order_placed("o-1"), group_id="o-1", traceparent=None)
+    guard = TimeGuard(ShrinkingContext(remaining_ms=1000, step_ms=0))
+    # WHEN it is published with that time
+    outcome = topic.publish_batch([prepared], guard=guard)
+    # THEN nothing went, and the outcome says why
+    assert outcome == BatchOutcome((), OUT_OF_TIME_FAILURE)
+    assert world.published() == []
+
+
+class AnnouncedKey(StreamPublisher):
+    """A publisher of its own events: every ``MODIFY`` announces an ``order.confirmed`` of
+    the item's ``key``."""
+
+    def event_of(self, change: Change) -> RecordEvent | None:
+        if change.event_name != "MODIFY":
+            return None
+        key = change.new_image["key"]["S"]
+        return RecordEvent(order_confirmed(key), key, {"key": key})
+
+
+def test_a_publisher_of_its_own_events_publishes_them_in_their_keys_groups(world: World) -> None:
+    # GIVEN a publisher that says which event a record announces, and a batch where two
+    # records announce one and a third none
+    batch = stream_event(
+        stream_record("MODIFY", "1", new_image=image(key="o-1"), old_image=image(key="o-1")),
+        stream_record("INSERT", "2", new_image=image(key="o-2")),
+        stream_record("MODIFY", "3", new_image=image(key="o-3"), old_image=image(key="o-3")),
+    )
+    announcing = AnnouncedKey(
+        Publisher(world.topic_arn, sns_client=world.sns), group_of=lambda key: f"group-{key}"
+    )
+    # WHEN the batch is published
+    response = announcing.process(batch)
+    # THEN the two events went out in stream order, each in its key's group
+    assert response == {"batchItemFailures": []}
+    assert [(m["body"]["data"]["order_id"], m["group"]) for m in world.published()] == [
+        ("o-1", "group-o-1"),
+        ("o-3", "group-o-3"),
+    ]
 
 
 def test_each_batched_event_carries_the_traceparent_of_its_own_publish_span(world: World) -> None:

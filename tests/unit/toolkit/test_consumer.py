@@ -31,10 +31,10 @@ from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.events.retry_backoff import backoff_delay_s
 from lambdamesh_toolkit.logging import get_logger
 from tests.support.event_bookkeeping import InMemoryFailureStore, InMemoryIdempotencyStore
+from tests.support.lambda_context import ShrinkingContext
 from tests.unit.toolkit.consumer_world import (
     IDEMPOTENCY_TABLE,
     SERVICE,
-    ShrinkingContext,
     World,
     failed_ids,
     message_id_of,

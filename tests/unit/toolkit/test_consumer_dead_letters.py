@@ -12,10 +12,10 @@ from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.events.consuming import OUT_OF_TIME_REASON, MalformedBatchError
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE, PermanentFailure
 from lambdamesh_toolkit.events.publishing import Publisher
+from tests.support.lambda_context import ShrinkingContext
 from tests.unit.toolkit.consumer_world import (
     SERVICE,
     Queue,
-    ShrinkingContext,
     World,
     failed_ids,
     message_id_of,

@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lambdamesh_toolkit.aws import clients
@@ -64,6 +64,7 @@ from lambdamesh_toolkit.events.dead_lettering import (
 from lambdamesh_toolkit.events.envelope import parse_envelope
 from lambdamesh_toolkit.events.publishing import BatchEventPublisher, PreparedEvent
 from lambdamesh_toolkit.events.store import EVENT_ATTRIBUTE, STREAM_ID_ATTRIBUTE, VERSION_ATTRIBUTE
+from lambdamesh_toolkit.events.time_guard import TimeGuard
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
 from lambdamesh_toolkit.hops import PUBLISH, STREAM, Hop, inbound_hop, log_hop, planned_hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
@@ -257,6 +258,7 @@ def process_in_order(
     context: Any = None,
     begin: Callable[[Sequence[Change]], None] | None = None,
     end: Callable[[], str | None] | None = None,
+    guard: TimeGuard | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Hand a stream batch's records to ``handle`` in order; the partial batch response.
 
@@ -280,6 +282,10 @@ def process_in_order(
         Called once the records are handled, or one failed: finishes what the records handled
         left to do (events published together, say); returns the sequence number of the first
         record it could not finish, reported with every one after it, or ``None``.
+    guard : TimeGuard | None
+        Says when the function's timeout is too near to start another record (one on
+        ``context`` by default): the record not started is reported with every one after it,
+        and the shard is retried from it at once.
 
     Returns
     -------
@@ -300,7 +306,9 @@ def process_in_order(
     if happens(plan.slow_rate):
         wait_past_timeout(context)
     crash_after = (len(records) + 1) // 2 if happens(plan.crash_rate) else None
-    failed_at = _first_failure(records, handle, dead_letters, log, crash_after)
+    failed_at = _first_failure(
+        records, handle, dead_letters, log, crash_after, guard or TimeGuard(context)
+    )
     if end is not None:
         unfinished = _position_of(records, end())
         if unfinished is not None and (failed_at is None or unfinished < failed_at):
@@ -318,15 +326,25 @@ def _first_failure(
     dead_letters: StreamDeadLetters | None,
     log: Logger,
     crash_after: int | None,
+    guard: TimeGuard,
 ) -> int | None:
-    """Handle ``records`` in order until one fails; its position, or ``None``. A record no
-    retry can handle that goes to the dead-letter queue is not a failure (a chaos run's
-    ``crash`` fault kills the process at ``crash_after``)."""
+    """Handle ``records`` in order until one fails, or there is no time left to start the
+    next; its position, or ``None``. A record no retry can handle that goes to the dead-letter
+    queue is not a failure (a chaos run's ``crash`` fault kills the process at
+    ``crash_after``)."""
     for position, change in enumerate(records):
         if crash_after is not None and position >= crash_after:
             kill_process()
+        if not guard.allows_another():
+            log.warning(
+                "stream record not started: the invocation was running out of time; the shard "
+                "is retried from it",
+                extra={"sequence_number": change.sequence_number, "handled": position},
+            )
+            return position
         try:
-            handle(change)
+            with guard.timing():
+                handle(change)
         except PermanentFailure as hopeless:
             if not _dead_lettered(change, hopeless.reason, dead_letters, log):
                 return position
@@ -432,6 +450,8 @@ class StreamFunction:
         self._dead_letters = dead_letters
         self._logger = logger or get_logger("lambdamesh")
         self._request_id: str | None = None
+        #: The invocation's time (:meth:`process` sets it): what :meth:`end_batch` may still do.
+        self._guard = TimeGuard(None)
 
     def process(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Handle a stream batch in order; the partial batch response.
@@ -443,6 +463,7 @@ class StreamFunction:
         """
         self._request_id = getattr(context, "aws_request_id", None)
         self.use_correlation_id(None)
+        self._guard = TimeGuard(context)
         return process_in_order(
             event,
             self._handle_as_hop,
@@ -451,6 +472,7 @@ class StreamFunction:
             context=context,
             begin=self.begin_batch,
             end=self.end_batch,
+            guard=self._guard,
         )
 
     def _handle_as_hop(self, change: Change) -> None:
@@ -494,28 +516,30 @@ class StreamFunction:
 
 
 class StreamPublisher(StreamFunction):
-    """Publishes the events appended to an event store, from the store's stream.
+    """Publishes the events a table's stream announces: by default those appended to an event
+    store (:func:`appended_event`); a subclass says which event a record announces by
+    overriding :meth:`event_of`.
 
-    Every appended event is published but those of a type kept private: events a service keeps
-    in its streams for itself (what it took in, say), which no other service acts on. They stay
-    in the store, where the read model and the history read them, and cost no publish.
+    Every event is published but those of a type kept private: events a service keeps in its
+    streams for itself (what it took in, say), which no other service acts on. They stay in the
+    store, where the read model and the history read them, and cost no publish.
 
-    A batch's events go out together, in the order they were appended, up to ten to a
-    ``PublishBatch`` (:meth:`~lambdamesh_toolkit.events.publishing.Publisher.publish_batch`),
-    once every record is handled: each is checked against its contract and made into its
-    message as its record is handled (one that never can be is dead-lettered then), and the
-    first one SNS does not take is where the shard is retried from. Each event keeps its own
-    ``publish`` hop, a child of its record's ``stream`` hop, timed by the request that sent it.
+    A batch's events go out together, in stream order, up to ten to a ``PublishBatch``
+    (:meth:`~lambdamesh_toolkit.events.publishing.Publisher.publish_batch`), once every record
+    is handled: each is checked against its contract and made into its message as its record
+    is handled (one that never can be is dead-lettered then), and the first one SNS does not
+    take is where the shard is retried from. Each event keeps its own ``publish`` hop, a child
+    of its record's ``stream`` hop, timed by the request that sent it.
 
     Parameters
     ----------
     publisher : BatchEventPublisher
-        The topic. On a FIFO topic each event goes in its stream's message group (an order's
+        The topic. On a FIFO topic each event goes in its key's message group (an order's
         events reach every queue in the order they were appended) under its event id as
         deduplication id.
     group_of : Callable[[str], str] | None
-        The message group of a stream's events, from the stream id (the stream id itself by
-        default); say, the order id of stream ``order-<id>``.
+        The message group of an event, from its key (:attr:`RecordEvent.key`, the key itself
+        by default); say, the order id of stream ``order-<id>``.
     dead_letters : StreamDeadLetters | None
         Where records that can never be published go (see :class:`StreamFunction`).
     logger : Logger | None
@@ -538,7 +562,7 @@ class StreamPublisher(StreamFunction):
     ) -> None:
         super().__init__(dead_letters=dead_letters, logger=logger)
         self._publisher = publisher
-        self._group_of = group_of or (lambda stream_id: stream_id)
+        self._group_of = group_of or (lambda key: key)
         self._fifo = fifo
         self._private_types = frozenset(private_types)
         self._pending: list[_Pending] = []
@@ -547,13 +571,34 @@ class StreamPublisher(StreamFunction):
         """Start the batch with nothing to publish."""
         self._pending = []
 
-    def handle(self, change: Change) -> None:
-        """Make the event an ``INSERT`` appended into its message, to publish with the batch
-        (other records, and events of a private type, are skipped)."""
+    def event_of(self, change: Change) -> RecordEvent | None:
+        """The event ``change`` announces; ``None`` when it announces none.
+
+        By default the event an ``INSERT`` appended to an event store (:func:`appended_event`),
+        its stream id as key; other records announce nothing.
+
+        Raises
+        ------
+        PermanentFailure
+            When no event can ever be made of the record.
+        """
         appended = appended_event(change)
         if appended is None:
+            return None
+        return RecordEvent(
+            appended.envelope,
+            appended.stream_id,
+            {"stream_id": appended.stream_id, "stream_version": appended.version},
+        )
+
+    def handle(self, change: Change) -> None:
+        """Make the event the record announces (:meth:`event_of`) into its message, to publish
+        with the batch (records that announce none, and events of a private type, are
+        skipped)."""
+        announced = self.event_of(change)
+        if announced is None:
             return
-        envelope = appended.envelope
+        envelope = announced.envelope
         self.use_correlation_id(envelope.correlation_id)
         if envelope.type in self._private_types:
             self._logger.debug(
@@ -566,12 +611,12 @@ class StreamPublisher(StreamFunction):
         try:
             prepared = self._publisher.prepare(
                 envelope,
-                group_id=self._group_of(appended.stream_id) if self._fifo else None,
+                group_id=self._group_of(announced.key) if self._fifo else None,
                 traceparent=publishing.span.traceparent(),
             )
         except EventError as error:  # an unknown type, a broken contract, over 256 KiB
             raise PermanentFailure(f"{envelope.type} {envelope.id}: {error}") from error
-        self._pending.append(_Pending(change.sequence_number, appended, prepared, publishing))
+        self._pending.append(_Pending(change.sequence_number, announced, prepared, publishing))
 
     def end_batch(self) -> str | None:
         """Publish the batch's events; the record of the first one SNS did not take."""
@@ -580,11 +625,13 @@ class StreamPublisher(StreamFunction):
             return None
         start_ms = time.time_ns() // 1_000_000
         started = time.perf_counter()
-        outcome = self._publisher.publish_batch([each.prepared for each in pending])
+        outcome = self._publisher.publish_batch(
+            [each.prepared for each in pending], guard=self._guard
+        )
         seconds = time.perf_counter() - started
         published = len(outcome.message_ids)
         for position, each in enumerate(pending):
-            self.use_correlation_id(each.appended.envelope.correlation_id)
+            self.use_correlation_id(each.announced.envelope.correlation_id)
             if position < published:
                 each.hop.ok()
             elif position == published:  # SNS's code, or the error's class
@@ -593,16 +640,16 @@ class StreamPublisher(StreamFunction):
                 each.hop.failed("Unconfirmed")
             log_hop(each.hop, start_ms, seconds, logger=self._logger)
             if position < published:
-                self._log_published(each.appended, outcome.message_ids[position])
+                self._log_published(each, outcome.message_ids[position])
         if outcome.failure is None:
             return None
         failed = pending[published]
-        self.use_correlation_id(failed.appended.envelope.correlation_id)
+        self.use_correlation_id(failed.announced.envelope.correlation_id)
         self._logger.warning(
             "event not published; the shard is retried from its record",
             extra={
-                "event_id": failed.appended.envelope.id,
-                "event_type": failed.appended.envelope.type,
+                "event_id": failed.announced.envelope.id,
+                "event_type": failed.announced.envelope.type,
                 "sequence_number": failed.sequence_number,
                 "error": outcome.failure,
             },
@@ -610,17 +657,38 @@ class StreamPublisher(StreamFunction):
         )
         return failed.sequence_number
 
-    def _log_published(self, appended: AppendedEvent, message_id: str) -> None:
+    def _log_published(self, pending: _Pending, message_id: str) -> None:
+        envelope = pending.announced.envelope
         self._logger.info(
             "event published",
             extra={
-                "event_id": appended.envelope.id,
-                "event_type": appended.envelope.type,
-                "stream_id": appended.stream_id,
-                "stream_version": appended.version,
+                **pending.announced.details,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "sequence_number": pending.sequence_number,
                 "message_id": message_id,
             },
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    """An event a stream record announces (:meth:`StreamPublisher.event_of`).
+
+    Attributes
+    ----------
+    envelope : EventEnvelope
+        The event.
+    key : str
+        What it is about (an event store's stream id, a product id): its message group on a
+        FIFO topic, through the publisher's ``group_of``.
+    details : Mapping[str, Any]
+        What the ``event published`` log line says of it besides its id and type.
+    """
+
+    envelope: EventEnvelope
+    key: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -628,6 +696,6 @@ class _Pending:
     """An event of the batch made into its message, waiting for the batch's publish."""
 
     sequence_number: str
-    appended: AppendedEvent
+    announced: RecordEvent
     prepared: PreparedEvent
     hop: Hop

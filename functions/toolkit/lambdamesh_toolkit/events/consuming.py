@@ -15,7 +15,8 @@ handler error) is reported in ``batchItemFailures`` (the deploy step sets
 ``ReportBatchItemFailures``), its reason is written to the failures table under its SQS message
 id (which it keeps in the DLQ), and its visibility is set to a short exponential backoff
 (:mod:`.retry_backoff`). A record is not started when the function's timeout is nearer than
-:data:`MIN_TIME_RESERVE_S` or twice the slowest record of the batch so far: it is reported with
+:data:`~.time_guard.MIN_TIME_RESERVE_S` or twice the slowest record of the batch so far
+(:mod:`.time_guard`): it is reported with
 :data:`OUT_OF_TIME_REASON` and made visible again at once, so that a batch slowed down by load
 acknowledges what it handled instead of timing out whole (then every message of it waits out the
 queue's visibility timeout).
@@ -59,6 +60,7 @@ from lambdamesh_toolkit.events.retry_backoff import (
     VisibilityBackoff,
     backoff_delay_s,
 )
+from lambdamesh_toolkit.events.time_guard import TimeGuard
 from lambdamesh_toolkit.faults import active_faults, happens, kill_process, wait_past_timeout
 from lambdamesh_toolkit.hops import CONSUME, DEAD_LETTER, RETRY, Hop, hop, inbound_hop
 from lambdamesh_toolkit.logging import bind_invocation, get_logger
@@ -74,9 +76,6 @@ if TYPE_CHECKING:
 
 FIFO_SKIPPED_REASON = "not processed: an earlier message of its group failed in this batch"
 OUT_OF_TIME_REASON = "not processed: the invocation was running out of time"
-MIN_TIME_RESERVE_S = 1.5
-"""Time kept for answering the batch (marks, failures, backoff) when the function's timeout is
-near: a record is not started with less left than this, or twice the slowest record so far."""
 
 #: A handler receives the envelope and its validated ``data`` (the registered model).
 EventHandler = Callable[[EventEnvelope, Any], None]
@@ -272,28 +271,17 @@ class EventConsumer:
     def _in_time(
         self, handle: Callable[[SQSRecord], None], context: Any
     ) -> Callable[[SQSRecord], None]:
-        """``handle``, refusing to start a record when the function's timeout is too near.
-
-        A batch that runs past its function's timeout fails whole, and every message of it,
-        handled or not, waits out the queue's visibility timeout (60 s) before it comes again:
-        under load a FIFO batch of ten took 12-19 s against a 10 s timeout. Instead, the records
-        not started in time are answered as failures retried at once (no backoff), so the ones
-        handled are acknowledged and the rest come back at the next receive.
-        """
-        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-        if not callable(remaining_ms):
-            return handle
-        slowest_s = 0.0
+        """``handle``, refusing to start a record when the function's timeout is too near
+        (:class:`~lambdamesh_toolkit.events.time_guard.TimeGuard`): the records not started in
+        time are answered as failures retried at once (no backoff), so the ones handled are
+        acknowledged and the rest come back at the next receive."""
+        guard = TimeGuard(context)
 
         def handle_in_time(record: SQSRecord) -> None:
-            nonlocal slowest_s
-            if remaining_ms() / 1000 < max(MIN_TIME_RESERVE_S, 2 * slowest_s):
+            if not guard.allows_another():
                 raise self._failed(OUT_OF_TIME_REASON, record, None, put_off=True)
-            started = time.monotonic()
-            try:
+            with guard.timing():
                 handle(record)
-            finally:
-                slowest_s = max(slowest_s, time.monotonic() - started)
 
         return handle_in_time
 

@@ -40,6 +40,7 @@ from lambdamesh_toolkit import faults
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.contracts.events import EventEnvelope, EventError
 from lambdamesh_toolkit.events.envelope import event_data
+from lambdamesh_toolkit.events.time_guard import TimeGuard
 from lambdamesh_toolkit.hops import PUBLISH, outbound_hop
 from lambdamesh_toolkit.trace_context import TRACEPARENT, current_traceparent
 
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 SNS_MAX_MESSAGE_BYTES = 256 * 1024
 #: ``PublishBatch`` takes at most 10 messages, 256 KiB together.
 SNS_MAX_BATCH_ENTRIES = 10
+#: Why :meth:`Publisher.publish_batch` stopped before a request it had no time left to send.
+OUT_OF_TIME_FAILURE = "OutOfTime: not sent, the invocation was running out of time"
 
 
 class EventTooLargeError(EventError, ValueError):
@@ -146,7 +149,9 @@ class BatchEventPublisher(EventPublisher, Protocol):
         """Check ``envelope`` and make its message (see :meth:`Publisher.prepare`)."""
         ...
 
-    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+    def publish_batch(
+        self, events: Sequence[PreparedEvent], *, guard: TimeGuard | None = None
+    ) -> BatchOutcome:
         """Publish ``events`` in order, several to a request (see
         :meth:`Publisher.publish_batch`)."""
         ...
@@ -261,7 +266,9 @@ class Publisher:
             raise EventTooLargeError(envelope.type, size)
         return PreparedEvent(envelope, body, attributes, group_id, size)
 
-    def publish_batch(self, events: Sequence[PreparedEvent]) -> BatchOutcome:
+    def publish_batch(
+        self, events: Sequence[PreparedEvent], *, guard: TimeGuard | None = None
+    ) -> BatchOutcome:
         """Publish ``events`` in the order given, up to 10 (and 256 KiB) to a ``PublishBatch``.
 
         Requests go one after the other; the first event SNS does not take ends the run: the
@@ -269,18 +276,31 @@ class Publisher:
         it may have been published in the same request (on a FIFO topic, sending them again
         within 5 minutes delivers nothing more: their event ids are the deduplication ids).
 
+        Parameters
+        ----------
+        events : Sequence[PreparedEvent]
+            What to publish, in order (:meth:`prepare`).
+        guard : TimeGuard | None
+            The invocation's time: no request is sent once it says the function's timeout is
+            too near (the run ends there, with :data:`OUT_OF_TIME_FAILURE`), and each request
+            is timed by it.
+
         Returns
         -------
         BatchOutcome
             The leading events' message ids, and the failure that stopped the run.
         """
+        guard = guard or TimeGuard(None)
         published: list[str] = []
         for chunk in self._chunks(events):
+            if not guard.allows_another():
+                return BatchOutcome(tuple(published), OUT_OF_TIME_FAILURE)
             entries = self._entries(chunk)
             try:
-                answer = self._client().publish_batch(
-                    TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
-                )
+                with guard.timing():
+                    answer = self._client().publish_batch(
+                        TopicArn=self.topic_arn, PublishBatchRequestEntries=entries
+                    )
             except Exception as error:  # any refusal or transport error: the caller retries
                 return BatchOutcome(tuple(published), f"{type(error).__name__}: {error}", error)
             taken = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", [])}

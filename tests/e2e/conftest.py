@@ -24,6 +24,15 @@ from lambdamesh.deploy.stacks import existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.permissions_status import read_decisions
 from tests.conftest import RunningEmulator
+from tests.e2e.scheduling import LongestFirstScheduling
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` hands the longest modules out first (:mod:`tests.e2e.scheduling`)."""
+    if config.getvalue("dist") == "loadscope":
+        return LongestFirstScheduling(config, log)
+    return None
+
 
 SERVICES = ("users", "catalog", "reviews", "orders", "payments", "inventory", "notifications")
 """Every service, in deploy order."""

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.skipif(
 PROBE = """
     import os, socket, sys, tempfile
 
+    BOTO3_BEFORE_IMPORT = "boto3" in sys.modules
+
     def handler(event, context):
         task_root = os.environ["LAMBDA_TASK_ROOT"]
         written = os.path.join(task_root, "written-at-run-time.txt")
@@ -49,6 +51,8 @@ PROBE = """
             "wrote_package": os.path.exists(written),
             "allocated_mb": len(hog) // (1024 * 1024),
             "reached": reached,
+            "boto3_before_import": BOTO3_BEFORE_IMPORT,
+            "parent_pid": os.getppid(),
         }
 """
 
@@ -114,6 +118,17 @@ def test_the_interpreter_is_the_hosts(seen: dict[str, Any]) -> None:
     # THEN it is a Python found on the machine, not Lambda's /var/lang/bin/python3.13
     assert not seen["executable"].startswith("/var/lang")
     assert os.path.exists(seen["executable"])
+
+
+def test_an_environment_is_forked_with_boto3_already_imported(
+    emulator: Any, seen: dict[str, Any]
+) -> None:
+    # GIVEN / WHEN a function reports, as its module is imported, whether boto3 already is
+    # THEN it is: the environment was forked from a process that imported the runtime's
+    # libraries once (a new Lambda interpreter has imported nothing), a child of that process
+    # rather than of the emulator
+    assert seen["boto3_before_import"] is True
+    assert seen["parent_pid"] != emulator.pid
 
 
 def test_functions_are_pointed_at_the_emulator(emulator: Any, seen: dict[str, Any]) -> None:

@@ -47,6 +47,12 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 )
 
 from lambdamesh_localstack.function_bootstrap import RESULT_FD_ENV
+from lambdamesh_localstack.function_forks import (
+    ForkedProcess,
+    Forks,
+    ForkUnavailableError,
+    forking_enabled,
+)
 from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
 
 LOG = logging.getLogger(__name__)
@@ -59,6 +65,28 @@ INITIALIZATION_TYPE_ENV = "AWS_LAMBDA_INITIALIZATION_TYPE"
 PROVISIONED = "provisioned-concurrency"
 LOG_TAIL_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 1 << 16
+
+
+_FORKS: dict[tuple[str, str], Forks] = {}
+_FORKS_LOCK = threading.Lock()
+
+
+def _forked(
+    interpreter: str, env: dict[str, str], output: int, results: int
+) -> ForkedProcess | None:
+    """The environment's process forked from its interpreter's forking process
+    (:mod:`lambdamesh_localstack.function_forks`), or ``None`` to start a new interpreter:
+    forking switched off, or unavailable (logged)."""
+    if not forking_enabled():
+        return None
+    runtime_dir = env.get("LAMBDA_RUNTIME_DIR", "")
+    with _FORKS_LOCK:
+        forks = _FORKS.setdefault((interpreter, runtime_dir), Forks(interpreter, runtime_dir))
+    try:
+        return forks.spawn(env, env["LAMBDA_TASK_ROOT"], output, results)
+    except ForkUnavailableError as error:
+        LOG.warning("Starting a new interpreter for an execution environment: %s", error)
+        return None
 
 
 class ProcessExited(Exception):  # noqa: N818 - an event, like EOFError
@@ -131,7 +159,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         super().__init__(id=id, function_version=function_version)
         self.workdir = Path(tempfile.gettempdir()) / "lambdamesh-environments" / self.id
         self.log_path = self.workdir / "function.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | ForkedProcess | None = None
         self.results: ResultPipe | None = None
         self.env: dict[str, str] = {}
         self._spawn_lock = threading.Lock()
@@ -196,16 +224,18 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 # Output before the bootstrap redirects its own fds (interpreter errors) lands
                 # in the same log. Standard input carries the invocations; its end-of-file also
                 # tells the process to exit.
-                self.process = subprocess.Popen(
-                    [interpreter, "-I", "-S", str(BOOTSTRAP)],
-                    env={**self.env, RESULT_FD_ENV: str(write_end)},
-                    cwd=self.env["LAMBDA_TASK_ROOT"],
-                    stdin=subprocess.PIPE,
-                    stdout=early_output,
-                    stderr=early_output,
-                    close_fds=True,
-                    pass_fds=(write_end,),
-                )
+                self.process = _forked(interpreter, self.env, early_output.fileno(), write_end)
+                if self.process is None:
+                    self.process = subprocess.Popen(
+                        [interpreter, "-I", "-S", str(BOOTSTRAP)],
+                        env={**self.env, RESULT_FD_ENV: str(write_end)},
+                        cwd=self.env["LAMBDA_TASK_ROOT"],
+                        stdin=subprocess.PIPE,
+                        stdout=early_output,
+                        stderr=early_output,
+                        close_fds=True,
+                        pass_fds=(write_end,),
+                    )
         except BaseException:
             os.close(read_end)
             raise
@@ -285,7 +315,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         )
 
     def _exited(
-        self, request_id: str, process: subprocess.Popen[bytes], log_offset: int
+        self, request_id: str, process: subprocess.Popen[bytes] | ForkedProcess, log_offset: int
     ) -> InvocationResult:
         """The process died during the invocation: Lambda's ``Runtime.ExitError``."""
         try:

@@ -1,0 +1,246 @@
+"""Execution environments forked from a process that has imported boto3 already.
+
+:mod:`lambdamesh_localstack.function_zygote` runs once per interpreter and forks one child per
+execution environment (see there for what the child is and why). This module is its executor's
+side: :class:`Forks` starts it, asks it for children and hears when they end; a child is a
+:class:`ForkedProcess`, which the executor drives as it drives a ``subprocess.Popen`` (its
+standard input, ``poll``, ``wait``, ``kill``).
+
+``LAMBDAMESH_FORKED_ENVIRONMENTS=0`` starts every environment as a new interpreter instead; so
+does any failure to start or reach the forking process (logged once): forking only makes a
+start cheaper, never changes what starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO, Any, Final
+
+LOG = logging.getLogger(__name__)
+
+ZYGOTE: Final = Path(__file__).with_name("function_zygote.py")
+ENABLED_ENV: Final = "LAMBDAMESH_FORKED_ENVIRONMENTS"
+SOCKET_FD_ENV: Final = "LAMBDAMESH_ZYGOTE_FD"
+SPAWN_TIMEOUT_S: Final = 10.0
+MAX_PACKET: Final = 64 * 1024
+
+
+class ForkUnavailableError(Exception):
+    """No child could be forked: start a new interpreter instead."""
+
+
+def forking_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Whether environments are forked (``LAMBDAMESH_FORKED_ENVIRONMENTS``, on by default).
+
+    >>> forking_enabled({}), forking_enabled({"LAMBDAMESH_FORKED_ENVIRONMENTS": "0"})
+    (True, False)
+    """
+    return environ.get(ENABLED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class ForkedProcess:
+    """A forked execution environment, driven like ``subprocess.Popen``.
+
+    Parameters
+    ----------
+    pid
+        The child's process id.
+    stdin
+        The executor's end of the child's standard input.
+    """
+
+    def __init__(self, pid: int, stdin: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdin: IO[bytes] | None = stdin
+        self.returncode: int | None = None
+        self._ended = threading.Event()
+
+    def ended(self, code: int) -> None:
+        """The forking process reported the child's end."""
+        self.returncode = code
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(f"forked environment {self.pid}", timeout or 0.0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _watch(child: ForkedProcess) -> None:
+    """Wait for the end of a child whose forking process is gone; its code is unknown (-1)."""
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except OSError:  # already ended and reaped
+        child.ended(-1)
+        return
+    try:
+        select.select([pidfd], [], [])
+    finally:
+        os.close(pidfd)
+    child.ended(-1)
+
+
+class Forks:
+    """The forking process of one interpreter, and the children it forked.
+
+    Parameters
+    ----------
+    interpreter
+        The Python the children run (the function's runtime).
+    runtime_dir
+        The runtime's library directory (boto3), imported once in the forking process.
+    """
+
+    def __init__(self, interpreter: str, runtime_dir: str) -> None:
+        self._interpreter = interpreter
+        self._runtime_dir = runtime_dir
+        self._lock = threading.Lock()
+        self._refs = itertools.count(1)
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._replied = threading.Condition(self._lock)
+        self._children: dict[int, ForkedProcess] = {}
+        self._ended_early: dict[int, int] = {}
+        self._socket: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, env: dict[str, str], cwd: str, output: int, results: int) -> ForkedProcess:
+        """Fork a child with these variables and working directory, its standard output and
+        error going to ``output`` and its results to ``results`` (the write end of the result
+        pipe; the caller closes its own copies of both).
+
+        Raises
+        ------
+        ForkUnavailableError
+            When the forking process cannot be started or does not answer.
+        """
+        stdin_read, stdin_write = os.pipe()
+        try:
+            with self._lock:
+                pid = self._fork(env, cwd, (stdin_read, output, results))
+                child = ForkedProcess(pid, os.fdopen(stdin_write, "wb"))
+                code = self._ended_early.pop(pid, None)
+                if code is None:
+                    self._children[pid] = child
+        except BaseException:
+            os.close(stdin_write)
+            raise
+        finally:
+            os.close(stdin_read)
+        if code is not None:
+            child.ended(code)
+        return child
+
+    def _fork(self, env: dict[str, str], cwd: str, fds: tuple[int, int, int]) -> int:
+        """Ask for a child (under the lock); its process id."""
+        server = self._started()
+        ref = next(self._refs)
+        request = json.dumps({"ref": ref, "env": env, "cwd": cwd}).encode()
+        try:
+            socket.send_fds(server, [request], list(fds))
+        except OSError as error:
+            raise ForkUnavailableError(f"the forking process is gone: {error}") from error
+        if not self._replied.wait_for(
+            lambda: ref in self._replies or self._socket is not server, SPAWN_TIMEOUT_S
+        ):
+            raise ForkUnavailableError("the forking process did not answer")
+        reply = self._replies.pop(ref, None)
+        if reply is None or "pid" not in reply:
+            detail = reply.get("error") if reply else "it exited"
+            raise ForkUnavailableError(f"no fork: {detail}")
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        """End the forking process (the children it forked go on)."""
+        with self._lock:
+            server, process = self._socket, self._process
+            self._socket = None
+        if server is not None:
+            # shutdown, not close alone: it wakes the listener blocked in recv, and the forking
+            # process sees the end at once.
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
+        if process is not None:
+            process.wait(timeout=10)
+
+    def _started(self) -> socket.socket:
+        """The socket to the forking process, started first if need be (under the lock)."""
+        if self._socket is not None and self._process is not None and self._process.poll() is None:
+            return self._socket
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._process = subprocess.Popen(
+                [self._interpreter, "-I", "-S", str(ZYGOTE)],
+                env={
+                    "PATH": "/usr/local/bin:/usr/bin:/bin",
+                    "LANG": "en_US.UTF-8",
+                    "LAMBDA_RUNTIME_DIR": self._runtime_dir,
+                    SOCKET_FD_ENV: str(theirs.fileno()),
+                },
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                pass_fds=(theirs.fileno(),),
+            )
+        except OSError as error:
+            ours.close()
+            raise ForkUnavailableError(f"cannot start {ZYGOTE.name}: {error}") from error
+        finally:
+            theirs.close()
+        self._socket = ours
+        threading.Thread(
+            target=self._listen, args=(ours,), name="function-forks", daemon=True
+        ).start()
+        return ours
+
+    def _listen(self, server: socket.socket) -> None:
+        """Hear the forking process: spawn replies and children's ends."""
+        while True:
+            try:
+                data = server.recv(MAX_PACKET)
+            except OSError:
+                data = b""
+            if not data:
+                with self._lock:
+                    if self._socket is server:
+                        self._socket = None
+                    self._replied.notify_all()
+                    orphans, self._children = list(self._children.values()), {}
+                for orphan in orphans:  # no one will report their end: watch it here
+                    threading.Thread(target=_watch, args=(orphan,), daemon=True).start()
+                return
+            message = json.loads(data)
+            with self._lock:
+                if "ref" in message:
+                    self._replies[int(message["ref"])] = message
+                    self._replied.notify_all()
+                    continue
+                pid, code = int(message["exited"]), int(message["code"])
+                child = self._children.pop(pid) if pid in self._children else None
+                if child is None:  # its spawn has not registered it yet
+                    self._ended_early[pid] = code
+            if child is not None:
+                child.ended(code)

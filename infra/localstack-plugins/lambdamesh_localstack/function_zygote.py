@@ -1,0 +1,238 @@
+"""A process that has imported the Lambda runtime's boto3 and forks execution environments.
+
+Every execution environment of the ``process`` executor is a new interpreter, and most of what
+one costs before its handler runs is importing botocore: 220-280 ms of CPU of the 300-450 ms a
+service's environment takes to start, on the same cores as everything else. This process
+(``<pythonX.Y> -I -S function_zygote.py``, one per interpreter, started by
+:mod:`lambdamesh_localstack.function_forks`) imports the runtime's libraries once, then forks a
+child for each environment the executor asks for. The child is what ``python -I -S
+function_bootstrap.py`` would have been, with boto3 already imported: it takes the
+environment's variables, working directory and standard input, output and result pipe, then
+runs :mod:`lambdamesh_localstack.function_bootstrap` as its main module.
+
+As on AWS, a deployment package's own copy of a library comes before the runtime's: when the
+package holds one of the libraries imported here at another version than the runtime's (or at
+a version it does not declare), the child forgets every one of them before the handler is
+imported, so the handler imports them from its package as a fresh process would. A package that
+carries the runtime's own version of a library (``urllib3``, ``jmespath`` as dependencies of
+the services' own) keeps the imported one: the same code.
+
+Protocol, on a ``SOCK_SEQPACKET`` socket whose descriptor is ``$LAMBDAMESH_ZYGOTE_FD``, one JSON
+document per packet:
+
+- in: ``{"ref": n, "env": {...}, "cwd": "..."}`` with three descriptors (the environment's
+  standard input, its standard output and error, its result pipe);
+- out: ``{"ref": n, "pid": p}`` once forked (``{"ref": n, "error": "..."}`` if it could not
+  be), and ``{"exited": p, "code": c}`` when a child ends (``-N`` for a signal, as
+  ``subprocess`` reports it).
+
+Standard library only, as the bootstrap: it runs under whatever interpreter a runtime maps to.
+The process exits when the executor's end of the socket closes; the children do not depend on
+it (each exits when its own pipes close, as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import runpy
+import select
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+SOCKET_FD_ENV = "LAMBDAMESH_ZYGOTE_FD"
+RUNTIME_DIR_ENV = "LAMBDA_RUNTIME_DIR"
+BOOTSTRAP = Path(__file__).with_name("function_bootstrap.py")
+PRELOADED = ("boto3",)
+"""What is imported once, with everything it imports (botocore, urllib3, dateutil, ...)."""
+MAX_PACKET = 1024 * 1024
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
+def distributions(directory: str) -> dict[str, tuple[str, str]]:
+    """The distributions installed in ``directory``, by their top-level names: (normalized
+    distribution name, version), from their ``*.dist-info`` (``top_level.txt``, else
+    ``RECORD``)."""
+    found: dict[str, tuple[str, str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not entry.name.endswith(".dist-info") or "-" not in entry.name:
+                continue
+            name, version = entry.name[: -len(".dist-info")].split("-", 1)
+            for top in _top_level_names(Path(entry.path)):
+                found[top] = (_normalized(name), version)
+    return found
+
+
+def _top_level_names(dist_info: Path) -> set[str]:
+    with contextlib.suppress(OSError):
+        return {line.strip() for line in (dist_info / "top_level.txt").read_text().splitlines()} - {
+            ""
+        }
+    names: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in (dist_info / "RECORD").read_text().splitlines():
+            first = line.split(",", 1)[0].split("/", 1)[0]
+            if first and not first.endswith((".dist-info", ".data")) and first != "..":
+                names.add(first.removesuffix(".py"))
+    return names
+
+
+def preloaded_names(runtime_dir: str) -> set[str]:
+    """The top-level names of the modules imported from ``runtime_dir``."""
+    names = set()
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if runtime_dir and origin.startswith(runtime_dir.rstrip("/") + "/"):
+            names.add(name.split(".", 1)[0])
+    return names
+
+
+def shadowed(names: set[str], runtime_dir: str, task_root: str) -> set[str]:
+    """Those of ``names`` the package in ``task_root`` holds at another version than
+    ``runtime_dir``'s (or at one it does not declare)."""
+    if not task_root or not names:
+        return set()
+    present = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(task_root):
+            top = entry.name.split(".", 1)[0] if entry.is_file() else entry.name
+            if top in names:
+                present.add(top)
+    if not present:
+        return set()
+    runtime, package = distributions(runtime_dir), distributions(task_root)
+    return {
+        name
+        for name in present
+        if runtime.get(name) is None or package.get(name) != runtime.get(name)
+    }
+
+
+def forget(names: set[str]) -> None:
+    """Drop every module under the top-level ``names`` from ``sys.modules``."""
+    for name in list(sys.modules):
+        if name.split(".", 1)[0] in names:
+            del sys.modules[name]
+
+
+def _child(
+    request: dict[str, Any], fds: list[int], server: socket.socket, wakeup: tuple[int, int]
+) -> None:
+    """In the forked child: become the environment's process, run the bootstrap; never
+    returns."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in wakeup:
+            os.close(fd)
+        server.close()
+        stdin_fd, output_fd, result_fd = fds
+        os.dup2(stdin_fd, 0)
+        os.dup2(output_fd, 1)
+        os.dup2(output_fd, 2)
+        os.close(stdin_fd)
+        os.close(output_fd)
+        os.set_inheritable(result_fd, True)
+        env: dict[str, str] = request["env"]
+        env["LAMBDAMESH_RESULT_FD"] = str(result_fd)
+        os.environ.clear()
+        os.environ.update(env)
+        if hasattr(os, "tzset") and "TZ" in env:
+            import time
+
+            time.tzset()
+        os.chdir(request["cwd"])
+        runtime_dir = env.get(RUNTIME_DIR_ENV, "")
+        names = preloaded_names(runtime_dir)
+        if shadowed(names, runtime_dir, env.get("LAMBDA_TASK_ROOT", "")):
+            forget(names)
+        sys.argv = [str(BOOTSTRAP)]
+        runpy.run_path(str(BOOTSTRAP), run_name="__main__")
+        code = 0
+    except SystemExit as exiting:
+        code = exiting.code if isinstance(exiting.code, int) else (0 if exiting.code is None else 1)
+    except BaseException:  # the bootstrap's own errors: as an interpreter would, on stderr
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap(server: socket.socket) -> None:
+    """Report every child that ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(OSError):
+            server.send(json.dumps({"exited": pid, "code": code}).encode())
+
+
+def serve(server: socket.socket) -> None:
+    """Fork a child for each request until the executor's end of ``server`` closes."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while True:
+        ready, _, _ = select.select([server.fileno(), wake_read], [], [])
+        if wake_read in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 4096)
+            _reap(server)
+        if server.fileno() not in ready:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(server, MAX_PACKET, 3)
+        except InterruptedError:
+            continue
+        if not data:
+            return
+        request = json.loads(data)
+        try:
+            pid = os.fork()
+        except OSError as error:
+            for fd in fds:
+                os.close(fd)
+            server.send(json.dumps({"ref": request["ref"], "error": str(error)}).encode())
+            continue
+        if pid == 0:
+            _child(request, fds, server, (wake_read, wake_write))
+        for fd in fds:
+            os.close(fd)
+        server.send(json.dumps({"ref": request["ref"], "pid": pid}).encode())
+
+
+def main() -> None:
+    runtime_dir = os.environ.get(RUNTIME_DIR_ENV, "")
+    if runtime_dir:
+        sys.path.insert(0, runtime_dir)
+    for name in PRELOADED:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    server = socket.socket(fileno=int(os.environ[SOCKET_FD_ENV]))
+    serve(server)
+
+
+if __name__ == "__main__":
+    main()

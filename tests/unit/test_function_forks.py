@@ -1,0 +1,178 @@
+"""Execution environments forked from a process that imported the runtime's libraries once
+(``function_forks.py`` and ``function_zygote.py``): real processes, a stand-in runtime library."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdamesh_localstack.function_forks import ForkedProcess, Forks, ForkUnavailableError
+from lambdamesh_localstack.function_zygote import shadowed
+
+HANDLER = """
+import os
+
+import boto3
+
+def handle(event, context):
+    return {
+        "imported_in": boto3.IMPORTED_IN,
+        "pid": os.getpid(),
+        "setting": os.environ.get("SETTING"),
+        "cwd": os.getcwd(),
+    }
+"""
+
+
+def write_library(runtime: Path, version: str) -> None:
+    """A stand-in for the runtime's boto3: a package that says which process imported it."""
+    (runtime / "boto3").mkdir(parents=True)
+    (runtime / "boto3" / "__init__.py").write_text("import os\nIMPORTED_IN = os.getpid()\n")
+    dist_info = runtime / f"boto3-{version}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "top_level.txt").write_text("boto3\n")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Path:
+    directory = tmp_path / "runtime"
+    write_library(directory, "1.0.0")
+    return directory
+
+
+@pytest.fixture
+def forks(runtime: Path) -> Iterator[Forks]:
+    forking = Forks(sys.executable, str(runtime))
+    yield forking
+    forking.close()
+
+
+class Environment:
+    """A forked environment as the executor drives it: invocations in, results out."""
+
+    def __init__(self, forks: Forks, task_root: Path, **variables: str) -> None:
+        read_end, write_end = os.pipe()
+        env = {
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "LAMBDA_RUNTIME_DIR": forks_runtime(forks),
+            "_HANDLER": "app.handle",
+            "LAMBDAMESH_LOG_FILE": str(task_root.parent / "function.log"),
+            "PATH": "/usr/bin:/bin",
+            **variables,
+        }
+        with (task_root.parent / "output.log").open("ab") as output:
+            self.process: ForkedProcess = forks.spawn(
+                env, str(task_root), output.fileno(), write_end
+            )
+        os.close(write_end)
+        self.results = os.fdopen(read_end, "rb")
+        self.ready = json.loads(self.results.readline())
+
+    def invoke(self) -> dict[str, Any]:
+        document = {
+            "invoke-id": "r-1",
+            "invoked-function-arn": "arn:aws:lambda:us-east-1:000000000000:function:f",
+            "payload": "{}",
+            "trace-id": "",
+        }
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(document).encode() + b"\n")
+        self.process.stdin.flush()
+        answer: dict[str, Any] = json.loads(json.loads(self.results.readline())["body"])
+        return answer
+
+
+def forks_runtime(forks: Forks) -> str:
+    return forks._runtime_dir
+
+
+def task_root(tmp_path: Path, name: str) -> Path:
+    root = tmp_path / name / "task"
+    root.mkdir(parents=True)
+    (root / "app.py").write_text(textwrap.dedent(HANDLER))
+    return root
+
+
+def test_a_forked_environment_runs_its_handler_with_the_library_imported_before_it(
+    forks: Forks, tmp_path: Path
+) -> None:
+    # GIVEN two environments forked with variables of their own
+    first = Environment(forks, task_root(tmp_path, "a"), SETTING="one")
+    second = Environment(forks, task_root(tmp_path, "b"), SETTING="two")
+    # WHEN each is invoked
+    answers = [first.invoke(), second.invoke()]
+    # THEN each is a process of its own, in its package's directory, with its own variables ...
+    assert first.ready == {"ready": True, "init_error": None}
+    assert [a["setting"] for a in answers] == ["one", "two"]
+    assert [a["cwd"] for a in answers] == [str(tmp_path / n / "task") for n in "ab"]
+    assert answers[0]["pid"] != answers[1]["pid"]
+    # AND the library was imported once, by the process both were forked from
+    assert answers[0]["imported_in"] == answers[1]["imported_in"]
+    assert answers[0]["imported_in"] not in (answers[0]["pid"], answers[1]["pid"])
+    # AND an environment whose standard input closes exits 0, as a new interpreter does
+    assert first.process.stdin is not None
+    first.process.stdin.close()
+    assert first.process.wait(timeout=10) == 0
+
+
+def test_a_killed_environment_reports_the_signal_as_a_process_would(
+    forks: Forks, tmp_path: Path
+) -> None:
+    # GIVEN a forked environment
+    environment = Environment(forks, task_root(tmp_path, "a"))
+    # WHEN it is killed (a function's timeout)
+    environment.process.kill()
+    # THEN its end is reported with the signal, as subprocess reports it
+    assert environment.process.wait(timeout=10) == -signal.SIGKILL
+    assert environment.process.poll() == -signal.SIGKILL
+
+
+def test_a_package_with_its_own_version_of_the_library_imports_its_own(
+    forks: Forks, tmp_path: Path
+) -> None:
+    # GIVEN a package that carries the library at another version than the runtime's
+    root = task_root(tmp_path, "a")
+    write_library(root, "2.0.0")
+    # WHEN it is forked and invoked
+    answer = Environment(forks, root).invoke()
+    # THEN the handler sees its package's copy, imported in its own process
+    assert answer["imported_in"] == answer["pid"]
+
+
+@pytest.mark.parametrize(
+    ("package_version", "expected"),
+    [("1.0.0", set()), ("2.0.0", {"boto3"}), (None, {"boto3"})],
+    ids=["same version", "another version", "no version declared"],
+)
+def test_a_library_in_the_package_shadows_the_runtimes_unless_it_is_the_same_version(
+    runtime: Path, tmp_path: Path, package_version: str | None, expected: set[str]
+) -> None:
+    # GIVEN a package holding the library, at a version or at none it declares
+    package = tmp_path / "package"
+    if package_version is None:
+        (package / "boto3").mkdir(parents=True)
+    else:
+        write_library(package, package_version)
+    # WHEN the preloaded names are checked against it  THEN only another version shadows
+    assert shadowed({"boto3", "jmespath"}, str(runtime), str(package)) == expected
+
+
+def test_an_interpreter_that_cannot_start_leaves_the_executor_to_start_one_itself(
+    runtime: Path, tmp_path: Path
+) -> None:
+    # GIVEN a forking process whose interpreter does not exist
+    forks = Forks(str(tmp_path / "no-python"), str(runtime))
+    read_end, write_end = os.pipe()
+    # WHEN an environment is asked for  THEN it says no fork is to be had
+    with pytest.raises(ForkUnavailableError):
+        forks.spawn({}, str(tmp_path), write_end, write_end)
+    os.close(read_end)
+    os.close(write_end)

@@ -8,18 +8,21 @@ LocalStack (``LAMBDAMESH_ENDPOINT``).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lambdamesh_localstack.environment_starts import start_limit
+from lambdamesh_localstack.environment_starts import background_limit, start_limit
 from tests.conftest import ENDPOINT_ENV
-from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke
+from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke, wait_until
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get(ENDPOINT_ENV)), reason="pins the embedded runtime's own behaviour"
@@ -222,3 +225,72 @@ def test_a_burst_waits_for_environments_instead_of_starting_one_per_invocation(
     # instead of each starting its own (Lambda would have started one per invocation)
     assert all(error is None for _, error in results)
     assert len({pid for pid, _ in results}) < burst
+
+
+def test_beside_a_callers_invocation_background_invocations_wait_their_turn(
+    lambda_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a function with as many environments ready as invocations no caller waits for
+    # may run beside a caller's, and one more; each invocation notes when it ran
+    limit = background_limit(os.environ, os.cpu_count())
+    assert limit is not None
+    noting = create_function(
+        lambda_client,
+        """
+        import os, time
+
+        def handler(event, context):
+            started = time.time()
+            time.sleep(event["sleep"])
+            with open(event["path"], "a") as notes:
+                notes.write(f"{started} {time.time()}\\n")
+            return os.getpid()
+        """,
+    )
+    warm_up = str(tmp_path / "warm-up")
+    with ThreadPoolExecutor(max_workers=limit + 1) as pool:
+        pids = list(
+            pool.map(
+                lambda _: invoke(lambda_client, noting, {"sleep": 1.0, "path": warm_up})[0],
+                range(limit + 1),
+            )
+        )
+    assert len(set(pids)) == limit + 1
+    waiting = create_function(
+        lambda_client,
+        """
+        import time
+
+        def handler(event, context):
+            time.sleep(event["sleep"])
+        """,
+    )
+    notes = tmp_path / "notes"
+    # WHEN a caller's invocation runs for 4 s, and meanwhile that many asynchronous
+    # invocations (no caller waits for them) come at once
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        caller = pool.submit(invoke, lambda_client, waiting, {"sleep": 4.0})
+        time.sleep(0.5)
+        for _ in range(limit + 1):
+            lambda_client.invoke(
+                FunctionName=noting,
+                InvocationType="Event",
+                Payload=json.dumps({"sleep": 0.8, "path": str(notes)}),
+            )
+        assert caller.result()[1] is None
+    ran = wait_until(
+        lambda: lines if len(lines := _lines(notes)) == limit + 1 else None, timeout_s=15
+    )
+    # THEN no more of them ran at once than the limit (Lambda would have run them together)
+    intervals = sorted(tuple(map(float, line.split())) for line in ran)
+    at_once = max(
+        sum(1 for start, end in intervals if start <= moment < end) for moment, _ in intervals
+    )
+    assert at_once == limit
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text().splitlines() if line]
+    except FileNotFoundError:
+        return []

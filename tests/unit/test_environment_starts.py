@@ -11,6 +11,7 @@ import pytest
 from lambdamesh_localstack import environment_starts
 from lambdamesh_localstack.environment_starts import (
     LIMIT_ENV,
+    CallerPrecedence,
     StartGate,
     in_background,
     start_limit,
@@ -203,3 +204,74 @@ def test_threads_invoking_with_no_caller_waiting_are_the_background_ones(
 ) -> None:
     # GIVEN / WHEN a thread's name THEN it is one that invokes with no caller waiting, or not
     assert in_background(thread_name) is background
+
+
+# --- callers first while invocations run -------------------------------------------------
+
+
+def running_in_background(
+    precedence: CallerPrecedence, ran: list[str], name: str
+) -> threading.Thread:
+    """A background invocation named ``name`` on a thread of its own; into ``ran`` once it may
+    run (it then ends at once). Returned after it has asked."""
+
+    def invoke() -> None:
+        with precedence.running(background=True):
+            ran.append(name)
+
+    thread = threading.Thread(target=invoke)
+    thread.start()
+    time.sleep(0.1)
+    return thread
+
+
+def test_beside_a_running_caller_background_invocations_beyond_the_limit_wait_for_it() -> None:
+    # GIVEN a limit of one background invocation beside callers', a caller's invocation
+    # running and one background invocation running beside it
+    precedence = CallerPrecedence(limit=1, wait_s=10)
+    ran: list[str] = []
+    with precedence.running(background=False):
+        with precedence.running(background=True):
+            # WHEN a second background invocation comes
+            second = running_in_background(precedence, ran, "second")
+            # THEN it waits
+            assert ran == []
+        # AND it still waits once the first background one ended: the caller's runs on
+        assert ran == []
+    # AND it runs as soon as the caller's invocation ends
+    second.join(timeout=5)
+    assert ran == ["second"]
+
+
+def test_with_no_caller_running_background_invocations_are_not_limited() -> None:
+    # GIVEN a limit of one, no caller's invocation running and a background one running
+    precedence = CallerPrecedence(limit=1, wait_s=10)
+    ran: list[str] = []
+    with precedence.running(background=True):
+        # WHEN another background invocation comes  THEN it runs at once
+        running_in_background(precedence, ran, "second").join(timeout=5)
+        assert ran == ["second"]
+
+
+def test_a_background_invocation_waits_no_longer_than_its_bound() -> None:
+    # GIVEN callers' invocations that never end while a background one waits, at most 0.3 s
+    precedence = CallerPrecedence(limit=0, wait_s=0.3)
+    ran: list[str] = []
+    with precedence.running(background=False):
+        started = time.monotonic()
+        # WHEN a background invocation comes
+        running_in_background(precedence, ran, "late").join(timeout=5)
+        # THEN it ran anyway, after its bound
+        assert ran == ["late"]
+        assert time.monotonic() - started >= 0.3
+
+
+def test_without_a_limit_nothing_waits() -> None:
+    # GIVEN no limit (the setting "off") and a caller's invocation running
+    precedence = CallerPrecedence(limit=None)
+    ran: list[str] = []
+    with precedence.running(background=False):
+        # WHEN background invocations come  THEN each runs at once
+        for name in ("a", "b", "c"):
+            running_in_background(precedence, ran, name).join(timeout=5)
+        assert ran == ["a", "b", "c"]

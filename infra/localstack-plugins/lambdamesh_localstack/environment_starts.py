@@ -300,7 +300,8 @@ def gated(
     """``AssignmentService.get_environment`` with on-demand starts going through ``gate``.
 
     The same as LocalStack 4.14.0's method (reserve an idle environment, else start one; release
-    it after the invocation, stop it after a failure) but for the gate.
+    it after the invocation, stop it after a failure) but for the gate, and for ``precedence``:
+    an invocation no caller waits for takes its turn beside callers' before it asks the gate.
     """
     from localstack.services.lambda_.invocation.execution_environment import (  # type: ignore[import-not-found,unused-ignore]
         InvalidStatusException,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -91,6 +92,11 @@ def waiting(
         assert gate.admit(lambda: None, function, lambda: environments, background) is None
         started.append(function)
 
+    return asked(invoke)
+
+
+def asked(invoke: Callable[[], None]) -> threading.Thread:
+    """``invoke`` on a thread of its own, returned once it has had time to ask."""
     thread = threading.Thread(target=invoke)
     thread.start()
     time.sleep(0.1)
@@ -219,10 +225,7 @@ def running_in_background(
         with precedence.running(background=True):
             ran.append(name)
 
-    thread = threading.Thread(target=invoke)
-    thread.start()
-    time.sleep(0.1)
-    return thread
+    return asked(invoke)
 
 
 def test_beside_a_running_caller_background_invocations_beyond_the_limit_wait_for_it() -> None:

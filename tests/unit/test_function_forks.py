@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from lambdamesh_localstack import function_bootstrap, function_forks, function_zygote
 from lambdamesh_localstack.function_forks import ForkedProcess, Forks, ForkUnavailableError
 from lambdamesh_localstack.function_zygote import shadowed
 
@@ -176,3 +177,10 @@ def test_an_interpreter_that_cannot_start_leaves_the_executor_to_start_one_itsel
         forks.spawn({}, str(tmp_path), write_end, write_end)
     os.close(read_end)
     os.close(write_end)
+
+
+def test_the_forking_process_and_the_executor_name_the_same_descriptors() -> None:
+    # GIVEN the forking process, which cannot import the plugins' package, and the executor
+    # WHEN they name the variables that carry descriptors  THEN they name the same ones
+    assert function_zygote.RESULT_FD_ENV == function_bootstrap.RESULT_FD_ENV
+    assert function_zygote.SOCKET_FD_ENV == function_forks.SOCKET_FD_ENV

@@ -47,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 SOCKET_FD_ENV = "LAMBDAMESH_ZYGOTE_FD"
+RESULT_FD_ENV = "LAMBDAMESH_RESULT_FD"
+"""The bootstrap's (``function_bootstrap.RESULT_FD_ENV``): this process imports nothing of the
+plugins' package, which its interpreter cannot see."""
 RUNTIME_DIR_ENV = "LAMBDA_RUNTIME_DIR"
 BOOTSTRAP = Path(__file__).with_name("function_bootstrap.py")
 PRELOADED = ("boto3",)
@@ -145,7 +148,7 @@ def _child(
         os.close(output_fd)
         os.set_inheritable(result_fd, True)
         env: dict[str, str] = request["env"]
-        env["LAMBDAMESH_RESULT_FD"] = str(result_fd)
+        env[RESULT_FD_ENV] = str(result_fd)
         os.environ.clear()
         os.environ.update(env)
         if hasattr(os, "tzset") and "TZ" in env:

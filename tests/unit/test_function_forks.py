@@ -16,7 +16,7 @@ import pytest
 
 from lambdamesh_localstack import function_bootstrap, function_forks, function_zygote
 from lambdamesh_localstack.function_forks import ForkedProcess, Forks, ForkUnavailableError
-from lambdamesh_localstack.function_zygote import shadowed
+from lambdamesh_localstack.function_zygote import distributions, shadowed
 
 HANDLER = """
 import os
@@ -163,7 +163,7 @@ def test_a_library_in_the_package_shadows_the_runtimes_unless_it_is_the_same_ver
     else:
         write_library(package, package_version)
     # WHEN the preloaded names are checked against it  THEN only another version shadows
-    assert shadowed({"boto3", "jmespath"}, str(runtime), str(package)) == expected
+    assert shadowed({"boto3", "jmespath"}, distributions(str(runtime)), str(package)) == expected
 
 
 def test_an_interpreter_that_cannot_start_leaves_the_executor_to_start_one_itself(

@@ -310,6 +310,8 @@ def gated(
     def reserve_idle(service: Any, version_manager_id: str) -> Any:
         return _reserve_idle(service.environments[version_manager_id], InvalidStatusException)
 
+    taking_turns = precedence or CallerPrecedence(None)
+
     @contextlib.contextmanager
     def get_gated_environment(
         service: Any, version_manager_id: str, function_version: Any, provisioning_type: Any
@@ -321,7 +323,7 @@ def gated(
                 yield environment
             return
         background = in_background(threading.current_thread().name)
-        with (precedence or CallerPrecedence(None)).running(background):
+        with taking_turns.running(background):
             yield from _assigned(service, version_manager_id, function_version, background)
 
     def _assigned(

@@ -43,6 +43,9 @@ import select
 import signal
 import socket
 import sys
+import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +103,9 @@ def preloaded_names(runtime_dir: str) -> set[str]:
     return names
 
 
-def shadowed(names: set[str], runtime_dir: str, task_root: str) -> set[str]:
-    """Those of ``names`` the package in ``task_root`` holds at another version than
-    ``runtime_dir``'s (or at one it does not declare)."""
+def shadowed(names: set[str], runtime: dict[str, tuple[str, str]], task_root: str) -> set[str]:
+    """Those of ``names`` the package in ``task_root`` holds at another version than the
+    runtime's (``runtime``: its :func:`distributions`), or at one it does not declare."""
     if not task_root or not names:
         return set()
     present = set()
@@ -113,7 +116,7 @@ def shadowed(names: set[str], runtime_dir: str, task_root: str) -> set[str]:
                 present.add(top)
     if not present:
         return set()
-    runtime, package = distributions(runtime_dir), distributions(task_root)
+    package = distributions(task_root)
     return {
         name
         for name in present
@@ -128,8 +131,28 @@ def forget(names: set[str]) -> None:
             del sys.modules[name]
 
 
+@dataclass(frozen=True)
+class Preloaded:
+    """What this process imported from the runtime's directory, read once after the imports.
+
+    Attributes
+    ----------
+    names : set[str]
+        The top-level names of those modules (:func:`preloaded_names`).
+    runtime : dict[str, tuple[str, str]]
+        The runtime directory's distributions (:func:`distributions`).
+    """
+
+    names: set[str]
+    runtime: dict[str, tuple[str, str]]
+
+
 def _child(
-    request: dict[str, Any], fds: list[int], server: socket.socket, wakeup: tuple[int, int]
+    request: dict[str, Any],
+    fds: list[int],
+    server: socket.socket,
+    wakeup: tuple[int, int],
+    preloaded: Preloaded,
 ) -> None:
     """In the forked child: become the environment's process, run the bootstrap; never
     returns."""
@@ -151,23 +174,17 @@ def _child(
         env[RESULT_FD_ENV] = str(result_fd)
         os.environ.clear()
         os.environ.update(env)
-        if hasattr(os, "tzset") and "TZ" in env:
-            import time
-
+        if hasattr(time, "tzset") and "TZ" in env:
             time.tzset()
         os.chdir(request["cwd"])
-        runtime_dir = env.get(RUNTIME_DIR_ENV, "")
-        names = preloaded_names(runtime_dir)
-        if shadowed(names, runtime_dir, env.get("LAMBDA_TASK_ROOT", "")):
-            forget(names)
+        if shadowed(preloaded.names, preloaded.runtime, env.get("LAMBDA_TASK_ROOT", "")):
+            forget(preloaded.names)
         sys.argv = [str(BOOTSTRAP)]
         runpy.run_path(str(BOOTSTRAP), run_name="__main__")
         code = 0
     except SystemExit as exiting:
         code = exiting.code if isinstance(exiting.code, int) else (0 if exiting.code is None else 1)
     except BaseException:  # the bootstrap's own errors: as an interpreter would, on stderr
-        import traceback
-
         traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
@@ -190,7 +207,7 @@ def _reap(server: socket.socket) -> None:
             server.send(json.dumps({"exited": pid, "code": code}).encode())
 
 
-def serve(server: socket.socket) -> None:
+def serve(server: socket.socket, preloaded: Preloaded) -> None:
     """Fork a child for each request until the executor's end of ``server`` closes."""
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -220,7 +237,7 @@ def serve(server: socket.socket) -> None:
             server.send(json.dumps({"ref": request["ref"], "error": str(error)}).encode())
             continue
         if pid == 0:
-            _child(request, fds, server, (wake_read, wake_write))
+            _child(request, fds, server, (wake_read, wake_write), preloaded)
         for fd in fds:
             os.close(fd)
         server.send(json.dumps({"ref": request["ref"], "pid": pid}).encode())
@@ -234,7 +251,7 @@ def main() -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     server = socket.socket(fileno=int(os.environ[SOCKET_FD_ENV]))
-    serve(server)
+    serve(server, Preloaded(preloaded_names(runtime_dir), distributions(runtime_dir)))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ E2E_PARALLEL = $(if $(LAMBDAMESH_ENDPOINT),,-n $(E2E_WORKERS) --dist loadscope)
 # one line says when they are done and whether they passed.
 test: setup browser ## ruff, mypy --strict and unit tests, beside the e2e tests
 	@checks=$$(mktemp -d); trap 'kill 0' INT TERM; \
-	( $(MAKE) --no-print-directory -j2 lint typecheck unit > $$checks/log 2>&1; echo $$? > $$checks/status; \
+	( nice -n 10 $(MAKE) --no-print-directory -j2 lint typecheck unit > $$checks/log 2>&1; echo $$? > $$checks/status; \
 	  if [ "$$(cat $$checks/status)" = 0 ]; then verdict=passed; else verdict=FAILED; fi; \
 	  echo; echo "==> ruff, mypy and the unit tier $$verdict (their output follows the e2e tier's)" ) & \
 	$(RUN)/pytest tests/e2e $(E2E_PARALLEL); e2e=$$?; wait; \

@@ -28,7 +28,8 @@ from typing import Any, cast
 
 import boto3
 from chalice.app import Chalice
-from chalice.test import Client
+from chalice.local import LambdaContext
+from chalice.test import Client, FunctionNotFoundError, InvokeResponse, TestLambdaClient
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 LIBRARY_PACKAGE = "chalicelib"
@@ -67,7 +68,40 @@ class LoadedService:
 
     def client(self) -> Client:
         """Chalice's test client, with the ``dev`` stage of ``.chalice/config.json``."""
-        return Client(self.app, stage_name="dev", project_dir=str(self.root))
+        return ServiceClient(self.app, stage_name="dev", project_dir=str(self.root))
+
+
+class TimedLambdaClient(TestLambdaClient):
+    """Chalice's ``client.lambda_``, giving each invocation its function's configured timeout.
+
+    Chalice's own gives every invocation 3 s whatever ``lambda_timeout`` says (its HTTP client
+    uses the setting). Consumers stop starting records when their time runs short, so on a
+    busy machine a 3 s budget deferred records a deployed function, with its 10 s, would
+    process. The body is Chalice's ``invoke`` with the timeout added.
+    """
+
+    def invoke(self, function_name: str, payload: Any | None = None) -> InvokeResponse:
+        scoped = self._config.scope(self._config.chalice_stage, function_name)
+        context = LambdaContext(
+            function_name,
+            memory_size=scoped.lambda_memory_size,
+            max_runtime_ms=scoped.lambda_timeout * 1000,
+        )
+        if function_name not in self._app.handler_map:
+            raise FunctionNotFoundError(function_name)
+        with self._patched_env_vars(scoped.environment_variables):
+            response = self._app.handler_map[function_name](payload or {}, context)
+        return InvokeResponse(payload=response)
+
+
+class ServiceClient(Client):
+    """Chalice's test client whose ``lambda_`` is a :class:`TimedLambdaClient`."""
+
+    @property
+    def lambda_(self) -> TestLambdaClient:
+        if self._lambda_client is None:
+            self._lambda_client = TimedLambdaClient(self._app, self._chalice_config)
+        return self._lambda_client
 
 
 def _is_library_module(name: str) -> bool:

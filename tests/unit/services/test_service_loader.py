@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from tests.unit.services.service_loader import load_service
+from chalice.app import Chalice
+
+from tests.unit.services.service_loader import LoadedService, load_service
 
 
 def test_services_load_side_by_side_each_with_its_own_chalicelib() -> None:
@@ -28,3 +34,25 @@ def test_every_service_app_imports_without_any_environment() -> None:
     # THEN it loads; settings are only read on the first request
     for name in ("users", "catalog", "reviews", "orders"):
         assert load_service(name).app.routes
+
+
+def test_an_invoked_function_gets_its_configured_timeout_not_chalices_three_seconds(
+    tmp_path: Path,
+) -> None:
+    # GIVEN an app whose function is configured with a 10 s timeout
+    (tmp_path / ".chalice").mkdir()
+    config = {"version": "2.0", "app_name": "timed", "stages": {"dev": {"lambda_timeout": 10}}}
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    app = Chalice(app_name="timed")
+
+    @app.lambda_function(name="remaining")
+    def remaining(event: dict[str, Any], context: Any) -> int:
+        left: int = context.get_remaining_time_in_millis()
+        return left
+
+    service = LoadedService(name="timed", root=tmp_path, app_module=ModuleType("m"), library={})
+    object.__setattr__(service.app_module, "app", app)
+    # WHEN it is invoked through the services' test client
+    left_ms = service.client().lambda_.invoke("remaining").payload
+    # THEN it has (nearly) its 10 s, where Chalice's own client gives every function 3 s
+    assert 3_000 < left_ms <= 10_000

@@ -25,8 +25,6 @@ class Command:
     ----------
     name
         What is typed after ``lambdamesh``.
-    summary
-        One line for ``lambdamesh --help``.
     description
         The subcommand's ``--help`` text, examples included.
     configure
@@ -36,18 +34,17 @@ class Command:
     """
 
     name: str
-    summary: str
     description: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
 
     @classmethod
     def of_module(cls, module: ModuleType) -> Command:
-        """The command a module defines with ``NAME``, ``SUMMARY``, ``DESCRIPTION``,
-        ``configure`` and ``run`` (as ``lambdamesh.deploy.command`` does)."""
+        """The command a module defines with ``NAME``, ``DESCRIPTION``, ``configure`` and
+        ``run`` (as ``lambdamesh.deploy.command`` does); its one-line summary is listed in
+        :data:`lambdamesh.cli.COMMANDS`, so that ``lambdamesh --help`` imports no command."""
         return cls(
             name=module.NAME,
-            summary=module.SUMMARY,
             description=module.DESCRIPTION,
             configure=module.configure,
             run=module.run,

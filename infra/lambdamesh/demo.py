@@ -41,7 +41,6 @@ from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.trace_context import TRACEPARENT, SpanContext
 
 NAME = "demo"
-SUMMARY = "start the emulator, deploy every service and trace an order journey"
 DESCRIPTION = (
     "Start the embedded LocalStack (or use --endpoint / $LAMBDAMESH_ENDPOINT), deploy every\n"
     "service with 'lambdamesh deploy', play an order journey over HTTP through API Gateway\n"

@@ -24,7 +24,6 @@ from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh_toolkit.openapi import openapi_document
 
 NAME = "openapi"
-SUMMARY = "write every API service's OpenAPI 3.1 document, generated from its routes"
 DESCRIPTION = """\
 Import each Chalice app under functions/ that serves HTTP routes and write its OpenAPI 3.1
 document (routes, parameters, bodies and answers from the contracts, one error shape) to

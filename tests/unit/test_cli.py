@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,49 @@ def test_every_command_has_help_with_examples(
     # THEN it exits 0 and shows examples
     assert exited.value.code == 0
     assert f"lambdamesh {command}" in capsys.readouterr().out
+
+
+IMPORTED_BY = """
+import json, sys
+from lambdamesh import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def modules_imported_by(*argv: str) -> set[str]:
+    """The modules a fresh interpreter holds after ``lambdamesh ARGV`` (help, or a usage error)."""
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY, *argv], capture_output=True, text=True, check=True
+    )
+    modules: list[str] = json.loads(run.stdout.splitlines()[-1])
+    return set(modules)
+
+
+def test_help_imports_no_command_and_a_command_imports_only_its_own_module() -> None:
+    # GIVEN the listed commands' modules
+    listed = {command.module for command in cli.COMMANDS}
+    # WHEN the top-level help runs, then a command's help
+    top_level = modules_imported_by("--help")
+    dlq = modules_imported_by("dlq", "--help")
+    # THEN the help imported no command's module (nor boto3 or the event contracts)
+    assert not listed & top_level
+    assert not {"boto3", "pydantic", "lambdamesh_toolkit"} & top_level
+    # AND the dlq command imported its own module, not those of unrelated commands
+    assert "lambdamesh.dlq.command" in dlq
+    assert not {"lambdamesh.load.command", "lambdamesh.chaos.command", "lambdamesh.demo"} & dlq
+
+
+def test_every_listed_command_is_defined_where_the_list_says() -> None:
+    # GIVEN the list behind lambdamesh --help  WHEN each command is loaded
+    # THEN its module defines a command of that name, with examples in its description
+    for listed in cli.COMMANDS:
+        command = listed.command()
+        assert command.name == listed.name
+        assert f"lambdamesh {listed.name}" in command.description
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,8 +16,6 @@ import pytest
 from moto import mock_aws
 
 from lambdamesh import cli
-from lambdamesh.command import Command
-from lambdamesh.topology import command as topology_command
 from lambdamesh.topology.docs import BEGIN, END
 from lambdamesh.topology.svg import svg_hash
 from tests.support.topology_shop import PREFIX, REGION, deploy_shop
@@ -27,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..SNS..Subscri
 
 def lambdamesh(*arguments: str) -> int:
     """Run ``lambdamesh topology ARGUMENTS``; the exit code."""
-    parser = cli.build_parser([Command.of_module(topology_command)])
+    parser = cli.build_parser(chosen="topology")
     args = parser.parse_args(["topology", *arguments])
     code: int = args.handler(args)
     return code

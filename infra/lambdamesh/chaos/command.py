@@ -22,7 +22,6 @@ from .plan import ChaosPlan
 from .runner import ChaosReport, run_chaos
 
 NAME = "chaos"
-SUMMARY = "place orders while faults are switched on, then check every invariant"
 DESCRIPTION = (
     "Start the embedded LocalStack (or use --endpoint / $LAMBDAMESH_ENDPOINT), deploy every\n"
     "service, then place orders with several clients while faults are switched on through the\n"

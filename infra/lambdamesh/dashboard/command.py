@@ -30,7 +30,6 @@ from lambdamesh.deploy.target import Target
 from lambdamesh.emulator.paths import ProjectPaths
 
 NAME = "dashboard"
-SUMMARY = "a live local web page: topology, queue and DLQ depths, orders, timelines, traces"
 DESCRIPTION = """\
 Serve a web page on 127.0.0.1 showing the deployed system as it runs: the topology picture,
 services, topics, queues and dead-letter queues with their depths (refreshed every 2 s, a DLQ

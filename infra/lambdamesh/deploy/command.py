@@ -26,7 +26,6 @@ from lambdamesh.emulator.process import EmbeddedLocalStack
 from lambdamesh_toolkit.aws import clients
 
 NAME = "deploy"
-SUMMARY = "package every Chalice app and deploy it as a CloudFormation stack"
 DESCRIPTION = """\
 Deploy the shared stack (infra/topology/shared.json: circuit-breaker table, deployment
 bucket), the messaging stack (infra/topology/messaging.json: SNS topics, SQS queues and

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 NAME = "dlq"
-SUMMARY = "list dead-letter queues, show their messages and why they failed, redrive them"
 DESCRIPTION = """\
 Look into the messaging topology's dead-letter queues (<prefix>-*-dlq, <prefix>-*-dlq.fifo)
 and send their messages back to the queue they came from.

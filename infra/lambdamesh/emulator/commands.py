@@ -387,7 +387,6 @@ def _run_env(args: argparse.Namespace) -> int:
 COMMANDS: list[Command] = [
     Command(
         name="install",
-        summary="create the embedded LocalStack's own virtualenv (once)",
         description=(
             "Create .lambdamesh/emulator/venv (Python 3.13, localstack-core and the\n"
             "lambdamesh LocalStack plugins) and the Lambda runtime library. Does nothing\n"
@@ -402,7 +401,6 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="up",
-        summary="start the embedded LocalStack (or check LAMBDAMESH_ENDPOINT's)",
         description=(
             "Start LocalStack without Docker in the background, listening on loopback\n"
             "only, with state and logs under .lambdamesh/run/<port>/, and wait until it\n"
@@ -418,7 +416,6 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="down",
-        summary="stop the embedded LocalStack and every function process",
         description=(
             "Stop the embedded LocalStack on --port: SIGTERM to its process group, SIGKILL\n"
             "after 10 s, and no function process left behind. An external LocalStack\n"
@@ -432,7 +429,6 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="status",
-        summary="show the emulator, the deployed services, topics, queues and DLQ depths",
         description=(
             "Show whether the emulator runs, where, since when, how much memory it uses and\n"
             "the state of every service; what `lambdamesh deploy` deployed (API URLs and\n"
@@ -447,7 +443,6 @@ COMMANDS: list[Command] = [
     ),
     Command(
         name="env",
-        summary="print the exports that point aws, awslocal and boto3 at the emulator",
         description=(
             "Print shell `export` lines for the emulator in use (the embedded one on\n"
             f"--port / ${PORT_ENV}, or ${ENDPOINT_ENV}'s): AWS_ENDPOINT_URL, LOCALSTACK_HOST,\n"

@@ -20,7 +20,6 @@ from .report import report_document, report_lines
 from .runner import LoadPlan, run_load
 
 NAME = "load"
-SUMMARY = "place orders from many clients at once, cold then warm, and print what it took"
 DESCRIPTION = (
     "Start the embedded LocalStack (or use --endpoint / $LAMBDAMESH_ENDPOINT), deploy every\n"
     "service, restock the shelves, then make every function cold (a change of its\n"

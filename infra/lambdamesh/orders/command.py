@@ -23,7 +23,6 @@ from lambdamesh.deploy.stacks import StackError, existing_stack_outputs
 from lambdamesh.emulator.paths import ProjectPaths
 
 NAME = "orders"
-SUMMARY = "rebuild the orders' read model from their events and report what differs"
 DESCRIPTION = """\
 rebuild: read every order's event stream, rebuild the order, and compare it with the read
 model GET /orders/{id} and GET /users/{id}/orders answer from. Prints how many orders the

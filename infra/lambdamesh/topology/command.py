@@ -31,7 +31,6 @@ from lambdamesh.topology.svg import render_svg
 from lambdamesh.topology.templates import read_templates
 
 NAME = "topology"
-SUMMARY = "draw the deployed system: services, topics, queues, DLQs and what connects them"
 DESCRIPTION = """\
 Read the deployed stacks (lambdamesh-<service>, as `lambdamesh deploy` made them) and the
 services behind them - SNS subscriptions and their filter policies, SQS redrive policies, Lambda

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 NAME = "trace"
-SUMMARY = "draw one request's hops across the services from their logs (tree, Mermaid, JSON)"
 DESCRIPTION = """\
 Rebuild the path of one request from the hop record every function logs at the end of each
 hop (API request, HTTP call, RPC call and call served, SNS publish, SQS delivery and its

@@ -20,6 +20,7 @@ theirs (a test's listener) is left out.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -295,5 +296,8 @@ class DeployedReader:
 
 
 def read_deployed(clients: ClientFactory, prefix: str = "lambdamesh") -> Topology:
-    """The topology of the stacks deployed under ``prefix`` (see :class:`DeployedReader`)."""
-    return DeployedReader(clients, prefix).read()
+    """The topology of the stacks deployed under ``prefix`` (see :class:`DeployedReader`).
+
+    Each service's client is built once: the reader asks for one per resource it reads.
+    """
+    return DeployedReader(functools.cache(clients), prefix).read()

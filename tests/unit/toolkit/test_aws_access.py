@@ -98,6 +98,25 @@ def test_static_credentials_never_take_the_callers_own() -> None:
     assert client._request_signer._credentials.access_key == "test"
 
 
+def test_clients_with_the_same_static_credentials_share_one_session_and_its_models() -> None:
+    # GIVEN two clients of one service and another service's, with the emulator's key pair,
+    # and one with another key pair
+    test_keys = clients.StaticCredentials("test", "test")
+    first: Any = clients.client("sqs", clients.CLI, region="us-east-1", credentials=test_keys)
+    second: Any = clients.client("sqs", clients.CLI, region="us-east-1", credentials=test_keys)
+    other_service: Any = clients.client(
+        "sns", clients.CLI, region="us-east-1", credentials=test_keys
+    )
+    other_keys: Any = clients.client(
+        "sqs", clients.CLI, region="us-east-1", credentials=clients.StaticCredentials("a", "b")
+    )
+    # THEN the clients are distinct but the key pair's loaded service models are shared
+    assert first is not second
+    assert first._loader is second._loader is other_service._loader
+    assert other_keys._loader is not first._loader
+    assert other_keys._request_signer._credentials.access_key == "a"
+
+
 def test_a_process_shares_one_client_per_service_and_profile() -> None:
     # GIVEN nothing built yet
     # WHEN the same client is asked for twice, and another profile once

@@ -49,7 +49,15 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from localstack.aws.handlers.logging import ResponseLogger
 from localstack.services.lambda_.invocation.assignment import AssignmentService
+from localstack.services.lambda_.invocation import lambda_models
+for name in ("AWS_REGION_US_EAST_1", "INTERNAL_AWS_SECRET_ACCESS_KEY"):
+    if not isinstance(getattr(lambda_models, name, None), str):
+        missing.append(f"lambda_models.{name}")
+if not isinstance(getattr(lambda_models.config, "INTERNAL_RESOURCE_ACCOUNT", None), str):
+    missing.append("lambda_models.config.INTERNAL_RESOURCE_ACCOUNT")
 for owner, name in (
+    (lambda_models.S3Code, "generate_presigned_url"),
+    (lambda_models.boto3, "client"),
     (ResponseLogger, "__call__"),
     (AssignmentService, "get_environment"),
     (AssignmentService, "start_environment"),

@@ -1,6 +1,7 @@
 """Lambda's Python runtime as AWS documents it: output, logs, errors, payload limits.
 
-Sources: "Log and monitor Python Lambda functions" (stdout/stderr and ``logging`` reach
+Sources: ``GetFunction`` (``Code.Location``: a presigned URL to download the deployment package),
+"Log and monitor Python Lambda functions" (stdout/stderr and ``logging`` reach
 CloudWatch Logs; the text format ``[LEVEL]\t<timestamp>\t<request id>\t<message>``; JSON
 format and log levels through ``LoggingConfig``), "Troubleshoot invocation issues"
 (``Runtime.ImportModuleError``, ``Runtime.UserCodeSyntaxError``, ``Runtime.HandlerNotFound``,
@@ -12,11 +13,14 @@ asynchronous payloads) and ``GetProvisionedConcurrencyConfig`` (``Status`` ``FAI
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import zipfile
 from typing import Any
 
 import pytest
+import urllib3
 from botocore.exceptions import ClientError
 
 from tests.e2e.lambda_support import (
@@ -329,3 +333,20 @@ def test_an_init_failure_under_provisioned_concurrency_fails_the_configuration(
     assert "FUNCTION_ERROR_INIT_FAILURE" in config["StatusReason"]
     assert config["AvailableProvisionedConcurrentExecutions"] == 0
     lambda_client.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+
+
+def test_get_function_gives_a_url_that_downloads_the_functions_own_package(
+    lambda_client: Any,
+) -> None:
+    # GIVEN two functions with different code
+    first = create_function(lambda_client, PRINTER)
+    second = create_function(lambda_client, "def handler(event, context):\n    return 2\n")
+    http = urllib3.PoolManager(retries=False)
+    # WHEN each is read with GetFunction, twice, and its code location fetched
+    for name, expected in ((first, "initialising"), (second, "return 2"), (first, "initialising")):
+        location = lambda_client.get_function(FunctionName=name)["Code"]["Location"]
+        response = http.request("GET", location)
+        # THEN the location serves that function's zip, holding its own app.py
+        assert response.status == 200
+        with zipfile.ZipFile(io.BytesIO(response.data)) as package:
+            assert expected in package.read("app.py").decode()

@@ -49,7 +49,9 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from localstack.aws.handlers.logging import ResponseLogger
 from localstack.services.lambda_.invocation.assignment import AssignmentService
-from localstack.services.lambda_.invocation import lambda_models
+from localstack.services.lambda_.invocation import event_manager, lambda_models
+from localstack.services.lambda_.invocation.internal_sqs_queue import QueueManager
+from localstack.services.sqs.models import StandardQueue
 for name in ("AWS_REGION_US_EAST_1", "INTERNAL_AWS_SECRET_ACCESS_KEY"):
     if not isinstance(getattr(lambda_models, name, None), str):
         missing.append(f"lambda_models.{name}")
@@ -58,6 +60,11 @@ if not isinstance(getattr(lambda_models.config, "INTERNAL_RESOURCE_ACCOUNT", Non
 for owner, name in (
     (lambda_models.S3Code, "generate_presigned_url"),
     (lambda_models.boto3, "client"),
+    (event_manager.LambdaEventManager, "stop"),
+    (event_manager.Poller, "stop"),
+    (event_manager, "get_sqs_client"),
+    (QueueManager, "get_queue"),
+    (StandardQueue, "shutdown"),
     (ResponseLogger, "__call__"),
     (AssignmentService, "get_environment"),
     (AssignmentService, "start_environment"),

@@ -90,7 +90,8 @@ class TimedLambdaClient(TestLambdaClient):
         if function_name not in self._app.handler_map:
             raise FunctionNotFoundError(function_name)
         with self._patched_env_vars(scoped.environment_variables):
-            response = self._app.handler_map[function_name](payload or {}, context)
+            event = {} if payload is None else payload
+            response = self._app.handler_map[function_name](event, context)
         return InvokeResponse(payload=response)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from lambdamesh_localstack.lazy_patching import wrap_once
+from lambdamesh_localstack.lazy_patching import patch_when_imported, wrap_once
 
 
 def _counting(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,3 +76,18 @@ def test_a_missing_owner_leaves_everything_as_it_is(caplog: pytest.LogCaptureFix
         wrap_once(None, "invoke", _counting, "payload limits")
     # THEN a warning names the patch
     assert "payload limits left as LocalStack has it" in caplog.text
+
+
+@pytest.mark.parametrize(("installed", "patched"), [("4.14.0", True), ("4.13.2", False)])
+def test_a_module_is_patched_when_imported_only_on_the_release_the_patch_was_written_for(
+    installed: str, patched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an installed localstack-core release and a module imported already
+    monkeypatch.setattr(importlib.metadata, "version", lambda _: installed)
+    name = f"lambdamesh_test_target_{installed.replace('.', '_')}"
+    monkeypatch.setitem(sys.modules, name, ModuleType(name))
+    seen: list[ModuleType] = []
+    # WHEN a patch is registered for it
+    patch_when_imported({name: seen.append}, "a test patch")
+    # THEN it was applied at once on the release it was written for, and not on another
+    assert [module.__name__ for module in seen] == ([name] if patched else [])

@@ -25,7 +25,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 MODULE: Final = "localstack.services.lambda_.invocation.lambda_models"
@@ -89,8 +88,7 @@ def patch_lambda_models(module: ModuleType) -> None:
 
 def apply_code_urls() -> None:
     """Patch ``S3Code`` when its module is imported (``on_infra_start`` hook)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported({MODULE: patch_lambda_models}, WHAT)
+    patch_when_imported({MODULE: patch_lambda_models}, WHAT)
 
 
 try:

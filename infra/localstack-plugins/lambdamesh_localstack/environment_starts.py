@@ -60,7 +60,6 @@ from lambdamesh_localstack.esm_tuning import BATCH_THREAD_PREFIX
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 LOG = logging.getLogger(__name__)
@@ -390,8 +389,7 @@ def patch_assignment(module: ModuleType) -> None:
 
 def apply_environment_starts() -> None:
     """Gate environment starts once LocalStack imports its assignment service (idempotent)."""
-    if written_for_installed_release("environment starts"):
-        patch_when_imported({ASSIGNMENT_MODULE: patch_assignment}, "environment starts")
+    patch_when_imported({ASSIGNMENT_MODULE: patch_assignment}, "environment starts")
 
 
 try:

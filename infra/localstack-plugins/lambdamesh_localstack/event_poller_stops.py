@@ -25,7 +25,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 LOG = logging.getLogger(__name__)
@@ -71,8 +70,7 @@ def patch_event_manager(module: ModuleType) -> None:
 
 def apply_event_poller_stops() -> None:
     """Patch the event manager when its module is imported (``on_infra_start`` hook)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported({MODULE: patch_event_manager}, WHAT)
+    patch_when_imported({MODULE: patch_event_manager}, WHAT)
 
 
 try:

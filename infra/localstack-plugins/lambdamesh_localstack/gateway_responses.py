@@ -50,7 +50,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 LOG = logging.getLogger(__name__)
@@ -436,14 +435,13 @@ def patch_openapi_import(module: ModuleType) -> None:
 
 def apply_gateway_responses() -> None:
     """Patch the import and the exception handler as their modules are imported (idempotent)."""
-    if written_for_installed_release("gateway responses"):
-        patch_when_imported(
-            {
-                PROVIDER_MODULE: patch_openapi_import,
-                EXCEPTION_HANDLER_MODULE: patch_exception_handler,
-            },
-            "gateway responses",
-        )
+    patch_when_imported(
+        {
+            PROVIDER_MODULE: patch_openapi_import,
+            EXCEPTION_HANDLER_MODULE: patch_exception_handler,
+        },
+        "gateway responses",
+    )
 
 
 try:

@@ -41,7 +41,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 from lambdamesh_localstack.permission_audit import (
     DECISIONS,
@@ -344,10 +343,9 @@ def patch_openapi_import(module: ModuleType) -> None:
 
 def apply_iam_authorization() -> None:
     """Patch the OpenAPI import as its module is imported (``on_infra_start`` hook)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported(
-            {PROVIDER_MODULE: patch_openapi_import, HANDLERS_MODULE: patch_gateway_handlers}, WHAT
-        )
+    patch_when_imported(
+        {PROVIDER_MODULE: patch_openapi_import, HANDLERS_MODULE: patch_gateway_handlers}, WHAT
+    )
 
 
 try:

@@ -3,10 +3,10 @@
 A start-up hook that imported the module it patches would pay for it at every start, though
 LocalStack imports it only when its service is first used (about a second for the Lambda
 provider, two for API Gateway's). :func:`patch_when_imported` has ``wrapt`` (a dependency of
-LocalStack's) call the patch when the module is imported, at once if it already is. Each hook
-first asks :func:`written_for_installed_release`: on another ``localstack-core`` release it
-leaves LocalStack as it is, with a warning, rather than patch code it has not been checked
-against.
+LocalStack's) call the patch when the module is imported, at once if it already is. It first
+asks :func:`written_for_installed_release`: on another ``localstack-core`` release it leaves
+LocalStack as it is, with a warning, rather than patch code it has not been checked against
+(hooks that patch otherwise ask it themselves).
 """
 
 from __future__ import annotations
@@ -39,7 +39,10 @@ def written_for_installed_release(what: str) -> bool:
 
 
 def patch_when_imported(patches: dict[str, Callable[[ModuleType], None]], what: str) -> None:
-    """Call each patch with its module (module name → patch) when the module is imported."""
+    """Call each patch with its module (module name → patch) when the module is imported,
+    on the release the patches were written for (:func:`written_for_installed_release`)."""
+    if not written_for_installed_release(what):
+        return
     try:
         import wrapt
     except ImportError:  # LocalStack's own dependency (through aws-xray-sdk) gone

@@ -35,7 +35,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 SYNC_LIMIT_BYTES: Final = 6 * 1024 * 1024
@@ -127,11 +126,10 @@ def apply_payload_limits() -> None:
     Not imported here: the provider's module costs about a second, which LocalStack otherwise
     spends only when the first Lambda request comes.
     """
-    if written_for_installed_release("payload limits"):
-        patch_when_imported(
-            {PROVIDER_MODULE: patch_provider, PARSER_MODULE: patch_request_parser},
-            "payload limits",
-        )
+    patch_when_imported(
+        {PROVIDER_MODULE: patch_provider, PARSER_MODULE: patch_request_parser},
+        "payload limits",
+    )
 
 
 try:

@@ -25,7 +25,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 INTEGRATION_MODULE: Final = "localstack.services.apigateway.next_gen.execute_api.integrations.aws"
@@ -62,8 +61,7 @@ def patch_integration(module: ModuleType) -> None:
 
 def apply_proxy_event_headers() -> None:
     """Patch API Gateway's proxy integration when its module is imported (idempotent)."""
-    if written_for_installed_release("proxy event headers"):
-        patch_when_imported({INTEGRATION_MODULE: patch_integration}, "proxy event headers")
+    patch_when_imported({INTEGRATION_MODULE: patch_integration}, "proxy event headers")
 
 
 try:

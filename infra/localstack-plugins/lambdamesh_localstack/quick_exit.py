@@ -27,7 +27,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 MODULE: Final = "localstack.runtime.runtime"
@@ -62,8 +61,7 @@ def patch_runtime(module: ModuleType) -> None:
 
 def apply_quick_exit() -> None:
     """Patch the runtime when its module is imported (``on_infra_start`` hook)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported({MODULE: patch_runtime}, WHAT)
+    patch_when_imported({MODULE: patch_runtime}, WHAT)
 
 
 try:

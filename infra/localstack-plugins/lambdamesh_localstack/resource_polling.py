@@ -23,7 +23,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 POLL_INTERVAL_S: Final = 0.05
@@ -69,8 +68,7 @@ def patch_resource_provider(module: ModuleType) -> None:
 
 def apply_resource_polling() -> None:
     """Patch the executor when its module is imported (``on_infra_start`` hook)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported({MODULE: patch_resource_provider}, WHAT)
+    patch_when_imported({MODULE: patch_resource_provider}, WHAT)
 
 
 try:

@@ -29,7 +29,6 @@ from typing import Any, Final
 from lambdamesh_localstack.lazy_patching import (
     patch_when_imported,
     wrap_once,
-    written_for_installed_release,
 )
 
 LOG = logging.getLogger(__name__)
@@ -117,8 +116,7 @@ def patch_role_provider(module: ModuleType) -> None:
 
 def apply_role_updates() -> None:
     """Patch the Role resource provider when its module is imported (idempotent)."""
-    if written_for_installed_release(WHAT):
-        patch_when_imported({ROLE_MODULE: patch_role_provider}, WHAT)
+    patch_when_imported({ROLE_MODULE: patch_role_provider}, WHAT)
 
 
 try:

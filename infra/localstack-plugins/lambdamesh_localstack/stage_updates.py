@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final
 
-from lambdamesh_localstack.lazy_patching import patch_when_imported, written_for_installed_release
+from lambdamesh_localstack.lazy_patching import patch_when_imported
 
 LOG = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def patch_stage_provider(module: ModuleType) -> None:
 
 def apply_stage_updates() -> None:
     """Patch the Stage resource provider when its module is imported (idempotent)."""
-    if written_for_installed_release("stage updates"):
-        patch_when_imported({STAGE_MODULE: patch_stage_provider}, "stage updates")
+    patch_when_imported({STAGE_MODULE: patch_stage_provider}, "stage updates")
 
 
 try:

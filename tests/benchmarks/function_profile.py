@@ -27,6 +27,9 @@ from typing import Final
 
 BOOTSTRAP: Final = "function_bootstrap.py"
 """The script every function process of the embedded executor runs."""
+FUNCTION_SCRIPTS: Final = (BOOTSTRAP, "function_zygote.py")
+"""What a function process's command line runs: the bootstrap, or (a forked environment) the
+process it was forked from, which runs the bootstrap in it."""
 
 IMPORT: Final = "import (once per process)"
 CLIENTS: Final = "AWS clients made (once per process)"
@@ -102,12 +105,14 @@ def samples_by_process(raw_lines: Iterable[str]) -> dict[int, Counter[str]]:
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        pid = None
-        for index, frame in enumerate(frames):
-            process = _PROCESS.match(frame)
-            if process and BOOTSTRAP in process.group(2):
-                pid, frames = int(process.group(1)), frames[index + 1 :]
-                break
+        pid, start = None, 0
+        for index, frame in enumerate(frames):  # the innermost process: a forked environment
+            process = _PROCESS.match(frame)  # is a child of the process it was forked from
+            if process:
+                is_function = any(script in process.group(2) for script in FUNCTION_SCRIPTS)
+                pid = int(process.group(1)) if is_function else None
+                start = index + 1
+        frames = frames[start:] if pid is not None else frames
         if pid is not None and not waiting(frames):
             by_process[pid][kind_of_work(frames)] += int(count)
     return dict(by_process)

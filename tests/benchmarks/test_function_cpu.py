@@ -4,9 +4,11 @@ Every service deployed on its own embedded LocalStack; every function made cold 
 its configuration, as a deploy makes); then ``ORDERS`` orders through the whole saga from
 ``THREADS`` threads, one warm-up order first. Meanwhile:
 
-- each function process is found among LocalStack's children (its function name read from its
-  environment) and its CPU time read from ``/proc`` until it is last seen: a process that
-  started during the run is a cold start and counts from zero;
+- each function process is found among LocalStack's descendants (its function name read from
+  its environment or, for a forked environment, whose ``/proc`` environment is its forking
+  process's, from its working directory: the package LocalStack unzipped for the function,
+  ``<function>-<uuid>/code``) and its CPU time read from ``/proc`` until it is last seen: a
+  process that started during the run is a cold start and counts from zero;
 - ``py-spy`` samples LocalStack and every function process 100 times a second without stopping
   them (``--nonblocking``); each function stack is put down to one kind of work
   (:mod:`tests.benchmarks.function_profile`: importing at a cold start, pydantic validation, the
@@ -65,6 +67,17 @@ SAMPLES_PER_SECOND = 100
 SCAN_INTERVAL_S = 0.2
 FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
 INIT_DURATION = re.compile(r"Init Duration: ([0-9.]+) ms")
+PACKAGE_DIRECTORY = re.compile(r"(?P<function>.+)-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
+
+
+def function_name(process: psutil.Process) -> str | None:
+    """The function a process of LocalStack's runs, if it runs one (see the module's text)."""
+    name = process.environ().get(FUNCTION_NAME_VARIABLE)
+    if name is not None:
+        return name
+    package = Path(process.cwd())
+    found = PACKAGE_DIRECTORY.fullmatch(package.parent.name) if package.name == "code" else None
+    return found["function"] if found else None
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +102,7 @@ class FunctionProcesses:
         for child in self._emulator.children(recursive=True):
             try:
                 if child.pid not in self.names:
-                    name = child.environ().get(FUNCTION_NAME_VARIABLE)
+                    name = function_name(child)
                     if name is None:
                         continue
                     self.names[child.pid] = name

@@ -12,10 +12,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
-from lambdamesh_localstack import function_bootstrap, function_forks, function_zygote
-from lambdamesh_localstack.function_forks import ForkedProcess, Forks, ForkUnavailableError
+from lambdamesh_localstack import (
+    function_bootstrap,
+    function_forks,
+    function_zygote,
+)
+from lambdamesh_localstack.function_forks import (
+    ForkedProcess,
+    Forks,
+    ForkUnavailableError,
+    Libraries,
+    package_libraries,
+)
 from lambdamesh_localstack.function_zygote import distributions, shadowed
 
 HANDLER = """
@@ -184,3 +195,165 @@ def test_the_forking_process_and_the_executor_name_the_same_descriptors() -> Non
     # WHEN they name the variables that carry descriptors  THEN they name the same ones
     assert function_zygote.RESULT_FD_ENV == function_bootstrap.RESULT_FD_ENV
     assert function_zygote.SOCKET_FD_ENV == function_forks.SOCKET_FD_ENV
+
+
+LIBRARY_HANDLER = """
+import os
+import sys
+
+LOADED_BEFORE = "pydantic" in sys.modules
+import pydantic
+
+def handle(event, context):
+    return {
+        "loaded_before": LOADED_BEFORE, "origin": pydantic.__file__, "version": pydantic.VERSION
+    }
+"""
+
+PYDANTIC_FAMILY = (
+    "pydantic",
+    "pydantic_core",
+    "typing_extensions",
+    "annotated_types",
+    "typing_inspection",
+)
+
+
+def with_pydantic(root: Path) -> Path:
+    """Make the package hold pydantic and what it imports, as the services' packages do (links
+    to this interpreter's own copies, with their ``*.dist-info``)."""
+    site_packages = Path(pydantic.__file__).parent.parent
+    for entry in site_packages.iterdir():
+        if entry.name.split(".", 1)[0].split("-", 1)[0] in PYDANTIC_FAMILY:
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
+def library_root(tmp_path: Path, name: str) -> Path:
+    root = task_root(tmp_path, name)
+    (root / "app.py").write_text(textwrap.dedent(LIBRARY_HANDLER))
+    return root
+
+
+def test_a_package_holding_pydantic_is_forked_with_it_imported_from_a_copy_of_its_own(
+    runtime: Path, tmp_path: Path
+) -> None:
+    # GIVEN a package holding pydantic, and a forking process for the libraries it holds
+    root = with_pydantic(library_root(tmp_path, "a"))
+    libraries = package_libraries(str(root))
+    assert libraries is not None
+    assert libraries.preload == ("pydantic",)
+    forks = Forks(sys.executable, str(runtime), libraries, str(root))
+    try:
+        # WHEN an environment of it is forked and invoked
+        answer = Environment(forks, root).invoke()
+    finally:
+        forks.close()
+    # THEN pydantic was imported before the handler, at the package's version
+    assert answer["loaded_before"] is True
+    assert answer["version"] == pydantic.VERSION
+    # AND from the forking process's copy, which outlives the package's directory
+    assert not answer["origin"].startswith(str(root))
+    assert Path(answer["origin"]).parent.name == "pydantic"
+
+
+def test_a_package_without_pydantic_cannot_import_it_though_other_packages_were_forked_with_it(
+    runtime: Path, tmp_path: Path
+) -> None:
+    # GIVEN environments of a package holding pydantic and of one that does not, forked as the
+    # executor forks them
+    env = {"PATH": "/usr/bin:/bin", "_HANDLER": "app.handle"}
+    with_library = with_pydantic(library_root(tmp_path, "a"))
+    without = library_root(tmp_path, "b")
+    chosen = [
+        function_forks.forks_for(sys.executable, str(runtime), str(root))[0]
+        for root in (with_library, without)
+    ]
+    try:
+        # WHEN each is invoked
+        loaded = Environment(chosen[0], with_library, **env).invoke()
+        missing = Environment(chosen[1], without, **env)
+    finally:
+        for forks in chosen:
+            forks.close()
+    # THEN the first had it imported already, the second fails to import it, as a new
+    # interpreter would
+    assert loaded["loaded_before"] is True
+    assert chosen[1].libraries is None
+    assert missing.ready["init_error"]["errorType"] == "Runtime.ImportModuleError"
+    assert "pydantic" in missing.ready["init_error"]["errorMessage"]
+
+
+def test_packages_holding_another_version_of_a_library_family_member_get_another_forking_process(
+    tmp_path: Path,
+) -> None:
+    # GIVEN two packages holding pydantic, the second with another typing_extensions
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with_pydantic(first)
+    for entry in first.iterdir():
+        if not entry.name.startswith("typing_extensions-"):
+            (second / entry.name).symlink_to(entry.resolve())
+    (second / "typing_extensions-0.1.dist-info").mkdir()
+    (second / "typing_extensions-0.1.dist-info" / "top_level.txt").write_text("typing_extensions\n")
+    # WHEN their libraries are read
+    one, other = package_libraries(str(first)), package_libraries(str(second))
+    # THEN they differ, in that member only
+    assert one is not None
+    assert other is not None
+    assert {name for name, _, _ in set(one.versions) ^ set(other.versions)} == {"typing_extensions"}
+    assert ("typing_extensions", "typing_extensions", "0.1") in other.versions
+    # AND a package without any of them has none
+    assert package_libraries(str(tmp_path / "nowhere")) is None
+
+
+def test_a_package_holding_a_module_the_preloading_imported_gets_a_new_interpreter(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a runtime library that imports a standard module, and a package holding a module of
+    # that name (a new interpreter would import the package's)
+    runtime = tmp_path / "runtime"
+    write_library(runtime, "1.0.0")
+    (runtime / "boto3" / "__init__.py").write_text(
+        "import os\nimport fractions\nIMPORTED_IN = os.getpid()\n"
+    )
+    root = task_root(tmp_path, "a")
+    (root / "fractions.py").write_text("WHERE = 'package'\n")
+    (root / "app.py").write_text(
+        "import os\nimport fractions\nimport boto3\n"
+        "def handle(event, context):\n"
+        "    return {'where': getattr(fractions, 'WHERE', 'standard library'),"
+        " 'pid': os.getpid(), 'imported_in': boto3.IMPORTED_IN}\n"
+    )
+    forks = Forks(sys.executable, str(runtime))
+    try:
+        # WHEN an environment of it is forked and invoked
+        answer = Environment(forks, root).invoke()
+    finally:
+        forks.close()
+    # THEN it imported the package's module, and the library itself, as a new process would
+    assert answer["where"] == "package"
+    assert answer["imported_in"] == answer["pid"]
+
+
+def test_libraries_that_import_a_module_of_the_runtimes_are_not_preloaded(
+    runtime: Path, tmp_path: Path
+) -> None:
+    # GIVEN a library that imports a module of the runtime's directory, which a package could
+    # hold at another version
+    (runtime / "helper.py").write_text("X = 1\n")
+    root = task_root(tmp_path, "a")
+    (root / "lib.py").write_text("import helper\n")
+    forks = Forks(
+        sys.executable, str(runtime), Libraries(("lib",), (("lib", "lib", "1"),)), str(root)
+    )
+    read_end, write_end = os.pipe()
+    try:
+        # WHEN an environment is asked of its forking process  THEN there is none
+        with pytest.raises(ForkUnavailableError):
+            forks.spawn({}, str(root), write_end, write_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        forks.close()

@@ -26,6 +26,10 @@ def _function(pid: int) -> str:
     return f'process {pid}:"python -I -S /x/lambdamesh_localstack/function_bootstrap.py"'
 
 
+def _forked(pid: int) -> str:
+    return f'process {pid}:"python -I -S /x/lambdamesh_localstack/function_zygote.py"'
+
+
 def test_the_modules_examples_run() -> None:
     # GIVEN the module's docstring examples  WHEN they run  THEN each gives what it shows
     assert doctest.testmod(function_profile).failed == 0
@@ -76,8 +80,9 @@ def test_the_sdk_logging_is_logging_and_an_import_is_an_import_whatever_it_runs(
 
 
 def test_samples_are_kept_by_function_process_and_localstacks_own_are_left_out() -> None:
-    # GIVEN py-spy's raw lines: LocalStack's own stack, two function processes', and threads
-    # of one waiting for a response and for the next invocation
+    # GIVEN py-spy's raw lines: LocalStack's own stack, two function processes', threads of one
+    # waiting for a response and for the next invocation, a forked function process's and the
+    # idle process it was forked from
     raw = [
         f"{LOCALSTACK};run (twisted/internet/base.py:1) 40",
         f"{LOCALSTACK};{_function(7)};{BOOT};{RUN};x (botocore/client.py:1) 3",
@@ -85,12 +90,15 @@ def test_samples_are_kept_by_function_process_and_localstacks_own_are_left_out()
         f"{LOCALSTACK};{_function(8)};{BOOT};Runtime.initialise (b.py:1);z (q.py:1) 5",
         f"{LOCALSTACK};{_function(8)};{BOOT};{RUN};x (botocore/e.py:1);SocketIO.readinto (s:1) 9",
         f"{LOCALSTACK};{_function(8)};{BOOT};Runtime.serve (b.py:1);Channel.receive (b.py:2) 50",
+        f"{LOCALSTACK};{_forked(6)};{_forked(9)};{BOOT};{RUN};y (pydantic/m.py:1) 4",
+        f"{LOCALSTACK};{_forked(6)};serve (function_zygote.py:1);select (function_zygote.py:2) 70",
         "",
     ]
     # WHEN they are read THEN only the function processes' working samples remain, by kind
     assert samples_by_process(raw) == {
         7: Counter({"AWS SDK and HTTP": 3, "validation (pydantic)": 2}),
         8: Counter({IMPORT: 5}),
+        9: Counter({"validation (pydantic)": 4}),
     }
 
 

@@ -6,6 +6,13 @@ side: :class:`Forks` starts it, asks it for children and hears when they end; a 
 :class:`ForkedProcess`, which the executor drives as it drives a ``subprocess.Popen`` (its
 standard input, ``poll``, ``wait``, ``kill``).
 
+A package that holds ``pydantic`` (:data:`LIBRARY_FAMILIES`) is forked from a forking process
+of its own kind: one that imported that library, and what it imports, from a copy of the
+package's distributions (:func:`package_libraries`, :func:`link_libraries`), and that serves
+only packages holding those distributions at those versions. Importing ``pydantic`` is 75-100 ms
+of CPU of a service environment's start; a package without it, or with another version of it,
+is forked from another process and imports its own, as a new interpreter would.
+
 ``LAMBDAMESH_FORKED_ENVIRONMENTS=0`` starts every environment as a new interpreter instead; so
 does any failure to start or reach the forking process (logged once): forking only makes a
 start cheaper, never changes what starts.
@@ -19,12 +26,24 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, Final
+
+from lambdamesh_localstack.function_zygote import (
+    LIBRARIES_ENV,
+    PRELOAD_ENV,
+    distributions,
+    normalized,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +52,94 @@ ENABLED_ENV: Final = "LAMBDAMESH_FORKED_ENVIRONMENTS"
 SOCKET_FD_ENV: Final = "LAMBDAMESH_ZYGOTE_FD"
 SPAWN_TIMEOUT_S: Final = 10.0
 MAX_PACKET: Final = 64 * 1024
+
+
+LIBRARY_FAMILIES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        # pydantic's own imports, each a distribution of its own in a package.
+        "pydantic": (
+            "pydantic",
+            "pydantic_core",
+            "typing_extensions",
+            "annotated_types",
+            "typing_inspection",
+        ),
+    }
+)
+"""Libraries of the packages' own imported once by a forking process, each with the top-level
+names of the distributions it imports (its family)."""
+
+
+@dataclass(frozen=True)
+class Libraries:
+    """Libraries a package holds that a forking process can import for it.
+
+    Attributes
+    ----------
+    preload
+        The modules to import (keys of :data:`LIBRARY_FAMILIES`).
+    versions
+        ``(top-level name, distribution, version)`` of each family member the package holds:
+        the packages one forking process serves hold exactly these.
+    """
+
+    preload: tuple[str, ...]
+    versions: tuple[tuple[str, str, str], ...]
+
+
+def package_libraries(task_root: str) -> Libraries | None:
+    """The :data:`LIBRARY_FAMILIES` whose library the package in ``task_root`` holds with its
+    ``*.dist-info``; ``None`` when it holds none."""
+    installed = distributions(task_root)
+    preload = tuple(name for name in LIBRARY_FAMILIES if name in installed)
+    if not preload:
+        return None
+    versions = {
+        (member, *installed[member])
+        for name in preload
+        for member in LIBRARY_FAMILIES[name]
+        if member in installed
+    }
+    return Libraries(preload, tuple(sorted(versions)))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link (same file system: no bytes copied), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def link_libraries(task_root: str, libraries: Libraries, target: Path) -> None:
+    """Put into ``target`` the package's files of every distribution in ``libraries``: each
+    top-level module or package, its bytecode, its ``*.dist-info``.
+
+    The forking process imports from this copy, which outlives the package's directory (a
+    deleted function's), so that a module the library imports late is still found."""
+    names = {name for name, _, _ in libraries.versions}
+    wanted = {(distribution, version) for _, distribution, version in libraries.versions}
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(task_root):
+        top = entry.name.split(".", 1)[0] if entry.is_file() else entry.name
+        dist_info = entry.name.endswith(".dist-info") and "-" in entry.name
+        if dist_info:
+            name, version = entry.name[: -len(".dist-info")].split("-", 1)
+            keep = (normalized(name), version) in wanted
+        else:
+            keep = top in names
+        if not keep:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry.path, target / entry.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(entry.path, str(target / entry.name))
+    bytecode = Path(task_root, "__pycache__")
+    if bytecode.is_dir():  # single-file modules' (typing_extensions.py)
+        for compiled in bytecode.iterdir():
+            if compiled.name.split(".", 1)[0] in names:
+                (target / "__pycache__").mkdir(exist_ok=True)
+                _link_or_copy(str(compiled), str(target / "__pycache__" / compiled.name))
 
 
 class ForkUnavailableError(Exception):
@@ -111,11 +218,25 @@ class Forks:
         The Python the children run (the function's runtime).
     runtime_dir
         The runtime's library directory (boto3), imported once in the forking process.
+    libraries
+        Libraries of the packages' own imported once too, copied from ``task_root``'s package;
+        the packages served hold these (see :func:`package_libraries`).
+    task_root
+        The package to copy ``libraries`` from.
     """
 
-    def __init__(self, interpreter: str, runtime_dir: str) -> None:
+    def __init__(
+        self,
+        interpreter: str,
+        runtime_dir: str,
+        libraries: Libraries | None = None,
+        task_root: str = "",
+    ) -> None:
         self._interpreter = interpreter
         self._runtime_dir = runtime_dir
+        self._libraries = libraries
+        self._libraries_source = task_root
+        self._libraries_dir: Path | None = None
         self._lock = threading.Lock()
         self._refs = itertools.count(1)
         self._replies: dict[int, dict[str, Any]] = {}
@@ -124,6 +245,11 @@ class Forks:
         self._ended_early: dict[int, int] = {}
         self._socket: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def libraries(self) -> Libraries | None:
+        """The packages' libraries this forking process imports, if any."""
+        return self._libraries
 
     def spawn(self, env: dict[str, str], cwd: str, output: int, results: int) -> ForkedProcess:
         """Fork a child with these variables and working directory, its standard output and
@@ -184,11 +310,34 @@ class Forks:
             server.close()
         if process is not None:
             process.wait(timeout=10)
+        if self._libraries_dir is not None:
+            shutil.rmtree(self._libraries_dir.parent, ignore_errors=True)
+
+    def _library_environment(self) -> dict[str, str]:
+        """The variables that make the forking process import :attr:`_libraries` (their copy
+        made first, once)."""
+        if self._libraries is None:
+            return {}
+        if self._libraries_dir is None:
+            root = Path(tempfile.gettempdir()) / "lambdamesh-libraries"
+            root.mkdir(parents=True, exist_ok=True)
+            copy = Path(tempfile.mkdtemp(dir=root)) / "lib"
+            try:
+                link_libraries(self._libraries_source, self._libraries, copy)
+            except OSError as error:
+                shutil.rmtree(copy.parent, ignore_errors=True)
+                raise ForkUnavailableError(f"cannot copy the libraries: {error}") from error
+            self._libraries_dir = copy
+        return {
+            LIBRARIES_ENV: str(self._libraries_dir),
+            PRELOAD_ENV: ",".join(self._libraries.preload),
+        }
 
     def _started(self) -> socket.socket:
         """The socket to the forking process, started first if need be (under the lock)."""
         if self._socket is not None and self._process is not None and self._process.poll() is None:
             return self._socket
+        libraries = self._library_environment()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
@@ -198,6 +347,7 @@ class Forks:
                     "LANG": "en_US.UTF-8",
                     "LAMBDA_RUNTIME_DIR": self._runtime_dir,
                     SOCKET_FD_ENV: str(theirs.fileno()),
+                    **libraries,
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -244,3 +394,43 @@ class Forks:
                     self._ended_early[pid] = code
             if child is not None:
                 child.ended(code)
+
+
+_FORKS: dict[tuple[str, str, Libraries | None], Forks] = {}
+_FORKS_LOCK = threading.Lock()
+_UNFORKABLE: set[tuple[str, str, Libraries]] = set()
+"""Library sets whose forking process could not start or import them: forked without them."""
+
+
+def forks_for(interpreter: str, runtime_dir: str, task_root: str) -> list[Forks]:
+    """The forking processes to try for a package, best first: the one that imported its
+    libraries too (:func:`package_libraries`), then the one that imported the runtime's only."""
+    libraries = package_libraries(task_root)
+    keys: list[tuple[str, str, Libraries | None]] = [(interpreter, runtime_dir, None)]
+    if libraries is not None and (interpreter, runtime_dir, libraries) not in _UNFORKABLE:
+        keys.insert(0, (interpreter, runtime_dir, libraries))
+    with _FORKS_LOCK:
+        return [
+            _FORKS[key] if key in _FORKS else _FORKS.setdefault(key, Forks(*key, task_root))
+            for key in keys
+        ]
+
+
+def fork_environment(
+    interpreter: str, env: dict[str, str], output: int, results: int
+) -> ForkedProcess | None:
+    """An execution environment forked from the best forking process for its package
+    (:func:`forks_for`), or ``None`` when none could fork it (logged): start a new
+    interpreter then."""
+    runtime_dir, task_root = env.get("LAMBDA_RUNTIME_DIR", ""), env["LAMBDA_TASK_ROOT"]
+    for forks in forks_for(interpreter, runtime_dir, task_root):
+        try:
+            return forks.spawn(env, task_root, output, results)
+        except ForkUnavailableError as error:
+            if forks.libraries is None:
+                LOG.warning("Starting a new interpreter for an execution environment: %s", error)
+                return None
+            LOG.warning("Forking without the package's libraries imported: %s", error)
+            with _FORKS_LOCK:
+                _UNFORKABLE.add((interpreter, runtime_dir, forks.libraries))
+    return None

@@ -17,6 +17,21 @@ imported, so the handler imports them from its package as a fresh process would.
 carries the runtime's own version of a library (``urllib3``, ``jmespath`` as dependencies of
 the services' own) keeps the imported one: the same code.
 
+A forking process may also import libraries of the packages' own (``pydantic`` and what it
+imports: ``$LAMBDAMESH_ZYGOTE_PRELOAD`` from ``$LAMBDAMESH_ZYGOTE_LIBRARIES``, a copy of those
+libraries made from a package by :mod:`lambdamesh_localstack.function_forks`). It serves only
+packages that hold exactly those distributions at exactly those versions (the executor keeps one
+forking process per set), so a package without them, or with others, never sees them. Such a
+library cannot be forgotten and imported again (``pydantic_core``, as any PyO3 extension, can be
+initialised once per process): the directory is off the path again before any child is forked,
+and a library that pulled in a module from the runtime's directory ends the process (the
+executor then forks from the process without them).
+
+Whatever else the imports brought in (standard-library modules above all) a package may hold a
+module of the same name, which a new interpreter would import from the package instead: such a
+child replaces itself with a new interpreter running the bootstrap (``exec``: same process, same
+descriptors), the one case where forking cannot give what a new process would.
+
 Protocol, on a ``SOCK_SEQPACKET`` socket whose descriptor is ``$LAMBDAMESH_ZYGOTE_FD``, one JSON
 document per packet:
 
@@ -54,13 +69,18 @@ RESULT_FD_ENV = "LAMBDAMESH_RESULT_FD"
 """The bootstrap's (``function_bootstrap.RESULT_FD_ENV``): this process imports nothing of the
 plugins' package, which its interpreter cannot see."""
 RUNTIME_DIR_ENV = "LAMBDA_RUNTIME_DIR"
+LIBRARIES_ENV = "LAMBDAMESH_ZYGOTE_LIBRARIES"
+PRELOAD_ENV = "LAMBDAMESH_ZYGOTE_PRELOAD"
+IMPURE_LIBRARIES_EXIT = 3
+"""Exit code of a forking process whose libraries imported a module of the runtime's."""
 BOOTSTRAP = Path(__file__).with_name("function_bootstrap.py")
 PRELOADED = ("boto3",)
 """What is imported once, with everything it imports (botocore, urllib3, dateutil, ...)."""
 MAX_PACKET = 1024 * 1024
 
 
-def _normalized(distribution: str) -> str:
+def normalized(distribution: str) -> str:
+    """A distribution's name as wheels spell it in ``*.dist-info`` (PEP 503, underscores)."""
     return re.sub(r"[-_.]+", "_", distribution).lower()
 
 
@@ -75,7 +95,7 @@ def distributions(directory: str) -> dict[str, tuple[str, str]]:
                 continue
             name, version = entry.name[: -len(".dist-info")].split("-", 1)
             for top in _top_level_names(Path(entry.path)):
-                found[top] = (_normalized(name), version)
+                found[top] = (normalized(name), version)
     return found
 
 
@@ -93,27 +113,43 @@ def _top_level_names(dist_info: Path) -> set[str]:
     return names
 
 
-def preloaded_names(runtime_dir: str) -> set[str]:
-    """The top-level names of the modules imported from ``runtime_dir``."""
+def preloaded_names(directory: str) -> set[str]:
+    """The top-level names of the modules imported from ``directory``."""
     names = set()
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None) or ""
-        if runtime_dir and origin.startswith(runtime_dir.rstrip("/") + "/"):
+        if directory and origin.startswith(directory.rstrip("/") + "/"):
             names.add(name.split(".", 1)[0])
     return names
 
 
-def shadowed(names: set[str], runtime: dict[str, tuple[str, str]], task_root: str) -> set[str]:
-    """Those of ``names`` the package in ``task_root`` holds at another version than the
-    runtime's (``runtime``: its :func:`distributions`), or at one it does not declare."""
-    if not task_root or not names:
-        return set()
-    present = set()
+def imported_names() -> set[str]:
+    """The top-level names of every module imported so far."""
+    return {name.split(".", 1)[0] for name in list(sys.modules)}
+
+
+def top_level_names(task_root: str) -> set[str]:
+    """The names the package in ``task_root`` could be imported by: its directories, and its
+    files up to their first dot (``app.py``, ``fast.cpython-313-x86_64-linux-gnu.so``)."""
+    names = set()
     with contextlib.suppress(OSError):
         for entry in os.scandir(task_root):
-            top = entry.name.split(".", 1)[0] if entry.is_file() else entry.name
-            if top in names:
-                present.add(top)
+            names.add(entry.name.split(".", 1)[0] if entry.is_file() else entry.name)
+    return names
+
+
+def shadowed(
+    names: set[str],
+    runtime: dict[str, tuple[str, str]],
+    task_root: str,
+    present: set[str] | None = None,
+) -> set[str]:
+    """Those of ``names`` the package in ``task_root`` holds at another version than the
+    runtime's (``runtime``: its :func:`distributions`), or at one it does not declare.
+    ``present``: the package's :func:`top_level_names`, when already read."""
+    if not task_root or not names:
+        return set()
+    present = (top_level_names(task_root) if present is None else present) & names
     if not present:
         return set()
     package = distributions(task_root)
@@ -141,10 +177,15 @@ class Preloaded:
         The top-level names of those modules (:func:`preloaded_names`).
     runtime : dict[str, tuple[str, str]]
         The runtime directory's distributions (:func:`distributions`).
+    others : set[str]
+        The top-level names of everything else the imports brought in, but for the libraries
+        of ``$LAMBDAMESH_ZYGOTE_LIBRARIES`` (whose versions every package served holds): a
+        package holding one of them is run by a new interpreter.
     """
 
     names: set[str]
     runtime: dict[str, tuple[str, str]]
+    others: frozenset[str] = frozenset()
 
 
 def _child(
@@ -177,7 +218,11 @@ def _child(
         if hasattr(time, "tzset") and "TZ" in env:
             time.tzset()
         os.chdir(request["cwd"])
-        if shadowed(preloaded.names, preloaded.runtime, env.get("LAMBDA_TASK_ROOT", "")):
+        task_root = env.get("LAMBDA_TASK_ROOT", "")
+        present = top_level_names(task_root) if task_root else set()
+        if present & preloaded.others:
+            _new_interpreter()
+        if shadowed(preloaded.names, preloaded.runtime, task_root, present):
             forget(preloaded.names)
         sys.argv = [str(BOOTSTRAP)]
         runpy.run_path(str(BOOTSTRAP), run_name="__main__")
@@ -191,6 +236,17 @@ def _child(
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _new_interpreter() -> None:
+    """Become what the executor starts without forking: a new interpreter running the bootstrap,
+    with this process's variables, directory and descriptors. Returns only if ``exec`` fails."""
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The executor's own command for an environment (process_executor.py), no shell.
+        argv = [sys.executable, "-I", "-S", str(BOOTSTRAP)]
+        os.execve(sys.executable, argv, dict(os.environ))  # noqa: S606
 
 
 def _reap(server: socket.socket) -> None:
@@ -243,15 +299,51 @@ def serve(server: socket.socket, preloaded: Preloaded) -> None:
         server.send(json.dumps({"ref": request["ref"], "pid": pid}).encode())
 
 
+def preload_libraries(libraries_dir: str, modules: list[str], runtime_dir: str) -> set[str]:
+    """Import ``modules`` from ``libraries_dir``, off the path again afterwards; the top-level
+    names imported from it.
+
+    Raises
+    ------
+    ImportError
+        When one of them cannot be imported, or imported a module from ``runtime_dir``: a
+        package would import its own copy of that module instead (none is forgotten: see the
+        module's text).
+    """
+    from_runtime = preloaded_names(runtime_dir)
+    sys.path.insert(0, libraries_dir)
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        sys.path.remove(libraries_dir)
+    pulled = preloaded_names(runtime_dir) - from_runtime
+    if pulled:
+        raise ImportError(f"{', '.join(sorted(pulled))} imported from the runtime's directory")
+    return preloaded_names(libraries_dir)
+
+
 def main() -> None:
     runtime_dir = os.environ.get(RUNTIME_DIR_ENV, "")
+    libraries_dir = os.environ.get(LIBRARIES_ENV, "")
+    before = imported_names()
     if runtime_dir:
         sys.path.insert(0, runtime_dir)
     for name in PRELOADED:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    libraries: set[str] = set()
+    if libraries_dir:
+        modules = [name for name in os.environ.get(PRELOAD_ENV, "").split(",") if name]
+        try:
+            libraries = preload_libraries(libraries_dir, modules, runtime_dir)
+        except ImportError:
+            traceback.print_exc()
+            sys.exit(IMPURE_LIBRARIES_EXIT)
+    runtime = preloaded_names(runtime_dir)
+    others = frozenset(imported_names() - before - runtime - libraries)
     server = socket.socket(fileno=int(os.environ[SOCKET_FD_ENV]))
-    serve(server, Preloaded(preloaded_names(runtime_dir), distributions(runtime_dir)))
+    serve(server, Preloaded(runtime, distributions(runtime_dir), others))
 
 
 if __name__ == "__main__":

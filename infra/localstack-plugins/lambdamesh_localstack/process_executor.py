@@ -49,8 +49,7 @@ from localstack.services.lambda_.invocation.runtime_executor import (
 from lambdamesh_localstack.function_bootstrap import RESULT_FD_ENV
 from lambdamesh_localstack.function_forks import (
     ForkedProcess,
-    Forks,
-    ForkUnavailableError,
+    fork_environment,
     forking_enabled,
 )
 from lambdamesh_localstack.interpreters import UnsupportedRuntimeError, find_interpreter
@@ -67,26 +66,14 @@ LOG_TAIL_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 1 << 16
 
 
-_FORKS: dict[tuple[str, str], Forks] = {}
-_FORKS_LOCK = threading.Lock()
-
-
 def _forked(
     interpreter: str, env: dict[str, str], output: int, results: int
 ) -> ForkedProcess | None:
-    """The environment's process forked from its interpreter's forking process
-    (:mod:`lambdamesh_localstack.function_forks`), or ``None`` to start a new interpreter:
-    forking switched off, or unavailable (logged)."""
+    """The environment's process forked (:mod:`lambdamesh_localstack.function_forks`), or
+    ``None`` to start a new interpreter: forking switched off, or unavailable (logged)."""
     if not forking_enabled():
         return None
-    runtime_dir = env.get("LAMBDA_RUNTIME_DIR", "")
-    with _FORKS_LOCK:
-        forks = _FORKS.setdefault((interpreter, runtime_dir), Forks(interpreter, runtime_dir))
-    try:
-        return forks.spawn(env, env["LAMBDA_TASK_ROOT"], output, results)
-    except ForkUnavailableError as error:
-        LOG.warning("Starting a new interpreter for an execution environment: %s", error)
-        return None
+    return fork_environment(interpreter, env, output, results)
 
 
 class ProcessExited(Exception):  # noqa: N818 - an event, like EOFError

@@ -201,7 +201,7 @@ LIBRARY_HANDLER = """
 import os
 import sys
 
-LOADED_BEFORE = "pydantic" in sys.modules
+LOADED_BEFORE = "pydantic" in sys.modules and "pydantic.main" in sys.modules
 import pydantic
 
 def handle(event, context):
@@ -249,7 +249,8 @@ def test_a_package_holding_pydantic_is_forked_with_it_imported_from_a_copy_of_it
         answer = Environment(forks, root).invoke()
     finally:
         forks.close()
-    # THEN pydantic was imported before the handler, at the package's version
+    # THEN pydantic was imported before the handler, with what its names import lazily (its
+    # models' module), at the package's version
     assert answer["loaded_before"] is True
     assert answer["version"] == pydantic.VERSION
     # AND from the forking process's copy, which outlives the package's directory
@@ -357,3 +358,17 @@ def test_libraries_that_import_a_module_of_the_runtimes_are_not_preloaded(
         os.close(read_end)
         os.close(write_end)
         forks.close()
+
+
+def test_a_package_declaring_a_pydantic_plugin_is_not_forked_with_pydantic_imported(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a package holding pydantic and a distribution that declares a pydantic plugin
+    # (pydantic looks for plugins once, on the path of the process that first needs them)
+    root = with_pydantic(library_root(tmp_path, "a"))
+    plugin = root / "audit_plugin-1.0.dist-info"
+    plugin.mkdir()
+    (plugin / "top_level.txt").write_text("audit_plugin\n")
+    (plugin / "entry_points.txt").write_text("[pydantic]\naudit = audit_plugin:plugin\n")
+    # WHEN its libraries are read  THEN none is to be imported for it
+    assert package_libraries(str(root)) is None

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -54,20 +55,39 @@ SPAWN_TIMEOUT_S: Final = 10.0
 MAX_PACKET: Final = 64 * 1024
 
 
-LIBRARY_FAMILIES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+@dataclass(frozen=True)
+class LibraryFamily:
+    """A library of the packages' own that a forking process may import, and its kin.
+
+    Attributes
+    ----------
+    members
+        The top-level names of the distributions it imports, its own first: a package served
+        holds each of them that it holds at all at the same version.
+    plugin_group
+        The entry-point group of the library's plugins, found when it first needs them: a
+        package that declares one is not served (the forking process looked with its own path).
+    """
+
+    members: tuple[str, ...]
+    plugin_group: str
+
+
+LIBRARY_FAMILIES: Final[Mapping[str, LibraryFamily]] = MappingProxyType(
     {
-        # pydantic's own imports, each a distribution of its own in a package.
-        "pydantic": (
-            "pydantic",
-            "pydantic_core",
-            "typing_extensions",
-            "annotated_types",
-            "typing_inspection",
+        "pydantic": LibraryFamily(
+            (
+                "pydantic",
+                "pydantic_core",
+                "typing_extensions",
+                "annotated_types",
+                "typing_inspection",
+            ),
+            plugin_group="pydantic",
         ),
     }
 )
-"""Libraries of the packages' own imported once by a forking process, each with the top-level
-names of the distributions it imports (its family)."""
+"""Libraries of the packages' own imported once by a forking process, by module name."""
 
 
 @dataclass(frozen=True)
@@ -87,17 +107,33 @@ class Libraries:
     versions: tuple[tuple[str, str, str], ...]
 
 
+def entry_point_groups(task_root: str) -> set[str]:
+    """The entry-point groups the package's ``*.dist-info`` declare (``entry_points.txt``)."""
+    groups: set[str] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(task_root):
+            if entry.name.endswith(".dist-info"):
+                with contextlib.suppress(OSError):
+                    text = Path(entry.path, "entry_points.txt").read_text()
+                    groups.update(re.findall(r"^\s*\[([^\]]+)\]", text, re.MULTILINE))
+    return groups
+
+
 def package_libraries(task_root: str) -> Libraries | None:
     """The :data:`LIBRARY_FAMILIES` whose library the package in ``task_root`` holds with its
-    ``*.dist-info``; ``None`` when it holds none."""
+    ``*.dist-info`` and none of whose plugins it declares; ``None`` when there is none."""
     installed = distributions(task_root)
-    preload = tuple(name for name in LIBRARY_FAMILIES if name in installed)
+    held = [name for name in LIBRARY_FAMILIES if name in installed]
+    if not held:
+        return None
+    groups = entry_point_groups(task_root)
+    preload = tuple(name for name in held if LIBRARY_FAMILIES[name].plugin_group not in groups)
     if not preload:
         return None
     versions = {
         (member, *installed[member])
         for name in preload
-        for member in LIBRARY_FAMILIES[name]
+        for member in LIBRARY_FAMILIES[name].members
         if member in installed
     }
     return Libraries(preload, tuple(sorted(versions)))

@@ -8,21 +8,32 @@ LocalStack (``LAMBDAMESH_ENDPOINT``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
+import textwrap
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from lambdamesh_localstack.environment_starts import background_limit, start_limit
 from tests.conftest import ENDPOINT_ENV
-from tests.e2e.lambda_support import ROLE_ARN, create_function, invoke, wait_until
+from tests.e2e.lambda_support import (
+    ROLE_ARN,
+    create_function,
+    invoke,
+    unique_name,
+    wait_for_state,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get(ENDPOINT_ENV)), reason="pins the embedded runtime's own behaviour"
@@ -33,6 +44,12 @@ PROBE = """
     import os, socket, sys, tempfile
 
     BOTO3_BEFORE_IMPORT = "boto3" in sys.modules
+    PYDANTIC_BEFORE_IMPORT = "pydantic.main" in sys.modules
+    try:
+        import pydantic
+        PYDANTIC_IMPORTED = True
+    except ImportError:
+        PYDANTIC_IMPORTED = False
 
     def handler(event, context):
         task_root = os.environ["LAMBDA_TASK_ROOT"]
@@ -55,6 +72,8 @@ PROBE = """
             "allocated_mb": len(hog) // (1024 * 1024),
             "reached": reached,
             "boto3_before_import": BOTO3_BEFORE_IMPORT,
+            "pydantic_before_import": PYDANTIC_BEFORE_IMPORT,
+            "pydantic_imported": PYDANTIC_IMPORTED,
             "parent_pid": os.getppid(),
         }
 """
@@ -132,6 +151,56 @@ def test_an_environment_is_forked_with_boto3_already_imported(
     # rather than of the emulator
     assert seen["boto3_before_import"] is True
     assert seen["parent_pid"] != emulator.pid
+
+
+def pydantic_package(source: str) -> bytes:
+    """A deployment package holding ``app.py`` and this interpreter's pydantic with what it
+    imports, each with its ``*.dist-info``, as the services' packages hold them."""
+    site_packages = Path(pydantic.__file__).parent.parent
+    family = {
+        "pydantic",
+        "pydantic_core",
+        "typing_extensions",
+        "annotated_types",
+        "typing_inspection",
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("app.py", textwrap.dedent(source))
+        for entry in site_packages.iterdir():
+            if entry.name.split(".", 1)[0].split("-", 1)[0] not in family:
+                continue
+            files = [entry] if entry.is_file() else sorted(entry.rglob("*"))
+            for path in files:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, str(path.relative_to(site_packages)))
+    return buffer.getvalue()
+
+
+def test_a_package_holding_pydantic_is_forked_with_it_imported_and_others_cannot_import_it(
+    lambda_client: Any, seen: dict[str, Any]
+) -> None:
+    # GIVEN a function whose package holds pydantic, beside the probe, whose package does not
+    name = unique_name("with-pydantic")
+    lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE_ARN,
+        Handler="app.handler",
+        Code={"ZipFile": pydantic_package(PROBE)},
+        Timeout=10,
+    )
+    wait_for_state(lambda_client, name)
+    # WHEN it reports, as its module is imported, whether pydantic's models already are
+    with_pydantic, error = invoke(lambda_client, name)
+    assert error is None, with_pydantic
+    # THEN they are: it was forked from a process that imported the package's pydantic, another
+    # than the one the probe was forked from
+    assert with_pydantic["pydantic_before_import"] is True
+    assert with_pydantic["parent_pid"] != seen["parent_pid"]
+    # AND the probe, whose package holds no pydantic, can import none, as on Lambda
+    assert seen["pydantic_before_import"] is False
+    assert seen["pydantic_imported"] is False
 
 
 def test_functions_are_pointed_at_the_emulator(emulator: Any, seen: dict[str, Any]) -> None:

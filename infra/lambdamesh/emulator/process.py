@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from lambdamesh.emulator.discarding import discard, discard_leftovers
 from lambdamesh.emulator.health import Health, check_health
 from lambdamesh.emulator.locking import file_lock
 from lambdamesh.emulator.paths import ProjectPaths
@@ -275,6 +276,9 @@ class EmbeddedLocalStack:
             raise EmulatorError(
                 f"port {self.port} is in use by another program; choose one with --port"
             )
+        # A fresh emulator: what an earlier one on this port unzipped is garbage (see stop).
+        discard_leftovers(self.settings.tmp_dir.parent)
+        discard(self.settings.tmp_dir)
         for directory in (
             self.settings.tmp_dir,
             self.settings.cache_dir,
@@ -344,7 +348,8 @@ class EmbeddedLocalStack:
         return self.running() is not None
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
-        """Stop LocalStack and every process it started; remove the state file.
+        """Stop LocalStack and every process it started; remove the state file and its
+        scratch directory (every function's unzipped code: :mod:`lambdamesh.emulator.discarding`).
 
         Returns
         -------
@@ -362,6 +367,8 @@ class EmbeddedLocalStack:
             self._process.wait()
             self._process = None
         self.state_file.unlink(missing_ok=True)
+        if pid is not None:
+            discard(self.settings.tmp_dir)
         return pid is not None
 
     def status(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Killing the embedded LocalStack leaves no function process behind."""
+"""Killing the embedded LocalStack leaves no function process behind; stopping it leaves none of
+what it unzipped."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ PID_OF_PROCESS = """
 
 @pytest.fixture
 def own_emulator() -> Iterator[EmbeddedLocalStack]:
-    """A LocalStack of this test's own: it is going to be killed."""
+    """A LocalStack of this test's own: it is going to be killed or stopped."""
     if os.environ.get("LAMBDAMESH_ENDPOINT"):
         pytest.skip("kills the emulator it starts; not applicable to an external LocalStack")
     paths = ProjectPaths.discover()
@@ -74,3 +75,19 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_stopped_emulator_leaves_no_unzipped_code_behind(
+    own_emulator: EmbeddedLocalStack,
+) -> None:
+    # GIVEN a function invoked once: its code unzipped in the emulator's scratch directory
+    lambda_client = emulator_client(own_emulator.endpoint_url, "lambda")
+    _, error = invoke(lambda_client, create_function(lambda_client, PID_OF_PROCESS))
+    assert error is None
+    scratch = own_emulator.settings.tmp_dir
+    assert any(scratch.rglob("app.py"))
+    # WHEN the emulator is stopped
+    own_emulator.stop()
+    # THEN its scratch directory is gone at once, and what it held soon after
+    assert not scratch.exists()
+    wait_until(lambda: None if any(scratch.parent.glob(".discarded-*")) else True, timeout_s=15)

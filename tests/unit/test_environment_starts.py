@@ -11,9 +11,11 @@ import pytest
 
 from lambdamesh_localstack import environment_starts
 from lambdamesh_localstack.environment_starts import (
+    BACKGROUND_WAIT_ENV,
     LIMIT_ENV,
     CallerPrecedence,
     StartGate,
+    background_wait,
     in_background,
     start_limit,
 )
@@ -23,6 +25,15 @@ from lambdamesh_localstack.esm_tuning import BATCH_THREAD_PREFIX
 def test_the_modules_examples_run() -> None:
     # GIVEN the module's docstring examples WHEN they run THEN each gives what it shows
     assert doctest.testmod(environment_starts).failed == 0
+
+
+@pytest.mark.parametrize("configured", ["-1", "soon", "nan"])
+def test_a_background_wait_that_is_not_seconds_is_refused_naming_the_variable(
+    configured: str,
+) -> None:
+    # GIVEN / WHEN a wait that is negative or no number THEN it is refused, naming the variable
+    with pytest.raises(ValueError, match=BACKGROUND_WAIT_ENV):
+        background_wait({BACKGROUND_WAIT_ENV: configured})
 
 
 def test_a_limit_below_one_is_refused_naming_the_variable() -> None:

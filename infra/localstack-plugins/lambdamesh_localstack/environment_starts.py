@@ -37,10 +37,17 @@ before the second ``orders``.
 Callers first while invocations run, too (:class:`CallerPrecedence`): while an invocation a
 caller waits for runs, at most ``LAMBDAMESH_BACKGROUND_INVOCATIONS`` (default: half the CPUs, at
 least one; ``off``: no limit) invocations no caller waits for run beside it; one more waits, at
-most :data:`BACKGROUND_WAIT_S`, for one of either to end. Every invocation shares the emulator's
-one process: in ``make load``'s warm phase the queues' consumers ran beside the 16 clients'
-POSTs, which answered at 6.8-8.6 orders/s, p99 3.8-4.9 s; with one consumer at a time beside
-them, 11.7 orders/s, p99 2.5-2.8 s, every order decided as soon (32-34 s).
+most ``LAMBDAMESH_BACKGROUND_WAIT_SECONDS`` (default :data:`BACKGROUND_WAIT_S`), for one of
+either to end. Every invocation shares the emulator's one process: in ``make load``'s warm
+phase the queues' consumers ran beside the 16 clients' POSTs, which answered at 6.8-8.6
+orders/s, p99 3.8-4.9 s; with one consumer at a time beside them, 11.7 orders/s, p99 2.5-2.8 s,
+every order decided as soon (32-34 s). The wait was 2 s at first: under 8 clients posting back
+to back the batches that had waited 2 s ran beside the POSTs anyway, and the saga benchmark's
+POST p50 went 388-688 ms (floor 216-377 ms), 6.6 orders/s; with 8 s, 233-234 ms, 7.5-8.2
+orders/s, and the floor's orders got faster too (9.8-10.1 orders/s against 7.2-7.3): the
+consumers' work done after the POSTs instead of beside them costs the one process less. A batch
+that waits holds its messages invisible: 8 s and a function's run stay inside the 60 s
+visibility timeout of the system's queues; lower the wait for a queue whose timeout is short.
 """
 
 from __future__ import annotations
@@ -73,8 +80,9 @@ BACKGROUND_THREADS: Final = ("event-source-mapping-poller-", BATCH_THREAD_PREFIX
 mapping's poller (LocalStack's) and its batches in flight (``esm_tuning``'s), and LocalStack's
 invokers of asynchronous invocations (``InvocationType=Event``, SNS)."""
 BACKGROUND_LIMIT_ENV: Final = "LAMBDAMESH_BACKGROUND_INVOCATIONS"
-BACKGROUND_WAIT_S: Final = 2.0
-"""Longest an invocation no caller waits for waits for callers' to end."""
+BACKGROUND_WAIT_S: Final = 8.0
+"""Longest an invocation no caller waits for waits for callers' to end, by default."""
+BACKGROUND_WAIT_ENV: Final = "LAMBDAMESH_BACKGROUND_WAIT_SECONDS"
 ON_DEMAND: Final = "on-demand"
 """LocalStack's ``InitializationType.on_demand`` (a ``StrEnum``)."""
 
@@ -284,6 +292,25 @@ def background_limit(environ: Mapping[str, str], cpus: int | None) -> int | None
     return max(1, (cpus or 1) // 2)
 
 
+def background_wait(environ: Mapping[str, str]) -> float:
+    """Longest an invocation no caller waits for waits for callers' to end, in seconds:
+    :data:`BACKGROUND_WAIT_ENV`, else :data:`BACKGROUND_WAIT_S`.
+
+    >>> background_wait({}), background_wait({BACKGROUND_WAIT_ENV: "2.5"})
+    (8.0, 2.5)
+    """
+    configured = environ.get(BACKGROUND_WAIT_ENV, "").strip()
+    if not configured:
+        return BACKGROUND_WAIT_S
+    try:
+        seconds = float(configured)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise ValueError(f"{BACKGROUND_WAIT_ENV}={configured}: seconds, 0 or more")
+    return seconds
+
+
 def _reserve_idle(environments: Mapping[str, Any], invalid_status: type[Exception]) -> Any:
     """The first of ``environments`` (on demand) that could be reserved, reserved; ``None``."""
     for environment in list(environments.values()):
@@ -371,7 +398,9 @@ def gated(
 def patch_assignment(module: ModuleType) -> None:
     """Put LocalStack's environment assignment behind one :class:`StartGate` (idempotent)."""
     gate = StartGate(start_limit(os.environ, os.cpu_count()))
-    precedence = CallerPrecedence(background_limit(os.environ, os.cpu_count()))
+    precedence = CallerPrecedence(
+        background_limit(os.environ, os.cpu_count()), background_wait(os.environ)
+    )
     service = getattr(module, "AssignmentService", None)
     wrap_once(
         service,

@@ -348,6 +348,7 @@ class Forks:
             process.wait(timeout=10)
         if self._libraries_dir is not None:
             shutil.rmtree(self._libraries_dir.parent, ignore_errors=True)
+            self._libraries_dir = None  # copied again if it is started again
 
     def _library_environment(self) -> dict[str, str]:
         """The variables that make the forking process import :attr:`_libraries` (their copy

@@ -9,9 +9,11 @@ standard input, ``poll``, ``wait``, ``kill``).
 A package that holds ``pydantic`` (:data:`LIBRARY_FAMILIES`) is forked from a forking process
 of its own kind: one that imported that library, and what it imports, from a copy of the
 package's distributions (:func:`package_libraries`, :func:`link_libraries`), and that serves
-only packages holding those distributions at those versions. Importing ``pydantic`` is 75-100 ms
-of CPU of a service environment's start; a package without it, or with another version of it,
-is forked from another process and imports its own, as a new interpreter would.
+only packages holding those distributions at those versions. Importing pydantic, with the
+submodules behind its public API, was half of a service environment's start: 123-144 ms of CPU
+forked with boto3 only, 59-83 ms with pydantic too (``tests/benchmarks/test_environment_start.py``).
+A package without it, or with another version of it, is forked from another process and imports
+its own, as a new interpreter would; so is one that declares a pydantic plugin.
 
 ``LAMBDAMESH_FORKED_ENVIRONMENTS=0`` starts every environment as a new interpreter instead; so
 does any failure to start or reach the forking process (logged once): forking only makes a

@@ -72,7 +72,8 @@ RUNTIME_DIR_ENV = "LAMBDA_RUNTIME_DIR"
 LIBRARIES_ENV = "LAMBDAMESH_ZYGOTE_LIBRARIES"
 PRELOAD_ENV = "LAMBDAMESH_ZYGOTE_PRELOAD"
 IMPURE_LIBRARIES_EXIT = 3
-"""Exit code of a forking process whose libraries imported a module of the runtime's."""
+"""Exit code of a forking process whose libraries could not be imported, or imported a module of
+the runtime's directory."""
 BOOTSTRAP = Path(__file__).with_name("function_bootstrap.py")
 PRELOADED = ("boto3",)
 """What is imported once, with everything it imports (botocore, urllib3, dateutil, ...)."""
@@ -177,7 +178,7 @@ class Preloaded:
         The top-level names of those modules (:func:`preloaded_names`).
     runtime : dict[str, tuple[str, str]]
         The runtime directory's distributions (:func:`distributions`).
-    others : set[str]
+    others : frozenset[str]
         The top-level names of everything else the imports brought in, but for the libraries
         of ``$LAMBDAMESH_ZYGOTE_LIBRARIES`` (whose versions every package served holds): a
         package holding one of them is run by a new interpreter.

@@ -23,6 +23,7 @@ has chosen to.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Final
 
@@ -44,8 +45,12 @@ def _host_name(host: str) -> str:
     return host
 
 
+@functools.lru_cache(maxsize=256)
 def allowed_host(host: str | None) -> bool:
-    """Whether a request with this ``Host`` header may reach the emulator."""
+    """Whether a request with this ``Host`` header may reach the emulator.
+
+    Asked for every request, of a handful of distinct values (parsing the address was 1.6 % of
+    a no-op request's CPU): remembered, for the last 256 values."""
     if not host:
         return True
     name = _host_name(host).rstrip(".")

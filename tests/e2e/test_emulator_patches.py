@@ -48,6 +48,7 @@ from localstack.services.apigateway.next_gen.execute_api import gateway_response
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard, Table
 from localstack.aws.handlers.logging import ResponseLogger
+from localstack.aws.handlers.internal import LocalstackResourceHandler
 from localstack.services.lambda_.invocation.assignment import AssignmentService
 from localstack.services.lambda_.invocation import event_manager, lambda_models
 from localstack.services.lambda_.invocation.internal_sqs_queue import QueueManager
@@ -66,6 +67,7 @@ for owner, name in (
     (QueueManager, "get_queue"),
     (StandardQueue, "shutdown"),
     (ResponseLogger, "__call__"),
+    (LocalstackResourceHandler, "__call__"),
     (AssignmentService, "get_environment"),
     (AssignmentService, "start_environment"),
     (AssignmentService, "stop_environment"),
@@ -104,6 +106,7 @@ def test_every_function_the_hooks_replace_exists_in_the_emulator(
     python = ProjectPaths.discover().venv_python
     targets = [(module, function) for module, function, _ in MEMOISED]
     targets.append((PROVIDER_MODULE, "import_api_from_openapi_spec"))
+    targets.append(("rolo.request", "get_raw_path"))
     # WHEN its interpreter looks for every function the hooks replace
     probe = subprocess.run(
         [str(python), "-c", PROBE.replace("TARGETS", repr(targets))],
@@ -152,3 +155,22 @@ def test_the_emulator_writes_no_line_per_request_to_its_log(emulator: RunningEmu
     log = (emulator.home / "localstack.log").read_text(errors="replace")
     assert "AWS sqs.ListQueues =>" not in log
     assert "AWS sqs.GetQueueUrl =>" not in log
+
+
+def test_the_emulators_own_resources_answer_as_before_beside_aws_requests(
+    emulator: RunningEmulator,
+) -> None:
+    # GIVEN the emulator, whose internal resources are matched only for paths that may route
+    http = urllib3.PoolManager()
+    base = f"http://127.0.0.1:{emulator.port}"
+    # WHEN its resources are asked for, one that exists, one that does not, with slashes doubled
+    health = http.request("GET", f"{base}/_localstack/health")
+    doubled = http.request("GET", f"{base}//_localstack//health", redirect=False)
+    unknown = http.request("GET", f"{base}/_localstack/no-such-resource")
+    # THEN the first answers, the second as werkzeug answers it (merged), the third 404
+    assert health.status == 200
+    assert "services" in json.loads(health.data)
+    assert doubled.status in (200, 301, 308)
+    assert unknown.status == 404
+    # AND an AWS request still reaches its service
+    assert "AccountLimit" in emulator.client("lambda").get_account_settings()

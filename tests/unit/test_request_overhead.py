@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import logging
 import sys
 import types
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lambdamesh_localstack import request_overhead
 from lambdamesh_localstack.request_overhead import (
     REQUEST_LOG_ENV,
     REQUEST_LOGGER,
@@ -134,3 +136,37 @@ def test_the_response_logger_runs_only_when_its_loggers_would_write(
     wrapped(_Handler(external_level, internal_level), object(), context, object())
     # THEN it ran exactly when the request's loggers log at INFO
     assert calls == ([context] if logged else [])
+
+
+def test_the_modules_examples_run() -> None:
+    # GIVEN the module's docstring examples WHEN they run THEN each gives what it shows
+    assert doctest.testmod(request_overhead).failed == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "routable"),
+    [
+        ("/", False),
+        ("/2015-03-31/functions/f/invocations", False),
+        ("/_localstack/health", True),
+        ("/_localstack/health/", True),
+        ("//_localstack///health", True),
+        ("/_localstack/init/boot", True),
+        ("/_localstack/unknown", True),
+        ("/_aws/sqs/messages", False),
+        ("/_lambdamesh/requests", False),
+    ],
+)
+def test_only_a_path_that_may_match_an_internal_route_is_matched(path: str, routable: bool) -> None:
+    # GIVEN the beginnings of LocalStack's internal routes
+    beginnings = request_overhead.fixed_beginnings(
+        ["/_localstack/health", "/_localstack/info", "/_localstack/init/<stage>"]
+    )
+    # WHEN a path is checked  THEN only one that may match them (or that they answer 404) is
+    assert request_overhead.may_route(path, beginnings) is routable
+
+
+def test_a_route_that_begins_with_a_variable_part_lets_every_path_be_matched() -> None:
+    # GIVEN a route that matches any path  WHEN any path is checked  THEN it may route
+    beginnings = request_overhead.fixed_beginnings(["/<path:path>"])
+    assert request_overhead.may_route("/anything/at/all", beginnings)

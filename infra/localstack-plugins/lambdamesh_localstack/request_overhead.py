@@ -24,6 +24,17 @@ and the response's headers, every request, logged or not (4.6 % of a request's C
 a no-op request). ``LAMBDAMESH_REQUEST_LOG=1`` keeps the line; so does a level LocalStack's own
 settings chose (``LS_LOG=trace`` makes it ``DEBUG``): only LocalStack's default ``INFO`` is
 raised to ``WARNING``.
+
+And it spares every AWS request the match against LocalStack's internal resources
+(``/_localstack/health``, ``/_localstack/info``, ...): ``LocalstackResourceHandler`` binds and
+matches werkzeug's map for each request, and for all but those few raises ``NotFound`` and lets
+the request go on (5 % of a no-op request's busy samples, py-spy). A request whose path (raw,
+slashes merged) starts with none of the routes' fixed beginnings, and not with ``/_localstack/``
+(which answers 404 there), cannot match and is passed on without it
+(:func:`skip_unroutable`). The beginnings are read from the router's map, again whenever a
+route is added (the router then holds a new map). CPU per no-op request, three runs of 3 000
+each: 0.75-0.85 ms before, 0.72-0.85 ms after: inside the noise, as a 5 % share of samples taken
+whether the lock was held or not would have it.
 """
 
 from __future__ import annotations
@@ -32,8 +43,9 @@ import functools
 import importlib
 import logging
 import os
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from lambdamesh_localstack.lazy_patching import wrap_once, written_for_installed_release
@@ -100,6 +112,50 @@ def skip_when_not_logged(call: Callable[..., None]) -> Callable[..., None]:
     return call_when_logged
 
 
+INTERNAL_PREFIX: Final = "/_localstack/"
+"""Paths the internal resources answer, with 404 when no route matches."""
+_SLASHES: Final = re.compile("/{2,}")
+
+
+def fixed_beginnings(rules: Iterable[str]) -> tuple[str, ...]:
+    """What every path a werkzeug rule of ``rules`` matches begins with: the rule up to its first
+    variable part.
+
+    >>> fixed_beginnings(["/_localstack/health", "/_localstack/init/<stage>"])
+    ('/_localstack/health', '/_localstack/init/')
+    """
+    return tuple(rule.split("<", 1)[0] for rule in rules)
+
+
+def may_route(raw_path: str, beginnings: tuple[str, ...]) -> bool:
+    """Whether a request for ``raw_path`` could match a route of those ``beginnings``, or is
+    one the internal resources answer themselves (404).
+
+    >>> beginnings = ("/_localstack/health",)
+    >>> [may_route(p, beginnings) for p in ("/", "//_localstack/health", "/_localstack/nope")]
+    [False, True, True]
+    """
+    path = _SLASHES.sub("/", raw_path)
+    return path.startswith(beginnings) or path.startswith(INTERNAL_PREFIX)
+
+
+def skip_unroutable(call: Callable[..., None]) -> Callable[..., None]:
+    """Wrap ``LocalstackResourceHandler.__call__``: match only a request that may route."""
+    from rolo.request import get_raw_path  # type: ignore[import-not-found,unused-ignore]
+
+    known: dict[str, Any] = {}
+
+    def call_when_routable(handler: Any, chain: Any, context: Any, response: Any) -> None:
+        url_map = handler.resources.url_map
+        if known.get("map") is not url_map:
+            known["beginnings"] = fixed_beginnings(rule.rule for rule in url_map.iter_rules())
+            known["map"] = url_map
+        if may_route(get_raw_path(context.request), known["beginnings"]):
+            call(handler, chain, context, response)
+
+    return call_when_routable
+
+
 def apply_request_overhead_cuts() -> None:
     """Memoise every function of :data:`MEMOISED`, quiet the per-request log (idempotent)."""
     with _applied:
@@ -114,6 +170,11 @@ def apply_request_overhead_cuts() -> None:
         )
 
         wrap_once(ResponseLogger, "__call__", skip_when_not_logged, "unlogged responses")
+        from localstack.aws.handlers.internal import (  # type: ignore[import-not-found,unused-ignore]
+            LocalstackResourceHandler,
+        )
+
+        wrap_once(LocalstackResourceHandler, "__call__", skip_unroutable, "internal routes")
 
 
 try:

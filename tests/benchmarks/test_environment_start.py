@@ -30,9 +30,9 @@ from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh_localstack.function_bootstrap import RESULT_FD_ENV
 from lambdamesh_localstack.function_forks import Forks, package_libraries
+from lambdamesh_localstack.function_zygote import BOOTSTRAP
 
 STARTS = int(os.environ.get("LAMBDAMESH_BENCH_STARTS", "15"))
-BOOTSTRAP = Path(sys.modules[Forks.__module__].__file__ or "").with_name("function_bootstrap.py")
 NOOP = "def handler(event, context):\n    return None\n"
 
 Start = Callable[[dict[str, str], int, int], int]

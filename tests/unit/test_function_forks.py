@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import signal
@@ -372,3 +373,8 @@ def test_a_package_declaring_a_pydantic_plugin_is_not_forked_with_pydantic_impor
     (plugin / "entry_points.txt").write_text("[pydantic]\naudit = audit_plugin:plugin\n")
     # WHEN its libraries are read  THEN none is to be imported for it
     assert package_libraries(str(root)) is None
+
+
+def test_the_forking_process_modules_examples_run() -> None:
+    # GIVEN function_zygote's docstring examples WHEN they run THEN each gives what it shows
+    assert doctest.testmod(function_zygote).failed == 0

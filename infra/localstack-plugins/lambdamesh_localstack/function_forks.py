@@ -44,8 +44,9 @@ from typing import IO, Any, Final
 from lambdamesh_localstack.function_zygote import (
     LIBRARIES_ENV,
     PRELOAD_ENV,
+    dist_info_release,
     distributions,
-    normalized,
+    importable_name,
 )
 
 LOG = logging.getLogger(__name__)
@@ -159,13 +160,8 @@ def link_libraries(task_root: str, libraries: Libraries, target: Path) -> None:
     wanted = {(distribution, version) for _, distribution, version in libraries.versions}
     target.mkdir(parents=True, exist_ok=True)
     for entry in os.scandir(task_root):
-        top = entry.name.split(".", 1)[0] if entry.is_file() else entry.name
-        dist_info = entry.name.endswith(".dist-info") and "-" in entry.name
-        if dist_info:
-            name, version = entry.name[: -len(".dist-info")].split("-", 1)
-            keep = (normalized(name), version) in wanted
-        else:
-            keep = top in names
+        release = dist_info_release(entry.name)
+        keep = release in wanted if release is not None else importable_name(entry) in names
         if not keep:
             continue
         if entry.is_dir():
@@ -449,10 +445,10 @@ def forks_for(interpreter: str, runtime_dir: str, task_root: str) -> list[Forks]
     if libraries is not None and (interpreter, runtime_dir, libraries) not in _UNFORKABLE:
         keys.insert(0, (interpreter, runtime_dir, libraries))
     with _FORKS_LOCK:
-        return [
-            _FORKS[key] if key in _FORKS else _FORKS.setdefault(key, Forks(*key, task_root))
-            for key in keys
-        ]
+        for key in keys:
+            if key not in _FORKS:
+                _FORKS[key] = Forks(*key, task_root)
+        return [_FORKS[key] for key in keys]
 
 
 def fork_environment(

@@ -92,12 +92,31 @@ def distributions(directory: str) -> dict[str, tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(directory):
-            if not entry.name.endswith(".dist-info") or "-" not in entry.name:
+            release = dist_info_release(entry.name)
+            if release is None:
                 continue
-            name, version = entry.name[: -len(".dist-info")].split("-", 1)
             for top in _top_level_names(Path(entry.path)):
-                found[top] = (normalized(name), version)
+                found[top] = release
     return found
+
+
+def dist_info_release(entry_name: str) -> tuple[str, str] | None:
+    """(normalized distribution name, version) of a ``<name>-<version>.dist-info`` directory's
+    name; ``None`` for any other name.
+
+    >>> dist_info_release("pydantic_core-2.50.4.dist-info"), dist_info_release("app.py")
+    (('pydantic_core', '2.50.4'), None)
+    """
+    if not entry_name.endswith(".dist-info") or "-" not in entry_name:
+        return None
+    name, version = entry_name[: -len(".dist-info")].split("-", 1)
+    return normalized(name), version
+
+
+def importable_name(entry: os.DirEntry[str]) -> str:
+    """The name a package's directory entry is imported by: a directory's own, a file's up to
+    its first dot (``app.py``, ``fast.cpython-313-x86_64-linux-gnu.so``)."""
+    return entry.name.split(".", 1)[0] if entry.is_file() else entry.name
 
 
 def _top_level_names(dist_info: Path) -> set[str]:
@@ -130,12 +149,11 @@ def imported_names() -> set[str]:
 
 
 def top_level_names(task_root: str) -> set[str]:
-    """The names the package in ``task_root`` could be imported by: its directories, and its
-    files up to their first dot (``app.py``, ``fast.cpython-313-x86_64-linux-gnu.so``)."""
+    """The names the package in ``task_root`` could be imported by (:func:`importable_name`)."""
     names = set()
     with contextlib.suppress(OSError):
         for entry in os.scandir(task_root):
-            names.add(entry.name.split(".", 1)[0] if entry.is_file() else entry.name)
+            names.add(importable_name(entry))
     return names
 
 

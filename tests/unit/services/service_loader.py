@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import json
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, cast
 
 import boto3
 from chalice.app import Chalice
-from chalice.local import LambdaContext
+from chalice.local import Clock, LambdaContext
 from chalice.test import Client, FunctionNotFoundError, InvokeResponse, TestLambdaClient
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
@@ -71,13 +72,28 @@ class LoadedService:
         return ServiceClient(self.app, stage_name="dev", project_dir=str(self.root))
 
 
+class StoppedClock(Clock):
+    """A clock standing still: an invocation's context keeps its whole timeout left."""
+
+    def __init__(self) -> None:
+        self._now = time.time()
+
+    def time(self) -> float:
+        return self._now
+
+
 class TimedLambdaClient(TestLambdaClient):
-    """Chalice's ``client.lambda_``, giving each invocation its function's configured timeout.
+    """Chalice's ``client.lambda_``, giving each invocation its function's configured timeout,
+    on a clock that stands still.
 
     Chalice's own gives every invocation 3 s whatever ``lambda_timeout`` says (its HTTP client
-    uses the setting). Consumers stop starting records when their time runs short, so on a
-    busy machine a 3 s budget deferred records a deployed function, with its 10 s, would
-    process. The body is Chalice's ``invoke`` with the timeout added.
+    uses the setting), counted on the wall clock. Consumers stop starting records when their
+    time runs short (``TimeGuard``, which reads the context for both the time left and each
+    record's time), so a stalled test worker made them defer records: the first record of a
+    batch once took 3.8 s under CI load and the second was put off. The time guard is tested
+    with contexts whose time the test moves (``tests/support/lambda_context.py``); here a
+    service's behaviour must not depend on how busy the machine is. The body is Chalice's
+    ``invoke`` with the timeout and the clock added.
     """
 
     def invoke(self, function_name: str, payload: Any | None = None) -> InvokeResponse:
@@ -86,6 +102,7 @@ class TimedLambdaClient(TestLambdaClient):
             function_name,
             memory_size=scoped.lambda_memory_size,
             max_runtime_ms=scoped.lambda_timeout * 1000,
+            time_source=StoppedClock(),
         )
         if function_name not in self._app.handler_map:
             raise FunctionNotFoundError(function_name)

@@ -38,7 +38,7 @@ from lambdamesh_toolkit.events.publishing import (
     Publisher,
 )
 from lambdamesh_toolkit.events.time_guard import TimeGuard
-from tests.support.lambda_context import ShrinkingContext
+from tests.support.lambda_context import ManualContext
 from tests.support.sqs import subscribe_raw
 from tests.support.stream_records import image, stream_event, stream_record
 
@@ -146,53 +146,40 @@ def test_the_first_failure_stops_the_batch_and_reports_it_and_every_later_record
 
 
 def test_no_record_is_started_near_the_functions_timeout_and_the_shard_resumes_from_it() -> None:
-    # GIVEN four records, and an invocation that has 3 s left, then 1 s less at each look
+    # GIVEN four records that take 1 s each, and an invocation that has 3 s left
+    context = ManualContext(remaining_ms=3000)
     seen: list[str] = []
     ended: list[bool] = []
+
+    def handle(change: Change) -> None:
+        seen.append(change.sequence_number)
+        context.elapse(1.0)
 
     def end() -> None:
         ended.append(True)
 
     # WHEN the batch is processed
-    response = process_in_order(
-        records("1", "2", "3", "4"),
-        lambda change: seen.append(change.sequence_number),
-        context=ShrinkingContext(remaining_ms=3000, step_ms=1000),
-        end=end,
-    )
-    # THEN the records started with 1.5 s or more left were handled; the third, with 1 s
-    # left, was not started, and the shard is retried from it with the one after it ...
+    response = process_in_order(records("1", "2", "3", "4"), handle, context=context, end=end)
+    # THEN the records started with 1.5 s, and twice the slowest record, or more left were
+    # handled; the third, with 1 s left, was not started, and the shard is retried from it
+    # with the one after it ...
     assert seen == ["1", "2"]
     assert failures(response) == ["3", "4"]
     # AND what the records handled left for the end of the batch was still done
     assert ended == [True]
 
 
-@dataclass
-class Clock:
-    """A monotonic clock that moves only when told, and a Lambda context reading it."""
-
-    now: float = 0.0
-    timeout_s: float = 4.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.timeout_s - self.now) * 1000)
-
-
 def test_a_slow_record_keeps_twice_its_time_in_reserve() -> None:
     # GIVEN records that take 1.2 s each, and an invocation with 4 s left
-    clock = Clock(timeout_s=4.0)
+    context = ManualContext(remaining_ms=4000)
     seen: list[str] = []
 
     def handle(change: Change) -> None:
         seen.append(change.sequence_number)
-        clock.now += 1.2
+        context.elapse(1.2)
 
     # WHEN the batch is processed
-    response = process_in_order(records("1", "2", "3"), handle, guard=TimeGuard(clock, clock=clock))
+    response = process_in_order(records("1", "2", "3"), handle, guard=TimeGuard(context))
     # THEN the third record was not started with 1.6 s left: more than the 1.5 s floor, less
     # than twice the slowest record (2.4 s); the shard is retried from it
     assert seen == ["1", "2"]
@@ -555,9 +542,8 @@ def test_the_shard_is_retried_from_the_first_event_the_topic_did_not_take() -> N
 def test_no_publish_request_is_sent_near_the_timeout_and_the_shard_resumes_from_its_first_event(
     world: World,
 ) -> None:
-    # GIVEN a stream batch of 25 appended events, and an invocation whose time runs short
-    # while they are published: 27.5 s left at the first look, 1 s less at each (one look
-    # before each record, then one before each request of ten events)
+    # GIVEN a stream batch of 25 appended events, and an invocation with 3.5 s left whose
+    # publish requests (ten events each) take 1 s each
     placed = [order_placed(f"o-{n}") for n in range(25)]
     batch = stream_event(
         *(
@@ -566,9 +552,12 @@ def test_no_publish_request_is_sent_near_the_timeout_and_the_shard_resumes_from_
         )
     )
     sent = _count_publish_requests(world.sns)
+    context = ManualContext(remaining_ms=3500)
+    world.sns.meta.events.register("before-call.sns.PublishBatch", lambda **_: context.elapse(1.0))
     # WHEN it is published
-    response = publisher(world).process(batch, ShrinkingContext(remaining_ms=27_500, step_ms=1000))
-    # THEN two requests went, with 2.5 s and 1.5 s left; the third, with 0.5 s, did not
+    response = publisher(world).process(batch, context)
+    # THEN two requests went, with 3.5 s and 2.5 s left; the third, with 1.5 s (less than
+    # twice the slowest request), did not
     assert sent == ["PublishBatch"] * 2
     assert [m["body"]["id"] for m in world.published()] == [event.id for event in placed[:20]]
     # AND the shard is retried from the first event not sent
@@ -579,7 +568,7 @@ def test_a_publish_batch_without_time_left_sends_nothing_and_says_why(world: Wor
     # GIVEN a prepared event, and an invocation with 1 s left
     topic = Publisher(world.topic_arn, sns_client=world.sns)
     prepared = topic.prepare(order_placed("o-1"), group_id="o-1", traceparent=None)
-    guard = TimeGuard(ShrinkingContext(remaining_ms=1000, step_ms=0))
+    guard = TimeGuard(ManualContext(remaining_ms=1000))
     # WHEN it is published with that time
     outcome = topic.publish_batch([prepared], guard=guard)
     # THEN nothing went, and the outcome says why

@@ -31,7 +31,7 @@ from lambdamesh_toolkit.events.publishing import Publisher
 from lambdamesh_toolkit.events.retry_backoff import backoff_delay_s
 from lambdamesh_toolkit.logging import get_logger
 from tests.support.event_bookkeeping import InMemoryFailureStore, InMemoryIdempotencyStore
-from tests.support.lambda_context import ShrinkingContext
+from tests.support.lambda_context import ManualContext
 from tests.unit.toolkit.consumer_world import (
     IDEMPOTENCY_TABLE,
     SERVICE,
@@ -526,20 +526,22 @@ def test_the_dynamodb_marks_give_up_when_keys_stay_unprocessed() -> None:
 
 
 def test_records_not_started_before_the_timeout_nears_come_back_at_once(world: World) -> None:
-    # GIVEN four users created, and an invocation with 4 s left that loses 1 s per record
+    # GIVEN four users created, and an invocation with 4 s left whose records take 1 s each
     publisher = Publisher(world.standard.topic_arn, sns_client=world.sns)
     for user_id in ("u-1", "u-2", "u-3", "u-4"):
         publisher.publish(user_created(user_id))
+    context = ManualContext(remaining_ms=4000)
     handled: list[str] = []
 
     def on_user(envelope: EventEnvelope, data: UserCreated) -> None:
         handled.append(data.user_id)
+        context.elapse(1.0)
 
     consumer = world.consumer({("user.created", 1): on_user})
     event = world.receive(world.standard)
 
     # WHEN the batch is processed
-    response = consumer.process(event, ShrinkingContext(remaining_ms=4000, step_ms=1000))
+    response = consumer.process(event, context)
 
     # THEN the records started while more than the reserve was left were handled and
     # acknowledged; the others were not started, are reported, and come back at once
@@ -557,16 +559,18 @@ def test_a_fifo_batch_near_its_timeout_defers_the_rest_of_every_group_in_order(
     # GIVEN two events of order o-1 and one of o-2, and an invocation whose time runs short
     # after the first record
     first, _, _ = two_groups_on_the_fifo_queue(world)
+    context = ManualContext(remaining_ms=2000)
     handled: list[str] = []
 
     def on_placed(envelope: EventEnvelope, data: OrderPlaced) -> None:
         handled.append(envelope.id)
+        context.elapse(1.0)
 
     consumer = world.consumer({("order.placed", 1): on_placed}, fifo=True)
     event = world.receive(world.fifo)
 
-    # WHEN the batch is processed with 2 s left, then 1 s
-    response = consumer.process(event, ShrinkingContext(remaining_ms=2000, step_ms=1000))
+    # WHEN the batch is processed with 2 s left, and its first record takes 1 s
+    response = consumer.process(event, context)
 
     # THEN only the first record ran; every other one is reported and comes back at once
     assert handled == [first.id]

@@ -12,7 +12,7 @@ from lambdamesh_toolkit.contracts.events import EventEnvelope, UserCreated
 from lambdamesh_toolkit.events.consuming import OUT_OF_TIME_REASON, MalformedBatchError
 from lambdamesh_toolkit.events.dead_lettering import FAILURE_REASON_ATTRIBUTE, PermanentFailure
 from lambdamesh_toolkit.events.publishing import Publisher
-from tests.support.lambda_context import ShrinkingContext
+from tests.support.lambda_context import ManualContext
 from tests.unit.toolkit.consumer_world import (
     SERVICE,
     Queue,
@@ -246,7 +246,7 @@ def test_a_record_put_off_on_its_last_receive_is_recorded_with_the_reason(world:
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
 
     # WHEN the batch is processed
-    response = consumer.process(event, ShrinkingContext(remaining_ms=1000, step_ms=0))
+    response = consumer.process(event, ManualContext(remaining_ms=1000))
 
     # THEN it is reported, and its reason is recorded for the DLQ it is about to reach
     message_id = event["Records"][0]["messageId"]

@@ -9,6 +9,10 @@ function (:mod:`.change_capture`) a record or a publish request, when less time 
 :data:`MIN_TIME_RESERVE_S` or twice the slowest piece of the invocation so far: what was not
 started is reported failed and comes again at once, what was done is acknowledged.
 
+The context is the guard's only clock: a piece's time is how much the remaining time it reports
+dropped while the piece ran. On Lambda both are the same wall clock; a context whose time is
+told (a test's) decides alone what the guard sees, so a busy machine cannot.
+
 >>> class Context:
 ...     def __init__(self, left_ms): self.left_ms = left_ms
 ...     def get_remaining_time_in_millis(self): return self.left_ms
@@ -20,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,21 +34,20 @@ MIN_TIME_RESERVE_S = 1.5
 
 class TimeGuard:
     """Whether an invocation has time for another piece of work, from its Lambda context's
-    ``get_remaining_time_in_millis`` and the slowest piece timed so far.
+    ``get_remaining_time_in_millis``: before each piece, and around it to time it.
 
     Parameters
     ----------
     context : Any
         The Lambda context; without ``get_remaining_time_in_millis`` (``None``, a test's
         stand-in) every piece is allowed.
-    clock : Callable[[], float]
-        What times the pieces (``time.monotonic``; tests pass a clock of their own).
     """
 
-    def __init__(self, context: Any, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, context: Any) -> None:
         remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-        self._remaining_ms = remaining_ms if callable(remaining_ms) else None
-        self._clock = clock
+        self._remaining_ms: Callable[[], float] | None = (
+            remaining_ms if callable(remaining_ms) else None
+        )
         self._slowest_s = 0.0
 
     def allows_another(self) -> bool:
@@ -53,14 +55,21 @@ class TimeGuard:
         is left."""
         if self._remaining_ms is None:
             return True
-        left_s = float(self._remaining_ms()) / 1000
-        return left_s >= max(MIN_TIME_RESERVE_S, 2 * self._slowest_s)
+        return _left_s(self._remaining_ms) >= max(MIN_TIME_RESERVE_S, 2 * self._slowest_s)
 
     @contextmanager
     def timing(self) -> Iterator[None]:
         """Time the piece of work done inside (whether it succeeds or not)."""
-        started = self._clock()
+        remaining_ms = self._remaining_ms
+        if remaining_ms is None:
+            yield
+            return
+        left_before = _left_s(remaining_ms)
         try:
             yield
         finally:
-            self._slowest_s = max(self._slowest_s, self._clock() - started)
+            self._slowest_s = max(self._slowest_s, left_before - _left_s(remaining_ms))
+
+
+def _left_s(remaining_ms: Callable[[], float]) -> float:
+    return float(remaining_ms()) / 1000

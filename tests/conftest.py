@@ -14,13 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 from lambdamesh.emulator.clients import emulator_client
 from lambdamesh.emulator.install import ensure_emulator_installed
 from lambdamesh.emulator.paths import ProjectPaths
-from lambdamesh.emulator.process import EmbeddedLocalStack, ExternalLocalStack
+from lambdamesh.emulator.process import (
+    LOCALSTACK_MAIN,
+    EmbeddedLocalStack,
+    ExternalLocalStack,
+)
 from lambdamesh.emulator.settings import DEFAULT_HOST
 from lambdamesh_toolkit.aws import clients
 from lambdamesh_toolkit.deadline import configured_budget_s, use_deadline
@@ -96,7 +102,29 @@ def _external(endpoint: str) -> RunningEmulator:
     if not health.healthy:
         pytest.fail(f"${ENDPOINT_ENV}={endpoint}: LocalStack is not healthy there")
     port = external.status()["port"] or 4566
-    return RunningEmulator(external.endpoint_url, port, None, None)
+    return RunningEmulator(external.endpoint_url, port, embedded_pid(endpoint), None)
+
+
+def embedded_pid(endpoint: str) -> int | None:
+    """The pid of an embedded LocalStack serving ``endpoint`` on this machine (one started with
+    ``lambdamesh up``, e.g. from another checkout to compare two versions), so that the
+    benchmarks can read its CPU; ``None`` for any other (Docker, another machine)."""
+    parsed = urlsplit(endpoint)
+    if parsed.hostname not in ("localhost", "127.0.0.1", "::1") or parsed.port is None:
+        return None
+    for connection in psutil.net_connections(kind="tcp"):
+        if (
+            connection.status == psutil.CONN_LISTEN
+            and connection.laddr
+            and connection.laddr.port == parsed.port
+            and connection.pid is not None
+        ):
+            try:
+                command = psutil.Process(connection.pid).cmdline()
+            except psutil.Error:
+                return None
+            return connection.pid if LOCALSTACK_MAIN in command else None
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,8 @@ DEFAULT_START_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.25
 _PROGRESS_EVERY = 5.0
+LOCALSTACK_MAIN = "localstack.runtime.main"
+"""The module an embedded LocalStack runs as (``python -m localstack.runtime.main``)."""
 
 
 class EmulatorError(RuntimeError):
@@ -291,7 +293,7 @@ class EmbeddedLocalStack:
         started = time.monotonic()
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                [str(python), "-m", "localstack.runtime.main"],
+                [str(python), "-m", LOCALSTACK_MAIN],
                 env=emulator_environment(self.settings),
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -201,7 +203,7 @@ def test_cloudformation_creates_and_deletes_a_stack(emulator: Any) -> None:
 
 def test_a_large_body_arrives_whole_and_in_order_both_ways(emulator: Any) -> None:
     # GIVEN an object of 24 MB of random bytes (the gateway writes a response body in many
-    # chunks, each queued to its reactor: see loopback_server.py)
+    # chunks: see connection_threads.py)
     s3 = emulator.client("s3")
     bucket = unique_name("bodies")
     s3.create_bucket(Bucket=bucket)
@@ -214,3 +216,33 @@ def test_a_large_body_arrives_whole_and_in_order_both_ways(emulator: Any) -> Non
     assert len(whole) == len(body)
     assert whole == body
     assert part == body[5_000_000:6_000_000]
+
+
+def test_a_body_sent_in_chunks_without_a_length_is_stored_whole(emulator: Any) -> None:
+    # GIVEN a bucket, and 3 MB sent with chunked transfer coding (no Content-Length)
+    s3 = emulator.client("s3")
+    bucket = unique_name("chunked")
+    s3.create_bucket(Bucket=bucket)
+    pieces = [os.urandom(1024 * 1024) for _ in range(3)]
+    connection = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=60)
+    # WHEN it is put, unsigned, as a client streaming a body of unknown length does
+    connection.request("PUT", f"/{bucket}/streamed", body=iter(pieces), encode_chunked=True)
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    # THEN the object holds every byte, in order
+    assert answer.status == 200
+    assert s3.get_object(Bucket=bucket, Key="streamed")["Body"].read() == b"".join(pieces)
+
+
+def test_the_gateway_serves_https_on_its_http_port(emulator: Any) -> None:
+    # GIVEN the emulator's port, spoken to over TLS (LocalStack's own certificate)
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    url = f"https://127.0.0.1:{emulator.port}/_localstack/health"
+    # WHEN its health is asked for
+    with urllib.request.urlopen(url, context=unverified, timeout=30) as answer:
+        health = json.load(answer)
+    # THEN it answers as over plain HTTP
+    assert health["services"]["sqs"] in ("available", "running")

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from lambdamesh.emulator.process import EmbeddedLocalStack
 from lambdamesh.emulator.settings import (
     ALLOW_NON_LOOPBACK_ENV,
     ALLOW_NON_LOOPBACK_FLAG,
+    GATEWAY_SERVER_ENV,
     SERVICES,
     SHARED_SETTINGS,
     EmulatorSettings,
     NonLoopbackRefusedError,
+    UnknownGatewayServerError,
     emulator_environment,
     endpoint_url,
     is_loopback_host,
@@ -69,6 +72,31 @@ def test_default_environment_listens_on_loopback_through_the_loopback_server(
     assert env["GATEWAY_LISTEN"] == "127.0.0.1:45123"
     assert env["GATEWAY_SERVER"] == "loopback"
     assert ALLOW_NON_LOOPBACK_ENV not in env
+
+
+def test_the_twisted_gateway_server_can_be_chosen_and_no_other(tmp_path: Path) -> None:
+    # GIVEN settings asking for the twisted loopback server, and settings asking for
+    # LocalStack's own twisted server (which listens on every interface)
+    twisted = _settings(tmp_path, gateway_server="loopback-twisted")
+    stock = _settings(tmp_path, gateway_server="twisted")
+    # WHEN their environments are built
+    # THEN the first is served by it, and the second is refused, naming the choices
+    assert emulator_environment(twisted, inherited={})["GATEWAY_SERVER"] == "loopback-twisted"
+    with pytest.raises(UnknownGatewayServerError, match="loopback, loopback-twisted"):
+        emulator_environment(stock, inherited={})
+
+
+def test_the_gateway_server_comes_from_the_environment_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN LAMBDAMESH_GATEWAY_SERVER naming the twisted loopback server
+    monkeypatch.setenv(GATEWAY_SERVER_ENV, "loopback-twisted")
+    # WHEN emulators are made without a server, and with one
+    chosen_by_environment = EmbeddedLocalStack(45123, tmp_path / "a")
+    chosen_here = EmbeddedLocalStack(45123, tmp_path / "b", gateway_server="loopback")
+    # THEN the first takes the environment's, the second its own
+    assert chosen_by_environment.settings.gateway_server == "loopback-twisted"
+    assert chosen_here.settings.gateway_server == "loopback"
 
 
 def test_all_writable_locations_are_inside_the_run_dir(tmp_path: Path) -> None:

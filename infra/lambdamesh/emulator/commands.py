@@ -33,9 +33,12 @@ from lambdamesh.emulator.process import (
 from lambdamesh.emulator.settings import (
     ALLOW_NON_LOOPBACK_FLAG,
     DEFAULT_HOST,
+    GATEWAY_SERVER_ENV,
+    GATEWAY_SERVERS,
     NON_LOOPBACK_WARNING,
     REGION,
     NonLoopbackRefusedError,
+    UnknownGatewayServerError,
     check_bind_host,
     is_loopback_host,
 )
@@ -96,6 +99,15 @@ def _configure_up(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_START_TIMEOUT,
         help=f"seconds to wait for LocalStack to be healthy (default: {DEFAULT_START_TIMEOUT:.0f})",
     )
+    parser.add_argument(
+        "--gateway-server",
+        choices=GATEWAY_SERVERS,
+        default=None,
+        help=f"how the gateway is served (default: ${GATEWAY_SERVER_ENV}, else "
+        f"{GATEWAY_SERVERS[0]}): {GATEWAY_SERVERS[0]}, one thread per connection, HTTP/1.1 and "
+        f"HTTPS on the one port; {GATEWAY_SERVERS[1]}, LocalStack's twisted server, for HTTP/2 "
+        "or WebSocket clients",
+    )
     add_endpoint(parser)
 
 
@@ -155,9 +167,15 @@ def _run_up(args: argparse.Namespace) -> int:
     try:
         ensure_emulator_installed(progress=say)
         emulator = EmbeddedLocalStack(
-            args.port, host=args.host, allow_non_loopback=args.allow_non_loopback
+            args.port,
+            host=args.host,
+            allow_non_loopback=args.allow_non_loopback,
+            gateway_server=args.gateway_server,
         )
         result = emulator.start(timeout=args.timeout, progress=say)
+    except UnknownGatewayServerError as unknown:
+        err(f"error: {unknown}")
+        return EXIT_USAGE
     except (InstallError, EmulatorError) as error:
         err(f"error: {error}")
         return EXIT_FAILURE

@@ -27,6 +27,7 @@ from lambdamesh.emulator.settings import (
     DEFAULT_PORT,
     EmulatorSettings,
     emulator_environment,
+    gateway_server_from,
 )
 from lambdamesh.emulator.state import STATE_FILE_NAME, RunState, load_live_state
 
@@ -179,7 +180,8 @@ class EmbeddedLocalStack:
     paths
         The project's paths; discovered from the package location by default.
     gateway_server
-        LocalStack's gateway server plugin (``loopback`` binds only ``host``).
+        LocalStack's gateway server plugin; ``$LAMBDAMESH_GATEWAY_SERVER``, else ``loopback``
+        (see :data:`lambdamesh.emulator.settings.GATEWAY_SERVERS`).
 
     Raises
     ------
@@ -195,7 +197,7 @@ class EmbeddedLocalStack:
         host: str = DEFAULT_HOST,
         allow_non_loopback: bool = False,
         paths: ProjectPaths | None = None,
-        gateway_server: str = "loopback",
+        gateway_server: str | None = None,
     ) -> None:
         self.paths = paths or ProjectPaths.discover()
         self.settings = EmulatorSettings(
@@ -204,7 +206,7 @@ class EmbeddedLocalStack:
             lambda_runtime_dir=self.paths.lambda_runtime,
             host=host,
             allow_non_loopback=allow_non_loopback,
-            gateway_server=gateway_server,
+            gateway_server=gateway_server or gateway_server_from(os.environ),
         )
         self._process: subprocess.Popen[bytes] | None = None
 

@@ -21,6 +21,11 @@ REGION = "us-east-1"
 ALLOW_NON_LOOPBACK_FLAG = "--allow-non-loopback"
 ALLOW_NON_LOOPBACK_ENV = "LAMBDAMESH_ALLOW_NON_LOOPBACK"
 LAMBDA_RUNTIME_PATH_ENV = "LAMBDAMESH_LAMBDA_RUNTIME_PATH"
+GATEWAY_SERVER_ENV = "LAMBDAMESH_GATEWAY_SERVER"
+GATEWAY_SERVERS = ("loopback", "loopback-twisted")
+"""The gateway servers of ``lambdamesh-localstack``, which bind only the configured host:
+``loopback`` (one thread per connection, the default) and ``loopback-twisted`` (LocalStack's
+twisted server, for HTTP/2 or WebSocket clients)."""
 
 SERVICES = (
     "lambda",
@@ -88,6 +93,25 @@ class NonLoopbackRefusedError(ValueError):
         self.host = host
 
 
+class UnknownGatewayServerError(ValueError):
+    """A gateway server was asked for that is not one of :data:`GATEWAY_SERVERS`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{GATEWAY_SERVER_ENV}={name!r} is not a gateway server of this project; use one of "
+            f"{', '.join(GATEWAY_SERVERS)} (the others LocalStack has listen on every interface)"
+        )
+
+
+def gateway_server_from(environ: Mapping[str, str]) -> str:
+    """The gateway server :data:`GATEWAY_SERVER_ENV` names, else ``loopback``.
+
+    >>> gateway_server_from({}), gateway_server_from({GATEWAY_SERVER_ENV: " loopback-twisted "})
+    ('loopback', 'loopback-twisted')
+    """
+    return environ.get(GATEWAY_SERVER_ENV, "").strip() or GATEWAY_SERVERS[0]
+
+
 NON_LOOPBACK_WARNING = (
     "WARNING: listening on a non-loopback address ({host}). Anyone who can reach port {port} "
     "can create and invoke Lambda functions, which run as programs on THIS machine with your "
@@ -153,8 +177,9 @@ class EmulatorSettings:
     allow_non_loopback
         The explicit opt-in for a non-loopback ``host``.
     gateway_server
-        LocalStack's gateway server plugin; ``loopback`` (from ``lambdamesh-localstack``)
-        binds exactly the configured host instead of every interface.
+        LocalStack's gateway server plugin, one of :data:`GATEWAY_SERVERS` (from
+        ``lambdamesh-localstack``: they bind exactly the configured host instead of every
+        interface).
     """
 
     port: int
@@ -193,7 +218,15 @@ class EmulatorSettings:
         return self.cache_dir / "plux"
 
     def host_mode_settings(self) -> dict[str, str]:
-        """LocalStack settings that only make sense outside Docker."""
+        """LocalStack settings that only make sense outside Docker.
+
+        Raises
+        ------
+        UnknownGatewayServerError
+            If ``gateway_server`` is not one of :data:`GATEWAY_SERVERS`.
+        """
+        if self.gateway_server not in GATEWAY_SERVERS:
+            raise UnknownGatewayServerError(self.gateway_server)
         listen = _host_port(self.host, self.port)
         advertised = _host_port(DEFAULT_HOST if _is_wildcard(self.host) else self.host, self.port)
         settings = {

@@ -90,7 +90,7 @@ ON_DEMAND: Final = "on-demand"
 def in_background(thread_name: str) -> bool:
     """Whether a thread so named invokes with no caller waiting (:data:`BACKGROUND_THREADS`).
 
-    >>> in_background("esm-batch-3f2a"), in_background("PoolThread-twisted.internet.reactor-3")
+    >>> in_background("esm-batch-3f2a"), in_background("gateway-connection-3")
     (True, False)
     """
     return thread_name.startswith(BACKGROUND_THREADS)

@@ -1,15 +1,17 @@
-"""A LocalStack gateway server that listens exactly where ``GATEWAY_LISTEN`` says.
+"""LocalStack gateway servers that listen exactly where ``GATEWAY_LISTEN`` says.
 
 LocalStack 4.14's twisted server ignores the host of IPv4 entries in
-``GATEWAY_LISTEN`` and binds ``0.0.0.0``. This server is the same twisted
-server with the interface passed through, and it refuses non-loopback
-addresses (see :mod:`lambdamesh_localstack.listen_addresses`). Served on loopback only, it
-also refuses requests for a host that is not this machine's
+``GATEWAY_LISTEN`` and binds ``0.0.0.0``. These servers bind the interfaces given, and refuse
+non-loopback addresses (see :mod:`lambdamesh_localstack.listen_addresses`). Served on loopback
+only, they also refuse requests for a host that is not this machine's
 (:mod:`lambdamesh_localstack.host_check`).
 
-Selected with ``GATEWAY_SERVER=loopback``.
+``GATEWAY_SERVER=loopback`` (the launcher's choice) serves with one thread per connection
+(:mod:`lambdamesh_localstack.connection_threads`: half the CPU per request of twisted's).
+``GATEWAY_SERVER=loopback-twisted`` is LocalStack's twisted server, bound the same way, for
+what that one serves and the other does not (HTTP/2, WebSocket upgrades), and changed twice:
 
-It also writes no access log: twisted's ``HTTPFactory.log`` formats a combined-log line for
+It writes no access log: twisted's ``HTTPFactory.log`` formats a combined-log line for
 every request and hands it to twisted's log, where LocalStack shows it nowhere (2.2 % of a
 request's CPU, profiled on a no-op request). LocalStack's own line per request is
 :mod:`lambdamesh_localstack.request_overhead`'s business.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from localstack import config
 from localstack.aws.serving.twisted import TLSMultiplexerFactory
@@ -48,8 +51,10 @@ from rolo.websocket.request import WebSocketRequest
 from twisted.internet import reactor, ssl
 from twisted.web.server import NOT_DONE_YET
 
+from lambdamesh_localstack.connection_threads import ConnectionThreadsServer, tls_context
 from lambdamesh_localstack.host_check import refuse_foreign_host
 from lambdamesh_localstack.listen_addresses import (
+    BindAddress,
     non_loopback_allowed,
     refuse_non_loopback,
     resolve_bind_addresses,
@@ -117,6 +122,75 @@ class UnloggedTwistedGateway(TwistedGateway):
         """Write nothing: the line would go to twisted's log, which LocalStack does not show."""
 
 
+def bind_addresses(gateway: Gateway, listen: list[config.HostAndPort]) -> list[BindAddress]:
+    """Every address of ``listen`` to serve ``gateway`` on; with loopback addresses only, the
+    gateway refuses foreign hosts first.
+
+    Raises
+    ------
+    lambdamesh_localstack.listen_addresses.NonLoopbackListenError
+        If an address is not loopback and ``LAMBDAMESH_ALLOW_NON_LOOPBACK`` is not ``1``.
+    """
+    addresses = resolve_bind_addresses((entry.host, entry.port) for entry in listen)
+    exposed = refuse_non_loopback(addresses, allowed=non_loopback_allowed(os.environ))
+    for address in exposed:
+        LOG.warning(
+            "listening on non-loopback address %s: anyone who can reach it can run code "
+            "on this machine",
+            address,
+        )
+    if not exposed and refuse_foreign_host not in gateway.request_handlers:
+        # First, before any handler reads the request (see host_check: DNS rebinding).
+        gateway.request_handlers.insert(0, refuse_foreign_host)
+    return addresses
+
+
+class LoopbackRuntimeServer(RuntimeServer):
+    """The gateway served by one thread per connection
+    (:class:`~lambdamesh_localstack.connection_threads.ConnectionThreadsServer`), bound to the
+    listed interfaces only."""
+
+    def __init__(self) -> None:
+        self._servers: list[ConnectionThreadsServer] = []
+        self._stopped = threading.Event()
+
+    def register(
+        self,
+        gateway: Gateway,
+        listen: list[config.HostAndPort],
+        ssl_creds: tuple[str, str] | None = None,
+    ) -> None:
+        """Serve ``gateway`` on every address of ``listen``, and nowhere else: bound here and
+        now (``OSError`` if a port is taken), served once :meth:`run` is called.
+
+        Parameters
+        ----------
+        gateway
+            The LocalStack gateway to serve.
+        listen
+            Parsed ``GATEWAY_LISTEN``; host names are resolved to all their addresses.
+        ssl_creds
+            Certificate and key file, for serving HTTP and HTTPS on one port.
+        """
+        server = ConnectionThreadsServer(WsgiGateway(gateway), tls_context(ssl_creds))
+        for address in bind_addresses(gateway, listen):
+            server.listen(address.host, address.port)
+            LOG.debug("gateway listening on %s", address)
+        self._servers.append(server)
+
+    def run(self) -> None:
+        """Serve until :meth:`shutdown`."""
+        for server in self._servers:
+            threading.Thread(target=server.serve, name="gateway-server", daemon=True).start()
+        self._stopped.wait()
+
+    def shutdown(self) -> None:
+        """Stop accepting, close every connection, and let :meth:`run` return."""
+        for server in self._servers:
+            server.stop()
+        self._stopped.set()
+
+
 class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
     """LocalStack's twisted gateway server, bound to the listed interfaces only."""
 
@@ -136,24 +210,8 @@ class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
             Parsed ``GATEWAY_LISTEN``; host names are resolved to all their addresses.
         ssl_creds
             Certificate and key file, for serving HTTP and HTTPS on one port.
-
-        Raises
-        ------
-        lambdamesh_localstack.listen_addresses.NonLoopbackListenError
-            If an address is not loopback and ``LAMBDAMESH_ALLOW_NON_LOOPBACK`` is not ``1``.
         """
-        addresses = resolve_bind_addresses((entry.host, entry.port) for entry in listen)
-        exposed = refuse_non_loopback(addresses, allowed=non_loopback_allowed(os.environ))
-        for address in exposed:
-            LOG.warning(
-                "listening on non-loopback address %s: anyone who can reach it can run code "
-                "on this machine",
-                address,
-            )
-
-        if not exposed and refuse_foreign_host not in gateway.request_handlers:
-            # First, before any handler reads the request (see host_check: DNS rebinding).
-            gateway.request_handlers.insert(0, refuse_foreign_host)
+        addresses = bind_addresses(gateway, listen)
         factory = self._protocol_factory(gateway, ssl_creds)
         for address in addresses:
             # The parent class binds IPv4 without ``interface`` (so on 0.0.0.0); passing the
@@ -183,9 +241,20 @@ class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
 
 
 class LoopbackRuntimeServerPlugin(RuntimeServerPlugin):
-    """Plugin ``localstack.runtime.server:loopback``: a :class:`LoopbackTwistedRuntimeServer`."""
+    """Plugin ``localstack.runtime.server:loopback``: a :class:`LoopbackRuntimeServer`."""
 
     name = "loopback"
+
+    def load(self, *args: object, **kwargs: object) -> RuntimeServer:
+        """Create the server; LocalStack calls ``register`` and ``run`` on it."""
+        return LoopbackRuntimeServer()
+
+
+class LoopbackTwistedRuntimeServerPlugin(RuntimeServerPlugin):
+    """Plugin ``localstack.runtime.server:loopback-twisted``: a
+    :class:`LoopbackTwistedRuntimeServer`."""
+
+    name = "loopback-twisted"
 
     def load(self, *args: object, **kwargs: object) -> RuntimeServer:
         """Create the server; LocalStack calls ``register`` and ``run`` on it."""

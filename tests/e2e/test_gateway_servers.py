@@ -4,36 +4,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from lambdamesh.emulator.clients import emulator_client
-from lambdamesh.emulator.install import ensure_emulator_installed
-from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
-from tests.conftest import free_port
 from tests.e2e.lambda_support import unique_name
+from tests.e2e.own_emulators import own_emulator
 
 
 @pytest.fixture
 def twisted_emulator() -> Iterator[EmbeddedLocalStack]:
     """A LocalStack of this test's own, served by the twisted loopback server."""
-    if os.environ.get("LAMBDAMESH_ENDPOINT"):
-        pytest.skip("starts an embedded LocalStack of its own")
-    paths = ProjectPaths.discover()
-    ensure_emulator_installed(paths)
-    port = free_port()
-    run_dir = paths.test_runs / f"twisted-{port}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    embedded = EmbeddedLocalStack(port, run_dir, paths=paths, gateway_server="loopback-twisted")
-    embedded.start()
-    try:
+    with own_emulator("twisted", gateway_server="loopback-twisted") as embedded:
         yield embedded
-    finally:
-        embedded.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_the_twisted_gateway_server_serves_queues_and_objects(

@@ -4,7 +4,6 @@ what it unzipped."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 
@@ -12,10 +11,8 @@ import psutil
 import pytest
 
 from lambdamesh.emulator.clients import emulator_client
-from lambdamesh.emulator.install import ensure_emulator_installed
-from lambdamesh.emulator.paths import ProjectPaths
 from lambdamesh.emulator.process import EmbeddedLocalStack
-from tests.conftest import free_port
+from tests.e2e import own_emulators
 from tests.e2e.lambda_support import create_function, invoke, wait_until
 
 PID_OF_PROCESS = """
@@ -29,20 +26,8 @@ PID_OF_PROCESS = """
 @pytest.fixture
 def own_emulator() -> Iterator[EmbeddedLocalStack]:
     """A LocalStack of this test's own: it is going to be killed or stopped."""
-    if os.environ.get("LAMBDAMESH_ENDPOINT"):
-        pytest.skip("kills the emulator it starts; not applicable to an external LocalStack")
-    paths = ProjectPaths.discover()
-    ensure_emulator_installed(paths)
-    port = free_port()
-    run_dir = paths.test_runs / f"orphans-{port}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    embedded = EmbeddedLocalStack(port, run_dir, paths=paths)
-    embedded.start()
-    try:
+    with own_emulators.own_emulator("orphans") as embedded:
         yield embedded
-    finally:
-        embedded.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_sigkill_of_localstack_ends_its_function_processes(

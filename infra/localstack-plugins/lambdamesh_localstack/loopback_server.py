@@ -200,17 +200,8 @@ class LoopbackTwistedRuntimeServer(TwistedRuntimeServer):
         listen: list[config.HostAndPort],
         ssl_creds: tuple[str, str] | None = None,
     ) -> None:
-        """Serve ``gateway`` on every address of ``listen``, and nowhere else.
-
-        Parameters
-        ----------
-        gateway
-            The LocalStack gateway to serve.
-        listen
-            Parsed ``GATEWAY_LISTEN``; host names are resolved to all their addresses.
-        ssl_creds
-            Certificate and key file, for serving HTTP and HTTPS on one port.
-        """
+        """Serve ``gateway`` on every address of ``listen``, and nowhere else, as
+        :meth:`LoopbackRuntimeServer.register` does, with twisted."""
         addresses = bind_addresses(gateway, listen)
         factory = self._protocol_factory(gateway, ssl_creds)
         for address in addresses:

@@ -152,8 +152,8 @@ def fake_localstack() -> Iterator[str]:
 
 def test_health_is_read_from_both_endpoints(fake_localstack: str) -> None:
     # GIVEN a LocalStack that is ready with lambda and sqs usable
-    # WHEN its health is read
-    health = check_health(fake_localstack)
+    # WHEN its health is read (a timeout far beyond any stall of a busy machine)
+    health = check_health(fake_localstack, timeout=30)
     # THEN it is answering, ready, healthy, and reports its version and services
     assert health.answering
     assert health.ready
@@ -166,7 +166,7 @@ def test_not_ready_is_not_healthy(fake_localstack: str, monkeypatch: pytest.Monk
     # GIVEN a LocalStack whose READY stage has not completed
     monkeypatch.setattr(_FakeLocalStack, "ready", False)
     # WHEN its health is read  THEN it answers but is not healthy
-    health = check_health(fake_localstack)
+    health = check_health(fake_localstack, timeout=30)
     assert health.answering
     assert not health.healthy
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
 
 import pytest
 
@@ -26,6 +27,10 @@ from lambdamesh_localstack.esm_tuning import (
     check_localstack_version,
     poller_environment,
 )
+
+WAIT_S: Final = 30.0
+"""Longest a test waits for a batch's thread to get somewhere, and a batch for its release: far
+beyond the seconds a stalled worker adds."""
 
 
 def test_version_check_fails_on_another_localstack_naming_the_expected_version() -> None:
@@ -106,7 +111,7 @@ class FakeSqsPoller:
 
     def handle_messages(self, messages: list[dict[str, Any]]) -> None:
         self.started.append(messages)
-        self.release.wait(5)
+        self.release.wait(WAIT_S)
 
     def close(self) -> None:
         self.closed = True
@@ -150,19 +155,26 @@ def test_poller_keeps_several_batches_in_flight_up_to_its_concurrency(
     for _ in range(3):
         poller.poll_events()
     # THEN two batches were started together and the third was not even received
-    assert [batch[0]["MessageId"] for batch in fake.started] == ["0", "1"]
+    wait_for(lambda: len(fake.started) == 2)
+    assert sorted(batch[0]["MessageId"] for batch in fake.started) == ["0", "1"]
     assert len(fake.source_client.requests) == 2
-    # AND once the batches finish, a slot is free again
+
+    # AND once the batches finish, a slot is free again: a poll (the worker polls again each
+    # time one returns, having found every slot still busy) receives
+    def polled() -> int:
+        poller.poll_events()
+        return len(fake.source_client.requests)
+
     release.set()
-    poller.poll_events()
-    assert len(fake.source_client.requests) == 3
+    wait_for(lambda: polled() == 3)
 
 
 def test_poller_fills_the_batch_within_the_batching_window(release: threading.Event) -> None:
-    # GIVEN a mapping with a one-second window and messages trickling in
+    # GIVEN a mapping with a window far longer than the test (the batch fills first, however
+    # long a stalled worker takes) and messages trickling in
     release.set()
     fake = FakeSqsPoller([[message(0)], [message(1), message(2)], [message(3)]], release=release)
-    poller = wrap(fake, {"BatchSize": 4, "MaximumBatchingWindowInSeconds": 1})
+    poller = wrap(fake, {"BatchSize": 4, "MaximumBatchingWindowInSeconds": 30})
     # WHEN it polls once
     poller.poll_events()
     # THEN it kept receiving until the batch was full, asking only for what was missing
@@ -220,13 +232,13 @@ def test_closing_the_poller_closes_localstacks_poller(release: threading.Event) 
     assert fake.closed
 
 
-def wait_for(condition: Any) -> None:
-    done = threading.Event()
-    for _ in range(100):
-        if condition():
-            return
-        done.wait(0.05)
-    raise AssertionError("condition not met")
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Return once ``condition()`` holds; fail if it still does not after :data:`WAIT_S`."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {WAIT_S:.0f} s")
+        time.sleep(0.01)
 
 
 def test_a_batch_that_fails_to_be_processed_is_logged_with_its_error_type_and_traceback(

@@ -66,7 +66,9 @@ class LambdaEventManager:
         self.stopped.set()
         if self.poller is not None:
             self.poller.stop()
-            self.poller_thread.join(timeout=5)
+            # LocalStack gives up after 3 s; far longer here, for a stalled worker may take
+            # seconds to end even a poller that was interrupted (still far short of its long poll)
+            self.poller_thread.join(timeout=30)
             self.poller = None
 
     def stop(self) -> None:

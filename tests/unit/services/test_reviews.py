@@ -14,6 +14,7 @@ from lambdamesh_toolkit.contracts.reviews import CreateReview, ProductReviews
 from lambdamesh_toolkit.errors import Conflict, DependencyUnavailable, Unprocessable
 from lambdamesh_toolkit.resilience import CircuitBreaker, RetryPolicy
 from lambdamesh_toolkit.rpc import RpcClient
+from tests.support.breaker_clock import freeze_breaker_clock
 from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.services.conftest import ServiceFactory
 from tests.unit.services.service_loader import LoadedService, load_service
@@ -170,7 +171,9 @@ class TimingOutLambda:
 def test_timeouts_open_the_breaker_and_then_no_call_is_made(
     reviews: LoadedService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the real RPC client, its catalog timing out, a breaker opening after 2 failures
+    # GIVEN the real RPC client, its catalog timing out, a breaker opening after 2 failures,
+    # on a breaker clock that stands still (no second passes between opening and answering)
+    freeze_breaker_clock(monkeypatch)
     lambda_client = TimingOutLambda()
     rpc = RpcClient(
         "lambdamesh-catalog-dev-rpc",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as real_dt
 import json
 import threading
 import time
@@ -15,14 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.circuit_breaker import base as breaker_base
-from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as persistence_base
-from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
-    dynamodb as persistence_dynamodb,
-)
 from moto import mock_aws
 
-from lambdamesh_toolkit import resilience
+from lambdamesh_toolkit import deadline as deadline_module
 from lambdamesh_toolkit.correlation import use_correlation_id
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.resilience import (
@@ -33,7 +27,7 @@ from lambdamesh_toolkit.resilience import (
     RetryPolicy,
     dynamodb_breaker_store,
 )
-from tests.support import circuit_breaker
+from tests.support.breaker_clock import FakeClock, freeze_breaker_clock
 from tests.support.fake_aws import use_fake_aws
 from tests.unit.toolkit.consumer_world import World, make_world
 
@@ -43,40 +37,20 @@ if TYPE_CHECKING:
 BREAKER_TABLE = "lambdamesh-circuit-breakers"
 
 
-class FakeClock:
-    """Seconds since the epoch that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def datetime_module(self) -> SimpleNamespace:
-        clock = self
-
-        class FrozenDatetime(real_dt.datetime):
-            @classmethod
-            def now(cls, tz: real_dt.tzinfo | None = None) -> FrozenDatetime:
-                return cls.fromtimestamp(clock.now, tz)
-
-        return SimpleNamespace(datetime=FrozenDatetime, UTC=real_dt.UTC)
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Freeze the circuit breaker's clock (Powertools reads ``dt.datetime.now()``)."""
-    fake = FakeClock()
-    shim = fake.datetime_module()
-    for module in (
-        breaker_base,
-        persistence_base,
-        persistence_dynamodb,
-        circuit_breaker,
-        resilience,
-    ):
-        monkeypatch.setattr(module, "dt", shim)
-    return fake
+    return freeze_breaker_clock(monkeypatch)
+
+
+@pytest.fixture
+def frozen_deadline_clock(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Stop the clock deadlines are measured against (``lambdamesh_toolkit.deadline`` reads
+    ``time.time()``) at the present, and return it (epoch seconds): what is left of a deadline
+    set from it no longer shrinks while a stalled test worker stands still."""
+    now = time.time()
+    monkeypatch.setattr(deadline_module, "time", SimpleNamespace(time=lambda: now))
+    return now
 
 
 @pytest.fixture(autouse=True)
@@ -127,11 +101,12 @@ def shared_circuit_client(
     failure_threshold: int,
     recovery_timeout_s: int = 10,
     attempts: int = 1,
-    read_timeout_s: float = 3.0,
+    read_timeout_s: float = 30.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ServiceHttpClient:
     """A client as one warm container holds it: its own boto3 client and breaker cache (read
-    through on every call), the circuit's state in the shared breaker ``table``."""
+    through on every call), the circuit's state in the shared breaker ``table``. Its read
+    timeout is far beyond any stall of a busy machine, unless a test about timeouts sets one."""
     breaker = CircuitBreaker(
         circuit_name,
         dynamodb_breaker_store(table, dynamodb_client=new_dynamodb_client()),
@@ -229,6 +204,21 @@ class ScriptedServer:
     def answer(self, *answers: ScriptedAnswer) -> None:
         with self._lock:
             self.script.extend(answers)
+
+    def forget_script(self) -> None:
+        """Drop the answers not given yet: from now on every request is answered at once."""
+        with self._lock:
+            self.script.clear()
+
+    def received_at_least(self, count: int, within_s: float = 30.0) -> list[ReceivedRequest]:
+        """What the server received, once it has recorded ``count`` requests or ``within_s``
+        has passed. Each request is recorded on a thread of its own, which a stalled worker may
+        run only after the client gave up waiting for its answer."""
+        deadline = time.monotonic() + within_s
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.received)
 
     def close(self) -> None:
         self.httpd.shutdown()

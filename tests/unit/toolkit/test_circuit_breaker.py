@@ -8,9 +8,9 @@ from lambdamesh_toolkit.config import ConfigurationError
 from lambdamesh_toolkit.errors import DependencyUnavailable
 from lambdamesh_toolkit.http_client import ServiceHttpClient
 from lambdamesh_toolkit.resilience import AttemptFailed, CircuitBreaker
+from tests.support.breaker_clock import FakeClock
 from tests.support.circuit_breaker import InMemoryCircuitStore
 from tests.unit.toolkit.conftest import (
-    FakeClock,
     ScriptedAnswer,
     ScriptedServer,
     shared_circuit_client,

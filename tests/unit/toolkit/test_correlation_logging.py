@@ -73,6 +73,7 @@ def test_http_request_id_reaches_the_answer_the_dependency_and_every_log_line(
     users = ServiceHttpClient(
         http_server.url,
         "users-api-corr",
+        read_timeout_s=30.0,  # beyond any stall of a busy machine: not a test of timeouts
         retry=RetryPolicy(max_attempts=1),
         breaker=CircuitBreaker("users-api-corr", InMemoryCircuitStore()),
     )

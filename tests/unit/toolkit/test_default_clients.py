@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from lambdamesh_toolkit.deadline import use_deadline
@@ -44,11 +43,12 @@ def test_rpc_client_builds_a_lambda_client_with_its_timeouts_and_no_botocore_ret
 
 
 def test_rpc_client_gives_an_attempt_only_what_is_left_of_the_deadline(
-    aws_credentials: None,
+    aws_credentials: None, frozen_deadline_clock: float
 ) -> None:
-    # GIVEN an RPC client with a 2.5 s timeout, and a request with 0.42 s left
+    # GIVEN an RPC client with a 2.5 s timeout, and a request with 0.42 s left (on a clock
+    # that stands still: a stalled worker cannot eat into them before the attempt)
     client = catalog_rpc_client()
-    use_deadline(time.time() + 0.42)
+    use_deadline(frozen_deadline_clock + 0.42)
     try:
         # WHEN its Lambda client is created for the next attempt
         config = client._client(time_for_attempt(client.timeout_s)).meta.config

@@ -190,6 +190,7 @@ def test_an_api_request_continues_the_callers_trace_and_its_http_call_passes_it_
     users = ServiceHttpClient(
         http_server.url,
         "users-api-hops",
+        read_timeout_s=30.0,  # beyond any stall of a busy machine: not a test of timeouts
         retry=RetryPolicy(max_attempts=1),
         breaker=breaker("users-api-hops"),
     )
@@ -279,6 +280,7 @@ def test_a_retried_http_call_is_a_retry_hop_whose_span_the_second_request_carrie
     users = ServiceHttpClient(
         http_server.url,
         "users-api-retry",
+        read_timeout_s=30.0,  # beyond any stall of a busy machine: not a test of timeouts
         retry=RetryPolicy(max_attempts=2, sleep=lambda _: None),
         breaker=breaker("users-api-retry"),
     )

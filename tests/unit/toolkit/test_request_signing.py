@@ -54,6 +54,7 @@ def signed_client(url: str, credentials: Credentials, *, max_attempts: int) -> S
     return ServiceHttpClient(
         url,
         name,
+        read_timeout_s=30.0,  # beyond any stall of a busy machine: not a test of timeouts
         retry=RetryPolicy(max_attempts=max_attempts, sleep=lambda _: None),
         breaker=CircuitBreaker(name, InMemoryCircuitStore(), failure_threshold=100),
         signer=SigV4Signer(region=REGION, credentials=credentials),
@@ -147,7 +148,10 @@ def test_an_unsigned_client_sends_no_signature(http_server: ScriptedServer) -> N
     # GIVEN a client without a signer (every public route's caller)
     name = f"users-api-{uuid.uuid4().hex[:6]}"
     client = ServiceHttpClient(
-        http_server.url, name, breaker=CircuitBreaker(name, InMemoryCircuitStore())
+        http_server.url,
+        name,
+        read_timeout_s=30.0,  # beyond any stall of a busy machine: not a test of timeouts
+        breaker=CircuitBreaker(name, InMemoryCircuitStore()),
     )
     # WHEN it GETs  THEN no signature header is sent
     client.get("/users/u-1")

@@ -381,10 +381,11 @@ def deadline_recording_server() -> tuple[RpcServer, list[float | None]]:
 
 
 def test_the_deadline_travels_with_the_call_and_the_server_keeps_within_it(
-    sleeps: list[float],
+    sleeps: list[float], frozen_deadline_clock: float
 ) -> None:
-    # GIVEN a caller with a deadline 1.5 s away, and a server whose method reads its own
-    deadline = use_deadline(time.time() + 1.5)
+    # GIVEN a caller with a deadline 1.5 s away (on a clock that stands still: a stalled worker
+    # cannot use them up before the call), and a server whose method reads its own
+    deadline = use_deadline(frozen_deadline_clock + 1.5)
     assert deadline is not None
     server, seen = deadline_recording_server()
 

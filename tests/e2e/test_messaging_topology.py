@@ -54,7 +54,7 @@ ROUTES = {
 """Queue (name without prefix) → the event types it must receive, and no others."""
 
 MAX_RECEIVE_COUNT = 5
-DELIVERY_WAIT_S = 10.0
+DELIVERY_WAIT_S = 30.0
 """How long to wait for SNS to deliver to SQS before concluding a message is not coming."""
 
 

@@ -139,7 +139,8 @@ def test_a_process_that_dies_in_a_handler_fails_that_invocation_and_is_replaced(
 
 
 def test_timeout_answers_sandbox_timedout_and_recycles_the_process(lambda_client: Any) -> None:
-    # GIVEN a function with a 1 s timeout that sleeps when asked to
+    # GIVEN a function with a 3 s timeout (room for a busy machine's slow start) that sleeps
+    # when asked to
     name = create_function(
         lambda_client,
         """
@@ -149,15 +150,15 @@ def test_timeout_answers_sandbox_timedout_and_recycles_the_process(lambda_client
             time.sleep(event.get("sleep", 0))
             return os.getpid()
         """,
-        timeout=1,
+        timeout=3,
     )
     pid_before, _ = invoke(lambda_client, name)
     # WHEN an invocation runs past the timeout
-    payload, error = invoke(lambda_client, name, {"sleep": 5})
+    payload, error = invoke(lambda_client, name, {"sleep": 10})
     # THEN Lambda's timeout error is returned and the old process is gone
     assert error == "Unhandled"
     assert payload["errorType"] == "Sandbox.Timedout"
-    assert "Task timed out after 1.00 seconds" in payload["errorMessage"]
+    assert "Task timed out after 3.00 seconds" in payload["errorMessage"]
     assert not psutil.pid_exists(pid_before) or psutil.Process(pid_before).status() == "zombie"
     # AND the next invocation runs in a fresh process
     pid_after, error_after = invoke(lambda_client, name)

@@ -14,7 +14,6 @@ import os
 import socket
 import textwrap
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -320,7 +319,7 @@ def test_beside_a_callers_invocation_background_invocations_wait_their_turn(
     with ThreadPoolExecutor(max_workers=limit + 1) as pool:
         pids = list(
             pool.map(
-                lambda _: invoke(lambda_client, noting, {"sleep": 1.0, "path": warm_up})[0],
+                lambda _: invoke(lambda_client, noting, {"sleep": 3.0, "path": warm_up})[0],
                 range(limit + 1),
             )
         )
@@ -328,18 +327,21 @@ def test_beside_a_callers_invocation_background_invocations_wait_their_turn(
     waiting = create_function(
         lambda_client,
         """
-        import time
+        import pathlib, time
 
         def handler(event, context):
+            pathlib.Path(event["started"]).touch()
             time.sleep(event["sleep"])
         """,
     )
-    notes = tmp_path / "notes"
-    # WHEN a caller's invocation runs for 4 s, and meanwhile that many asynchronous
+    notes, started = tmp_path / "notes", tmp_path / "caller-started"
+    # WHEN a caller's invocation runs for 4 s, and once it has started that many asynchronous
     # invocations (no caller waits for them) come at once
     with ThreadPoolExecutor(max_workers=1) as pool:
-        caller = pool.submit(invoke, lambda_client, waiting, {"sleep": 4.0})
-        time.sleep(0.5)
+        caller = pool.submit(
+            invoke, lambda_client, waiting, {"sleep": 4.0, "started": str(started)}
+        )
+        wait_until(lambda: True if started.exists() else None, timeout_s=30)
         for _ in range(limit + 1):
             lambda_client.invoke(
                 FunctionName=noting,

@@ -290,6 +290,29 @@ def test_a_failing_app_is_answered_500_and_the_server_goes_on(serve: Callable[..
     pool.close()
 
 
+def test_an_answer_that_fails_while_written_is_cut_short_and_the_connection_closed(
+    serve: Callable[..., int],
+) -> None:
+    # GIVEN an app whose body fails after its first two pieces, and one that fails before any
+    def failing(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/late":
+            yield b"one,"
+            yield b"two,"
+        raise RuntimeError("the body failed")
+
+    port = serve(failing)
+    # WHEN both are asked for
+    late = raw_exchange(port, b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+    early = raw_exchange(port, b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+    # THEN the first is a chunked answer without its last chunk, then the close, and the
+    # second a 500: neither leaves a client waiting on an open connection
+    assert late.startswith(b"HTTP/1.1 200 OK")
+    assert b"one," in late
+    assert not late.endswith(b"0\r\n\r\n")
+    assert early.startswith(b"HTTP/1.1 500")
+
+
 def test_a_connection_close_request_is_answered_then_closed(serve: Callable[..., int]) -> None:
     # GIVEN the echo app served
     port = serve(echo)

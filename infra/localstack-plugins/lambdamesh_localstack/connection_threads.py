@@ -183,16 +183,18 @@ class ConnectionThreadsServer:
         if head.version == b"HTTP/1.1" and b"100-continue" in head.tokens(b"expect"):
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         writer = ResponseWriter(sock, head)
+        result: Iterable[bytes] = ()
         try:
             result = self._app(environ, writer.start_response)
-        except Exception:
-            LOG.exception("the gateway failed on %s %s", head.method, head.target)
-            if not writer.sent_head:
-                answer_refusal(sock, "500 Internal Server Error", "the gateway failed")
-            return False
-        try:
             writer.answer(result)
             writer.finish()
+        except OSError:
+            raise  # the connection is gone: nothing more can be said on it
+        except Exception:
+            LOG.exception("the gateway failed on %r %r", head.method, head.target)
+            if not writer.sent_head:
+                answer_refusal(sock, "500 Internal Server Error", "the gateway failed")
+            return False  # an answer cut short cannot be framed: the close ends it
         finally:
             close = getattr(result, "close", None)
             if close is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Final, Protocol
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -61,13 +61,18 @@ class RequestHead:
     headers: list[tuple[bytes, list[bytes]]]
     """Each header name once, with the casing of its first occurrence, and its values in order
     (as twisted keeps them: AWS answers a header sent twice the same way)."""
+    _by_name: dict[bytes, list[bytes]] = field(init=False, repr=False, compare=False)
+    """The values of :attr:`headers` by lowercase name: a request's framing is read from
+    several headers, each looked up once per request."""
+
+    def __post_init__(self) -> None:
+        by_name = {name.lower(): values for name, values in self.headers}
+        object.__setattr__(self, "_by_name", by_name)
 
     def header(self, lowered: bytes) -> bytes | None:
         """The values of the header named ``lowered`` (lowercase), joined by commas."""
-        for name, values in self.headers:
-            if name.lower() == lowered:
-                return b",".join(values)
-        return None
+        values = self._by_name.get(lowered)
+        return None if values is None else b",".join(values)
 
     def tokens(self, lowered: bytes) -> set[bytes]:
         """The comma-separated tokens of a header, lowercase (``Connection``, ...)."""
@@ -141,7 +146,7 @@ def _read_headers(rfile: LineReader) -> list[tuple[bytes, list[bytes]]]:
 
 def wsgi_environ(
     head: RequestHead,
-    body: io.RawIOBase,
+    body: RequestBody,
     *,
     client: tuple[str, int],
     server: tuple[str, int],
@@ -151,7 +156,8 @@ def wsgi_environ(
     (``rolo.headers`` keeps the headers' casing; ``RAW_URI`` the target as sent).
 
     >>> head = RequestHead(b"PUT", b"/b/a%20b?x=1", b"HTTP/1.1", [(b"Host", [b"h:9"])])
-    >>> env = wsgi_environ(head, io.BytesIO(), client=("127.0.0.1", 5), server=("127.0.0.1", 9),
+    >>> body = ContentLengthBody(io.BytesIO(), 0)
+    >>> env = wsgi_environ(head, body, client=("127.0.0.1", 5), server=("127.0.0.1", 9),
     ...                    secure=False)
     >>> env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"], env["SERVER_NAME"], env["HTTP_HOST"]
     ('/b/a b', 'x=1', '/b/a%20b?x=1', 'h', 'h:9')
@@ -205,16 +211,36 @@ def _host_name(host: bytes | None, fallback: str) -> str:
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
-class ContentLengthBody(io.RawIOBase):
-    """A request body of a known length, read from the connection as the gateway asks."""
+class RequestBody(io.RawIOBase):
+    """A request body read from the connection as the gateway asks for it (:meth:`read`), and
+    what the gateway left of it read away after the answer (:meth:`drain`)."""
 
-    def __init__(self, rfile: LineReader, length: int) -> None:
+    def __init__(self, rfile: LineReader) -> None:
         super().__init__()
         self._rfile = rfile
-        self.left = length
 
     def readable(self) -> bool:
         return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise NotImplementedError
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self, limit: int) -> bool:
+        """Read away what the gateway left, up to ``limit`` bytes; whether all of it was."""
+        raise NotImplementedError
+
+
+class ContentLengthBody(RequestBody):
+    """A request body of a known length."""
+
+    def __init__(self, rfile: LineReader, length: int) -> None:
+        super().__init__(rfile)
+        self.left = length
 
     def read(self, size: int | None = -1) -> bytes:
         if self.left <= 0:
@@ -227,11 +253,6 @@ class ContentLengthBody(io.RawIOBase):
         self.left -= len(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
     def readline(self, size: int | None = -1) -> bytes:
         if self.left <= 0:
             return b""
@@ -241,23 +262,18 @@ class ContentLengthBody(io.RawIOBase):
         return data
 
     def drain(self, limit: int) -> bool:
-        """Read away what the gateway left, up to ``limit`` bytes; whether all of it was."""
         while 0 < self.left <= limit:
             limit -= len(self.read(65536))
         return self.left == 0
 
 
-class ChunkedBody(io.RawIOBase):
-    """A request body in chunked transfer coding, decoded as the gateway reads it."""
+class ChunkedBody(RequestBody):
+    """A request body in chunked transfer coding, decoded as it is read."""
 
     def __init__(self, rfile: LineReader) -> None:
-        super().__init__()
-        self._rfile = rfile
+        super().__init__(rfile)
         self._chunk_left = 0
         self._done = False
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int | None = -1) -> bytes:
         parts: list[bytes] = []
@@ -277,11 +293,6 @@ class ChunkedBody(io.RawIOBase):
             if wanted > 0:
                 wanted -= len(data)
         return b"".join(parts)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _next_chunk(self) -> None:
         line = self._rfile.readline(MAX_LINE + 1)
@@ -307,13 +318,12 @@ class ChunkedBody(io.RawIOBase):
         raise MalformedRequestError("431 Request Header Fields Too Large", "too many trailer lines")
 
     def drain(self, limit: int) -> bool:
-        """Read away what the gateway left, up to ``limit`` bytes; whether all of it was."""
         while not self._done and limit > 0:
             limit -= len(self.read(65536))
         return self._done
 
 
-def request_body(head: RequestHead, rfile: LineReader) -> ContentLengthBody | ChunkedBody:
+def request_body(head: RequestHead, rfile: LineReader) -> RequestBody:
     """The reader of a request's body, from its framing headers.
 
     Raises
